@@ -1,0 +1,254 @@
+"""The ``bizstream`` command. Thin: it parses arguments, then calls the library."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Optional
+
+import orjson
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from bizstream.errors import BizstreamError, InvalidRecord
+from bizstream.settings import Settings, load_settings
+
+app = typer.Typer(
+    help="Live sentiment for crypto/finance posts on Apache Kafka.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+broker_app = typer.Typer(help="Run the local single-node Kafka broker (fetched from Maven Central).", no_args_is_help=True)
+app.add_typer(broker_app, name="broker")
+err = Console(stderr=True)
+out = Console()
+
+ConfigOption = Annotated[
+    Optional[Path],
+    typer.Option("--config", "-c", help="Settings file (default: $BIZSTREAM_CONFIG or config/settings.toml).", envvar=None),
+]
+
+
+def _settings(config: Path | None) -> Settings:
+    return load_settings(config)
+
+
+@broker_app.command("start")
+def broker_start(config: ConfigOption = None) -> None:
+    """Fetch Kafka (first time), start it on 127.0.0.1, wait until it answers, create bizstream's topics."""
+    from bizstream.stream.broker import LocalBroker
+    from bizstream.stream.client import ensure_topics
+
+    settings = _settings(config)
+    broker = LocalBroker(settings.broker)
+    err.print(f"starting Kafka {settings.broker.kafka_version} (data and logs in {broker.directory}) ...")
+    status = broker.start()
+    asyncio.run(ensure_topics(dataclasses.replace(settings.kafka, bootstrap_servers=status.bootstrap_servers)))
+    out.print(f"Kafka is up on {status.bootstrap_servers} (pid {status.pid})")
+
+
+@broker_app.command("stop")
+def broker_stop(
+    config: ConfigOption = None,
+    delete: Annotated[bool, typer.Option(help="Also delete the broker's data and logs.")] = False,
+) -> None:
+    """Stop the local broker cleanly (SIGTERM, then SIGKILL after 30 s)."""
+    from bizstream.stream.broker import LocalBroker
+
+    broker = LocalBroker(_settings(config).broker)
+    was = broker.status()
+    broker.delete() if delete else broker.stop()
+    out.print("stopped" if was.running else "the broker was not running")
+
+
+@broker_app.command("status")
+def broker_status(config: ConfigOption = None) -> None:
+    """Say whether the local broker runs and answers; exit 1 when it does not."""
+    from bizstream.stream.broker import LocalBroker
+
+    status = LocalBroker(_settings(config).broker).status()
+    state = "ready" if status.ready else ("running, not answering yet" if status.running else "stopped")
+    out.print(f"{state}: {status.bootstrap_servers} pid={status.pid} dir={status.directory}")
+    if not status.ready:
+        raise typer.Exit(1)
+
+
+@app.command()
+def worker(
+    config: ConfigOption = None,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+) -> None:
+    """Consume posts, score them with every available analyzer, produce Scores (and dead letters). Ctrl-C stops."""
+    import faust
+
+    from bizstream.stream.worker import create_app
+
+    settings = _settings(config)
+    pipeline = _pipeline(settings)
+    faust_app = create_app(settings, pipeline)
+    faust.Worker(faust_app, loglevel=log_level.upper(), quiet=True).execute_from_commandline()
+
+
+@app.command()
+def produce(
+    file: Annotated[Path, typer.Argument(help="JSON lines, one post per line ('-' for stdin).", allow_dash=True)],
+    config: ConfigOption = None,
+    topic: Annotated[str, typer.Option(help="Topic or alias.")] = "posts",
+) -> None:
+    """Publish posts, one JSON object per line, keyed by thread id. Lines are sent as they are: the worker validates."""
+    from bizstream.stream import topics
+    from bizstream.stream.client import ensure_topics, publish
+
+    settings = _settings(config)
+    records = [(_thread_key(line), line) for line in _lines(file)]
+    asyncio.run(ensure_topics(settings.kafka))
+    sent = asyncio.run(publish(settings.kafka, topics.resolve(topic), records))
+    err.print(f"published {sent} messages to {topics.resolve(topic)}")
+
+
+@app.command()
+def consume(
+    topic: Annotated[str, typer.Argument(help="Topic or alias: posts, scores, deadletter, labels, drift, models.")],
+    config: ConfigOption = None,
+    count: Annotated[Optional[int], typer.Option(help="Stop after this many messages.")] = None,
+    timeout: Annotated[float, typer.Option(help="Stop after this many seconds.")] = 10.0,
+) -> None:
+    """Print a topic's messages from its beginning as JSON lines (non-JSON values as base64)."""
+    import base64
+
+    from bizstream.stream import topics
+    from bizstream.stream.client import read
+
+    settings = _settings(config)
+
+    async def run() -> int:
+        n = 0
+        async for message in read(settings.kafka, topics.resolve(topic), count, timeout):
+            try:
+                line = orjson.dumps(orjson.loads(message.value))
+            except orjson.JSONDecodeError:
+                line = orjson.dumps({"raw_base64": base64.b64encode(message.value).decode()})
+            sys.stdout.buffer.write(line + b"\n")
+            n += 1
+        sys.stdout.flush()
+        return n
+
+    n = asyncio.run(run())
+    err.print(f"{n} messages from {topics.resolve(topic)}")
+
+
+@app.command()
+def score(
+    file: Annotated[Path, typer.Argument(help="JSON lines, one post per line ('-' for stdin).", allow_dash=True)],
+    config: ConfigOption = None,
+) -> None:
+    """Score posts offline with the same pipeline as the worker, no broker: Scores on stdout, rejects on stderr."""
+    from bizstream.records import DeadLetter, Post
+
+    settings = _settings(config)
+    pipeline = _pipeline(settings)
+    size = settings.worker.batch_size
+    batch: list[Post] = []
+    line_of: dict[str, tuple[int, bytes]] = {}
+
+    def flush() -> None:
+        result = pipeline.score(batch)
+        for s in result.scores:
+            sys.stdout.buffer.write(s.to_json() + b"\n")
+        for miss in result.unscored:
+            number, raw = line_of[miss.post.id]
+            _reject(DeadLetter.for_bytes(raw, topic=str(file), partition=0, offset=number, stage="analyze",
+                                         error_type="AnalyzerError", message=miss.reason))  # fmt: skip
+        batch.clear()
+        line_of.clear()
+
+    try:
+        for number, raw in enumerate(_lines(file), start=1):
+            try:
+                post = Post.from_json(raw, settings.limits)
+            except InvalidRecord as exc:
+                _reject(DeadLetter.for_bytes(raw, topic=str(file), partition=0, offset=number, stage="validate",
+                                             error_type="InvalidRecord", message=str(exc)))  # fmt: skip
+                continue
+            batch.append(post)
+            line_of[post.id] = (number, raw)
+            if len(batch) >= size:
+                flush()
+        if batch:
+            flush()
+    finally:
+        pipeline.close()
+        sys.stdout.flush()
+
+
+@app.command()
+def plugins(config: ConfigOption = None) -> None:
+    """List every plugin and analyzer, whether it is available, and why not."""
+    from bizstream.plugins import get_plugin_manager, load_analyzers
+
+    settings = _settings(config)
+    pm = get_plugin_manager(settings)
+    table = Table("plugin", "module")
+    for name, plugin in pm.list_name_plugin():
+        table.add_row(name, getattr(plugin, "__name__", repr(plugin)))
+    out.print(table)
+    table = Table("analyzer", "plugin", "version", "available", "why not")
+    for status in load_analyzers(pm, settings):
+        table.add_row(status.name, status.plugin, status.version, "yes" if status.available else "no", status.reason or "")
+    out.print(table)
+    if settings.plugins.disabled:
+        out.print(f"disabled in settings: {', '.join(settings.plugins.disabled)}")
+
+
+def _pipeline(settings: Settings):  # type: ignore[no-untyped-def]
+    from bizstream.pipeline import Pipeline
+    from bizstream.plugins import get_plugin_manager, load_analyzers
+
+    statuses = load_analyzers(get_plugin_manager(settings), settings)
+    for status in statuses:
+        if not status.available:
+            err.print(f"[yellow]analyzer {status.name} unavailable:[/] {status.reason}")
+    analyzers = [s.analyzer for s in statuses if s.analyzer is not None]
+    if not analyzers:
+        raise BizstreamError("no analyzer is available; run `bizstream plugins` to see why")
+    return Pipeline(analyzers, settings.fusion, settings.worker.analyzer_timeout_s)
+
+
+def _lines(file: Path) -> Iterator[bytes]:
+    stream = sys.stdin.buffer if str(file) == "-" else file.open("rb")
+    with stream:
+        for line in stream:
+            line = line.rstrip(b"\r\n")
+            if line.strip():
+                yield line
+
+
+def _thread_key(line: bytes) -> bytes | None:
+    try:
+        obj = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(obj, dict):
+        return None
+    key = obj.get("thread_id") or obj.get("id")
+    return str(key).encode() if isinstance(key, (str, int)) else None
+
+
+def _reject(letter: object) -> None:
+    sys.stderr.buffer.write(orjson.dumps(letter, option=orjson.OPT_SERIALIZE_DATACLASS) + b"\n")
+
+
+def main() -> None:
+    """Entry point: run the CLI, turning bizstream's own errors into one clear line and exit code 1."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        app()
+    except BizstreamError as exc:
+        err.print(f"[red]error:[/] {exc}")
+        sys.exit(1)

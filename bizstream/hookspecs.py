@@ -1,0 +1,23 @@
+"""The plugin contract. Every hook is documented here and in docs/hooks.md (a test keeps the two in step).
+
+Hooks are called with keyword arguments only, so a hook can gain arguments without breaking implementations, and an
+implementation may accept fewer arguments than the specification lists.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pluggy
+
+if TYPE_CHECKING:
+    from bizstream.analyzer import Analyzer
+    from bizstream.settings import Settings
+
+hookspec = pluggy.HookspecMarker("bizstream")
+hookimpl = pluggy.HookimplMarker("bizstream")
+
+
+@hookspec
+def register_analyzers(settings: Settings) -> list[Analyzer]:
+    """Analyzers this plugin contributes. Called once at start-up; return an empty list to contribute none."""

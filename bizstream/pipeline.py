@@ -1,0 +1,180 @@
+"""Analyze a batch of posts with every analyzer, isolated from each other, and fuse the results into Scores.
+
+Plain Python with no faust import: the worker runs :meth:`Pipeline.score` off the event loop, and ``bizstream
+score`` runs the very same code with no broker.
+
+Isolation: each analyzer runs on its own single thread with the batch's time budget. One that raises, returns
+something malformed, or overruns costs only its own output; the Score records why. A thread cannot be killed, so an
+analyzer still stuck on an earlier batch is skipped (and recorded as such) until it comes back.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+
+from bizstream.analyzer import Analyzer, Prediction
+from bizstream.records import SENTIMENTS, AnalyzerResult, Post, Score, label_for_score
+from bizstream.settings import FusionSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Unscored:
+    """A post that got no score because no analyzer produced a usable result for it."""
+
+    post: Post
+    reason: str
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """Scores for the posts that got one (in input order) and the posts that did not, with why."""
+
+    scores: list[Score]
+    unscored: list[Unscored]
+
+
+class Pipeline:
+    """Runs analyzers on batches and fuses their predictions with the configured weights."""
+
+    def __init__(self, analyzers: Sequence[Analyzer], fusion: FusionSettings, timeout_s: float) -> None:
+        if not analyzers:
+            raise ValueError("a pipeline needs at least one available analyzer")
+        self.analyzers = list(analyzers)
+        self.fusion = fusion
+        self.timeout_s = timeout_s
+        self._executors = {a.name: ThreadPoolExecutor(1, thread_name_prefix=f"analyzer-{a.name}") for a in analyzers}
+        self._running: dict[str, Future[Sequence[Prediction | None]]] = {}
+
+    def score(self, posts: Sequence[Post]) -> BatchResult:
+        """Score one batch. Never raises because of an analyzer or a post."""
+        if not posts:
+            return BatchResult([], [])
+        per_analyzer = self._run_all(posts)
+        scores: list[Score] = []
+        unscored: list[Unscored] = []
+        for i, post in enumerate(posts):
+            results = {name: outcome[i] for name, outcome in per_analyzer.items()}
+            score = self._fuse(post, results)
+            if isinstance(score, Score):
+                scores.append(score)
+            else:
+                unscored.append(Unscored(post, score))
+        return BatchResult(scores, unscored)
+
+    def close(self) -> None:
+        """Let go of the analyzer threads (a hung one is abandoned, not joined)."""
+        for executor in self._executors.values():
+            executor.shutdown(wait=False, cancel_futures=True)
+
+    # -- running ---------------------------------------------------------------------------------------------------
+
+    def _run_all(self, posts: Sequence[Post]) -> dict[str, list[AnalyzerResult | None]]:
+        started = time.perf_counter()
+        submitted: dict[str, Future[Sequence[Prediction | None]]] = {}
+        outcomes: dict[str, list[AnalyzerResult | None]] = {}
+        for analyzer in self.analyzers:
+            busy = self._running.get(analyzer.name)
+            if busy is not None and not busy.done():
+                error = f"skipped: still busy with an earlier batch that overran worker.analyzer_timeout_s={self.timeout_s}"
+                outcomes[analyzer.name] = self._failed(analyzer, error, len(posts), 0.0)
+                continue
+            future = self._executors[analyzer.name].submit(_timed_analyze, analyzer, posts)
+            submitted[analyzer.name] = self._running[analyzer.name] = future
+        wait(submitted.values(), timeout=self.timeout_s)
+        elapsed = time.perf_counter() - started
+        for analyzer in self.analyzers:
+            future = submitted.get(analyzer.name)
+            if future is None:
+                continue
+            if not future.done():
+                error = f"timed out after worker.analyzer_timeout_s={self.timeout_s} s on a batch of {len(posts)}"
+                log.warning("analyzer %s %s", analyzer.name, error)
+                outcomes[analyzer.name] = self._failed(analyzer, error, len(posts), elapsed)
+                continue
+            exc = future.exception()
+            if exc is not None:
+                log.warning("analyzer %s raised %s: %s", analyzer.name, type(exc).__name__, exc)
+                outcomes[analyzer.name] = self._failed(analyzer, f"{type(exc).__name__}: {exc}", len(posts), elapsed)
+                continue
+            predictions, seconds = future.result()
+            outcomes[analyzer.name] = self._collect(analyzer, posts, predictions, seconds)
+        return outcomes
+
+    def _collect(
+        self, analyzer: Analyzer, posts: Sequence[Post], predictions: Sequence[Prediction | None], seconds: float
+    ) -> list[AnalyzerResult | None]:
+        latency_ms = 1000.0 * seconds / len(posts)  # the batch's time, shared out over its posts
+        try:
+            count = len(predictions)
+        except TypeError:
+            count = -1
+        if count != len(posts):
+            error = f"returned {count} predictions for {len(posts)} posts"
+            return self._failed(analyzer, error, len(posts), seconds)
+        results: list[AnalyzerResult | None] = []
+        for prediction in predictions:
+            if prediction is None:
+                results.append(None)
+                continue
+            problem = prediction.problem() if isinstance(prediction, Prediction) else f"not a Prediction: {prediction!r:.80}"
+            if problem is not None:
+                results.append(AnalyzerResult(analyzer.name, analyzer.version, latency_ms, error=problem))
+                continue
+            results.append(
+                AnalyzerResult(
+                    analyzer=analyzer.name,
+                    model_version=analyzer.version,
+                    latency_ms=latency_ms,
+                    score=float(prediction.score),
+                    label=prediction.label,
+                    confidence=float(prediction.confidence),
+                    probabilities={k: float(v) for k, v in prediction.probabilities.items()},
+                )
+            )
+        return results
+
+    @staticmethod
+    def _failed(analyzer: Analyzer, error: str, n: int, seconds: float) -> list[AnalyzerResult | None]:
+        result = AnalyzerResult(analyzer.name, analyzer.version, 1000.0 * seconds / max(n, 1), error=error)
+        return [result] * n
+
+    # -- fusing ----------------------------------------------------------------------------------------------------
+
+    def _fuse(self, post: Post, results: dict[str, AnalyzerResult | None]) -> Score | str:
+        usable = [
+            (r, self.fusion.weight_of(name))
+            for name, r in results.items()
+            if r is not None and r.error is None and self.fusion.weight_of(name) > 0
+        ]
+        present = {name: r for name, r in results.items() if r is not None}
+        if not usable:
+            errors = "; ".join(f"{name}: {r.error}" for name, r in present.items() if r.error) or "none applied"
+            return f"no analyzer with a positive fusion weight produced a result ({errors})"
+        total = sum(weight for _, weight in usable)
+        score = sum(r.score * w for r, w in usable if r.score is not None) / total
+        score = min(1.0, max(-1.0, score))
+        probabilities = {
+            s.value: sum((r.probabilities or {})[s.value] * w for r, w in usable) / total for s in SENTIMENTS
+        }
+        label = label_for_score(score, self.fusion.neutral_band)
+        return Score(
+            post_id=post.id,
+            thread_id=post.thread_id,
+            score=score,
+            label=label,
+            confidence=probabilities[label.value],
+            probabilities=probabilities,
+            analyzers=present,
+        )
+
+
+def _timed_analyze(analyzer: Analyzer, posts: Sequence[Post]) -> tuple[Sequence[Prediction | None], float]:
+    started = time.perf_counter()
+    predictions = analyzer.analyze(posts)
+    return predictions, time.perf_counter() - started

@@ -1,0 +1,389 @@
+"""Wire messages: what travels on bizstream's Kafka topics, as JSON (orjson).
+
+Every message is a frozen dataclass with ``to_json()`` and, for the ones read from topics written by others,
+``from_json(raw, limits)`` that validates on the way in and raises :class:`InvalidRecord` with a message a person can
+act on (what, where, the value). Keys: posts and scores by thread id, labels by post id.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+import orjson
+
+from bizstream.errors import InvalidRecord
+from bizstream.settings import LimitSettings
+
+
+class Sentiment(StrEnum):
+    """The three classes; rating 1..3 in the labeler."""
+
+    BEARISH = "bearish"
+    NEUTRAL = "neutral"
+    BULLISH = "bullish"
+
+    @property
+    def rating(self) -> int:
+        """1 = bearish, 2 = neutral, 3 = bullish."""
+        return _RATINGS[self]
+
+    @classmethod
+    def from_rating(cls, rating: int) -> Sentiment:
+        """The class of a 1..3 rating."""
+        for sentiment, value in _RATINGS.items():
+            if value == rating:
+                return sentiment
+        raise InvalidRecord(f"rating must be 1, 2 or 3, got {rating!r}")
+
+
+_RATINGS = {Sentiment.BEARISH: 1, Sentiment.NEUTRAL: 2, Sentiment.BULLISH: 3}
+SENTIMENTS: tuple[Sentiment, ...] = (Sentiment.BEARISH, Sentiment.NEUTRAL, Sentiment.BULLISH)
+IMAGE_MIME_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
+MAX_ID_CHARS = 256
+
+
+def label_for_score(score: float, neutral_band: float) -> Sentiment:
+    """The label a score in [-1, +1] stands for: neutral within ±neutral_band (inclusive), else its sign."""
+    if score > neutral_band:
+        return Sentiment.BULLISH
+    if score < -neutral_band:
+        return Sentiment.BEARISH
+    return Sentiment.NEUTRAL
+
+
+def now() -> float:
+    """Wall-clock seconds since the epoch, the time unit of every record."""
+    return time.time()
+
+
+def dumps(record: Any) -> bytes:
+    """Serialize a record (a dataclass) to JSON bytes, dropping nothing and adding nothing."""
+    return orjson.dumps(record, option=orjson.OPT_SERIALIZE_DATACLASS | orjson.OPT_NON_STR_KEYS)
+
+
+# -- Post -----------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Image:
+    """An image attached to a post: exactly one of a local path, a URL, or inline base64 data with its mime type."""
+
+    path: str | None = None
+    url: str | None = None
+    data: str | None = None  # base64
+    mime: str | None = None
+
+    def inline_bytes(self) -> bytes | None:
+        """The decoded inline data, if any (already validated)."""
+        return base64.b64decode(self.data) if self.data is not None else None
+
+
+@dataclass(frozen=True)
+class Post:
+    """A scraped post, as the scraper publishes it to ``bizstream.posts.v1``."""
+
+    id: str
+    text: str
+    thread_id: str
+    source: str = "unknown"
+    board: str | None = None
+    created_at: str | None = None
+    image: Image | None = None
+    reply_to: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> bytes:
+        """JSON bytes for the wire."""
+        return dumps(_drop_none(self))
+
+    @classmethod
+    def from_json(cls, raw: bytes, limits: LimitSettings) -> Post:
+        """Parse and validate one post; InvalidRecord says exactly what is wrong."""
+        if len(raw) > limits.max_message_bytes:
+            raise InvalidRecord(f"message is {len(raw)} bytes, more than limits.max_message_bytes={limits.max_message_bytes}")
+        try:
+            obj = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise InvalidRecord(f"not valid JSON (UTF-8): {exc}") from None
+        if not isinstance(obj, dict):
+            raise InvalidRecord(f"a post must be a JSON object, got {type(obj).__name__}")
+        return cls.from_dict(obj, limits)
+
+    @classmethod
+    def from_dict(cls, obj: Mapping[str, Any], limits: LimitSettings) -> Post:
+        """Validate a decoded JSON object as a post."""
+        unknown = set(obj) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise InvalidRecord(f"unknown field(s) {sorted(unknown)} in post (put free-form data under 'meta')")
+        post_id = _identifier(obj, "id", required=True, where="post")
+        where = f"post {post_id!r}"
+        text = obj.get("text")
+        if text is None:
+            raise InvalidRecord(f"{where} has no 'text' (a string, may be empty only when an image is attached)")
+        if not isinstance(text, str):
+            raise InvalidRecord(f"'text' must be a string, got {type(text).__name__} ({where})")
+        if len(text) > limits.max_text_chars:
+            raise InvalidRecord(f"'text' has {len(text)} characters, more than limits.max_text_chars={limits.max_text_chars} ({where})")
+        image = _image(obj.get("image"), limits, where)
+        if not text.strip() and image is None:
+            raise InvalidRecord(f"{where} has empty 'text' and no image: nothing to score")
+        thread_id = _identifier(obj, "thread_id", required=False, where=where) or post_id
+        created_at = obj.get("created_at")
+        if created_at is not None:
+            created_at = _timestamp(created_at, where)
+        meta = obj.get("meta", {})
+        if not isinstance(meta, dict):
+            raise InvalidRecord(f"'meta' must be an object, got {type(meta).__name__} ({where})")
+        return cls(
+            id=post_id,
+            text=text,
+            thread_id=thread_id,
+            source=_optional_str(obj, "source", where) or "unknown",
+            board=_optional_str(obj, "board", where),
+            created_at=created_at,
+            image=image,
+            reply_to=_identifier(obj, "reply_to", required=False, where=where),
+            meta=meta,
+        )
+
+
+def _identifier(obj: Mapping[str, Any], key: str, *, required: bool, where: str) -> str | None:
+    value = obj.get(key)
+    if value is None:
+        if required:
+            raise InvalidRecord(f"{where} has no '{key}' (a non-empty string)")
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)  # 4chan post numbers are integers; keep them as strings on the wire
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidRecord(f"'{key}' must be a non-empty string, got {value!r} ({where})")
+    if len(value) > MAX_ID_CHARS:
+        raise InvalidRecord(f"'{key}' is {len(value)} characters, more than {MAX_ID_CHARS} ({where})")
+    return value
+
+
+def _optional_str(obj: Mapping[str, Any], key: str, where: str) -> str | None:
+    value = obj.get(key)
+    if value is not None and not isinstance(value, str):
+        raise InvalidRecord(f"'{key}' must be a string, got {type(value).__name__} ({where})")
+    return value
+
+
+def _timestamp(value: Any, where: str) -> str:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        try:
+            return datetime.fromtimestamp(value).astimezone().isoformat()
+        except (OverflowError, OSError, ValueError):
+            raise InvalidRecord(f"'created_at' {value!r} is not a valid epoch time ({where})") from None
+    if isinstance(value, str):
+        try:
+            datetime.fromisoformat(value)
+        except ValueError:
+            raise InvalidRecord(f"'created_at' must be ISO 8601 or epoch seconds, got {value!r} ({where})") from None
+        return value
+    raise InvalidRecord(f"'created_at' must be ISO 8601 or epoch seconds, got {value!r} ({where})")
+
+
+def _image(value: Any, limits: LimitSettings, where: str) -> Image | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise InvalidRecord(f"'image' must be an object with one of path, url or data, got {type(value).__name__} ({where})")
+    unknown = set(value) - {"path", "url", "data", "mime"}
+    if unknown:
+        raise InvalidRecord(f"unknown field(s) {sorted(unknown)} in 'image' ({where})")
+    given = [key for key in ("path", "url", "data") if value.get(key) is not None]
+    if len(given) != 1:
+        raise InvalidRecord(f"'image' needs exactly one of path, url or data, got {given or 'none'} ({where})")
+    for key in ("path", "url", "data", "mime"):
+        if value.get(key) is not None and not isinstance(value[key], str):
+            raise InvalidRecord(f"'image.{key}' must be a string ({where})")
+    if "url" in given and not value["url"].startswith(("http://", "https://")):
+        raise InvalidRecord(f"'image.url' must be http(s), got {value['url'][:100]!r} ({where})")
+    if "data" in given:
+        mime = value.get("mime")
+        if mime not in IMAGE_MIME_TYPES:
+            raise InvalidRecord(f"'image.mime' must be one of {sorted(IMAGE_MIME_TYPES)} for inline data, got {mime!r} ({where})")
+        # Check the size before decoding: base64 is 4 characters per 3 bytes.
+        if len(value["data"]) * 3 // 4 > limits.max_image_bytes:
+            raise InvalidRecord(
+                f"inline image is about {len(value['data']) * 3 // 4} bytes, more than "
+                f"limits.max_image_bytes={limits.max_image_bytes} ({where})"
+            )
+        try:
+            base64.b64decode(value["data"], validate=True)
+        except (binascii.Error, ValueError):
+            raise InvalidRecord(f"'image.data' is not valid base64 ({where})") from None
+    return Image(path=value.get("path"), url=value.get("url"), data=value.get("data"), mime=value.get("mime"))
+
+
+def _drop_none(record: Any) -> dict[str, Any]:
+    return {k: v for k, v in dataclasses.asdict(record).items() if v is not None}
+
+
+# -- Score ----------------------------------------------------------------------------------------------------------
+
+Route = Literal["all", "cheap", "escalated"]
+
+
+@dataclass(frozen=True)
+class AnalyzerResult:
+    """One analyzer's part of a Score; ``error`` is set (and the rest empty) when the analyzer failed on the post."""
+
+    analyzer: str
+    model_version: str
+    latency_ms: float
+    score: float | None = None
+    label: Sentiment | None = None
+    confidence: float | None = None
+    probabilities: dict[str, float] | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Score:
+    """The fused sentiment of one post, published to ``bizstream.scores.v1`` keyed by thread id."""
+
+    post_id: str
+    thread_id: str
+    score: float
+    label: Sentiment
+    confidence: float
+    probabilities: dict[str, float]
+    analyzers: dict[str, AnalyzerResult]
+    route: Route = "all"
+    sarcasm_probability: float | None = None
+    scored_at: float = field(default_factory=now)
+
+    @property
+    def failures(self) -> dict[str, str]:
+        """Analyzer name → why it produced nothing for this post."""
+        return {name: r.error for name, r in self.analyzers.items() if r.error is not None}
+
+    def to_json(self) -> bytes:
+        """JSON bytes for the wire."""
+        return dumps(self)
+
+
+# -- Label, drift, models, dead letters -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Label:
+    """A person's (or the trainer's pseudo-) label for one post, on ``bizstream.labels.v1`` keyed by post id."""
+
+    post_id: str
+    rating: int
+    labeler: str
+    text: str | None = None
+    source: Literal["human", "pseudo"] = "human"
+    labeled_at: float = field(default_factory=now)
+
+    def __post_init__(self) -> None:
+        Sentiment.from_rating(self.rating)
+        if self.source not in ("human", "pseudo"):
+            raise InvalidRecord(f"source must be 'human' or 'pseudo', got {self.source!r} (post {self.post_id!r})")
+
+    @property
+    def sentiment(self) -> Sentiment:
+        """The class this rating stands for."""
+        return Sentiment.from_rating(self.rating)
+
+    def to_json(self) -> bytes:
+        """JSON bytes for the wire."""
+        return dumps(self)
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> Label:
+        """Parse and validate one label."""
+        obj = _object(raw, "label")
+        where = f"label for post {obj.get('post_id')!r}"
+        try:
+            return cls(**obj)
+        except TypeError as exc:
+            raise InvalidRecord(f"{where}: {exc}") from None
+
+
+@dataclass(frozen=True)
+class DriftEvent:
+    """A detector saw the error rate of an analyzer change, on ``bizstream.drift.v1``."""
+
+    detector: str
+    analyzer: str
+    model_version: str
+    error_before: float
+    error_after: float
+    window_before: int
+    window_after: int
+    detected_at: float = field(default_factory=now)
+
+    def to_json(self) -> bytes:
+        """JSON bytes for the wire."""
+        return dumps(self)
+
+
+@dataclass(frozen=True)
+class ModelEvent:
+    """A model version was promoted to serving, on ``bizstream.models.v1``."""
+
+    analyzer: str
+    version: str
+    artifacts: str
+    metrics: dict[str, float]
+    reason: Literal["labels", "drift", "manual"]
+    promoted_at: float = field(default_factory=now)
+
+    def to_json(self) -> bytes:
+        """JSON bytes for the wire."""
+        return dumps(self)
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A message bizstream could not process, with its raw bytes (base64) so nothing is lost."""
+
+    raw: str  # base64 of the exact bytes received
+    topic: str
+    partition: int
+    offset: int
+    stage: Literal["decode", "validate", "analyze", "produce"]
+    error_type: str
+    message: str
+    plugin: str | None = None
+    key: str | None = None  # base64
+    failed_at: float = field(default_factory=now)
+
+    @classmethod
+    def for_bytes(cls, raw: bytes, key: bytes | None = None, **fields: Any) -> DeadLetter:
+        """A dead letter carrying ``raw`` (and its key) exactly."""
+        return cls(
+            raw=base64.b64encode(raw).decode(),
+            key=base64.b64encode(key).decode() if key is not None else None,
+            **fields,
+        )
+
+    def raw_bytes(self) -> bytes:
+        """The exact bytes that failed."""
+        return base64.b64decode(self.raw)
+
+    def to_json(self) -> bytes:
+        """JSON bytes for the wire."""
+        return dumps(self)
+
+
+def _object(raw: bytes, what: str) -> dict[str, Any]:
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRecord(f"{what} is not valid JSON (UTF-8): {exc}") from None
+    if not isinstance(obj, dict):
+        raise InvalidRecord(f"a {what} must be a JSON object, got {type(obj).__name__}")
+    return obj

@@ -1,0 +1,287 @@
+"""Typed settings, loaded and validated once at start-up.
+
+Defaults are the dataclass defaults below; ``config/settings.toml`` documents every one of them (a test keeps the two
+identical). A settings file overrides the defaults, and environment variables override the file:
+``BIZSTREAM_<SECTION>__<KEY>`` (two underscores between section and key), e.g. ``BIZSTREAM_WORKER__BATCH_SIZE=64``.
+Values from the environment are read as TOML values (``64``, ``0.5``, ``true``, ``["a", "b"]``) and fall back to a
+plain string. ``BIZSTREAM_CONFIG`` names the settings file to read.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bizstream.errors import ConfigError
+
+ENV_PREFIX = "BIZSTREAM_"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG_FILE = PROJECT_ROOT / "config" / "settings.toml"
+
+
+def _default_cache_dir() -> str:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return str(Path(base) / "bizstream")
+
+
+@dataclass(frozen=True)
+class KafkaSettings:
+    """Where the Kafka cluster is and how bizstream's topics are created."""
+
+    bootstrap_servers: str = "127.0.0.1:9092"
+    partitions: int = 4
+    replication_factor: int = 1
+
+    def validate(self) -> None:
+        _require(bool(self.bootstrap_servers.strip()), "kafka.bootstrap_servers must not be empty")
+        _require(self.partitions >= 1, f"kafka.partitions must be >= 1, got {self.partitions}")
+        _require(self.replication_factor >= 1, f"kafka.replication_factor must be >= 1, got {self.replication_factor}")
+
+
+@dataclass(frozen=True)
+class BrokerSettings:
+    """The single-node Apache Kafka (KRaft) that bizstream fetches from Maven Central and runs itself."""
+
+    kafka_version: str = "4.1.1"
+    port: int = 9092
+    controller_port: int = 9093
+    cache_dir: str = ""  # empty: $XDG_CACHE_HOME/bizstream or ~/.cache/bizstream
+    heap_mb: int = 512
+    start_timeout_s: float = 120.0
+
+    def validate(self) -> None:
+        for name in ("port", "controller_port"):
+            value = getattr(self, name)
+            _require(0 < value < 65536, f"broker.{name} must be a TCP port (1..65535), got {value}")
+        _require(self.port != self.controller_port, "broker.port and broker.controller_port must differ")
+        _require(self.heap_mb >= 128, f"broker.heap_mb must be >= 128, got {self.heap_mb}")
+        _require(self.start_timeout_s > 0, f"broker.start_timeout_s must be > 0, got {self.start_timeout_s}")
+
+    @property
+    def cache_path(self) -> Path:
+        """The folder that holds the broker's jars, data and logs (never inside the source tree)."""
+        return Path(self.cache_dir or _default_cache_dir()).expanduser()
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    """How the scoring worker batches posts and bounds its analyzers."""
+
+    app_id: str = "bizstream-worker"
+    batch_size: int = 256
+    batch_timeout_s: float = 0.25
+    analyzer_timeout_s: float = 10.0
+    commit_interval_s: float = 1.0
+
+    def validate(self) -> None:
+        _require(bool(self.app_id.strip()), "worker.app_id must not be empty")
+        _require(self.batch_size >= 1, f"worker.batch_size must be >= 1, got {self.batch_size}")
+        _require(self.batch_timeout_s > 0, f"worker.batch_timeout_s must be > 0, got {self.batch_timeout_s}")
+        _require(self.analyzer_timeout_s > 0, f"worker.analyzer_timeout_s must be > 0, got {self.analyzer_timeout_s}")
+        _require(self.commit_interval_s > 0, f"worker.commit_interval_s must be > 0, got {self.commit_interval_s}")
+
+
+@dataclass(frozen=True)
+class LimitSettings:
+    """Bounds on anything read from a post."""
+
+    max_message_bytes: int = 1_048_576
+    max_text_chars: int = 10_000
+    max_image_bytes: int = 2_000_000
+    max_image_pixels: int = 16_000_000
+
+    def validate(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            _require(value >= 1, f"limits.{f.name} must be >= 1, got {value}")
+
+
+@dataclass(frozen=True)
+class FusionSettings:
+    """How analyzer outputs become one Score."""
+
+    neutral_band: float = 0.05
+    default_weight: float = 1.0
+    weights: dict[str, float] = field(default_factory=lambda: {"vader": 0.3, "setfit": 0.7})
+
+    def validate(self) -> None:
+        _require(0 <= self.neutral_band < 1, f"fusion.neutral_band must be in [0, 1), got {self.neutral_band}")
+        _require(self.default_weight >= 0, f"fusion.default_weight must be >= 0, got {self.default_weight}")
+        for name, weight in self.weights.items():
+            _require(weight >= 0, f"fusion.weights.{name} must be >= 0, got {weight}")
+
+    def weight_of(self, analyzer: str) -> float:
+        """The fusion weight of one analyzer."""
+        return self.weights.get(analyzer, self.default_weight)
+
+
+@dataclass(frozen=True)
+class PluginSettings:
+    """Which plugins run, and options passed to each (``[plugins.options.<name>]``)."""
+
+    disabled: list[str] = field(default_factory=list)
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def options_for(self, plugin: str) -> dict[str, Any]:
+        """The option table of one plugin (empty when none is set)."""
+        value = self.options.get(plugin, {})
+        if not isinstance(value, dict):
+            raise ConfigError(f"plugins.options.{plugin} must be a table, got {value!r}")
+        return value
+
+    def validate(self) -> None:
+        for name, value in self.options.items():
+            _require(isinstance(value, dict), f"plugins.options.{name} must be a table, got {value!r}")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every bizstream setting. Build with :func:`load_settings`."""
+
+    kafka: KafkaSettings = field(default_factory=KafkaSettings)
+    broker: BrokerSettings = field(default_factory=BrokerSettings)
+    worker: WorkerSettings = field(default_factory=WorkerSettings)
+    limits: LimitSettings = field(default_factory=LimitSettings)
+    fusion: FusionSettings = field(default_factory=FusionSettings)
+    plugins: PluginSettings = field(default_factory=PluginSettings)
+
+    def validate(self) -> None:
+        """Raise ConfigError on the first setting that is out of range."""
+        for f in dataclasses.fields(self):
+            getattr(self, f.name).validate()
+
+    def replace(self, **sections: Mapping[str, Any]) -> Settings:
+        """A copy with some keys of some sections changed, validated: ``s.replace(worker={"batch_size": 8})``."""
+        merged = _as_dict(self)
+        for section, values in sections.items():
+            if section not in merged:
+                raise ConfigError(f"unknown settings section {section!r}")
+            merged[section] = {**merged[section], **values}
+        return _build(merged)
+
+
+def load_settings(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Read the settings file (``path``, ``$BIZSTREAM_CONFIG`` or config/settings.toml), apply env overrides, validate."""
+    environ = os.environ if environ is None else environ
+    raw: dict[str, Any] = _as_dict(Settings())
+    chosen = Path(path) if path is not None else Path(environ.get(ENV_PREFIX + "CONFIG", DEFAULT_CONFIG_FILE))
+    if path is not None or ENV_PREFIX + "CONFIG" in environ or chosen.exists():
+        _merge(raw, _read_toml(chosen), where=str(chosen))
+    _merge(raw, _env_overrides(environ), where="the environment")
+    return _build(raw)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"settings file {path} does not exist (set BIZSTREAM_CONFIG to a file that does)") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"settings file {path} is not valid TOML: {exc}") from None
+
+
+def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, text in environ.items():
+        if not name.startswith(ENV_PREFIX) or name == ENV_PREFIX + "CONFIG":
+            continue
+        section, sep, key = name[len(ENV_PREFIX) :].lower().partition("__")
+        if not sep or not key:
+            raise ConfigError(f"environment variable {name} must look like BIZSTREAM_<SECTION>__<KEY>")
+        try:
+            value: Any = tomllib.loads(f"v = {text}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = text
+        target = out.setdefault(section, {})
+        # Nested tables: BIZSTREAM_FUSION__WEIGHTS__VADER=0.5
+        *parents, leaf = key.split("__")
+        for parent in parents:
+            target = target.setdefault(parent, {})
+        target[leaf] = value
+    return out
+
+
+def _merge(into: dict[str, Any], new: Mapping[str, Any], where: str) -> None:
+    for section, values in new.items():
+        if section not in into:
+            known = ", ".join(sorted(into))
+            raise ConfigError(f"unknown settings section [{section}] in {where} (known: {known})")
+        if not isinstance(values, Mapping):
+            raise ConfigError(f"[{section}] in {where} must be a table, got {values!r}")
+        for key, value in values.items():
+            if key not in into[section]:
+                known = ", ".join(sorted(into[section]))
+                raise ConfigError(f"unknown setting {section}.{key} in {where} (known: {known})")
+            current = into[section][key]
+            if isinstance(current, dict) and isinstance(value, Mapping):
+                into[section][key] = _deep_merge(current, value)
+            else:
+                into[section][key] = value
+
+
+def _deep_merge(base: dict[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in new.items():
+        if isinstance(out.get(key), dict) and isinstance(value, Mapping):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _as_dict(settings: Settings) -> dict[str, Any]:
+    return dataclasses.asdict(settings)
+
+
+def _build(raw: Mapping[str, Any]) -> Settings:
+    sections = {}
+    for f in dataclasses.fields(Settings):
+        cls = typing.get_type_hints(Settings)[f.name]
+        hints = typing.get_type_hints(cls)
+        values = {}
+        for key, value in raw[f.name].items():
+            values[key] = _coerce(value, hints[key], f"{f.name}.{key}")
+        sections[f.name] = cls(**values)
+    settings = Settings(**sections)
+    settings.validate()
+    return settings
+
+
+def _coerce(value: Any, hint: Any, name: str) -> Any:
+    origin = typing.get_origin(hint)
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+    elif hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif hint is str:
+        if isinstance(value, str):
+            return value
+    elif origin is list:
+        (item,) = typing.get_args(hint)
+        if isinstance(value, list):
+            return [_coerce(v, item, f"{name}[{i}]") for i, v in enumerate(value)]
+    elif origin is dict:
+        _, item = typing.get_args(hint)
+        if isinstance(value, Mapping):
+            return {str(k): _coerce(v, item, f"{name}.{k}") for k, v in value.items()}
+    elif hint is Any:
+        return value
+    expected = getattr(hint, "__name__", str(hint))
+    raise ConfigError(f"{name} must be {expected}, got {value!r}")
+
+
+def _require(ok: bool, message: str) -> None:
+    if not ok:
+        raise ConfigError(message)

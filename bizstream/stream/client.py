@@ -1,0 +1,103 @@
+"""Plain aiokafka clients for the CLI and the tests: create topics, publish lines, read messages."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterable, Sequence
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
+
+from bizstream.errors import BrokerError
+from bizstream.settings import KafkaSettings
+from bizstream.stream import topics
+
+
+@dataclass(frozen=True)
+class Message:
+    """One consumed record."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+
+
+async def ensure_topics(kafka: KafkaSettings, names: Sequence[str] = topics.ALL) -> None:
+    """Create bizstream's topics with the configured partition count; ones that exist are left alone."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap_servers)
+    try:
+        await admin.start()
+    except KafkaConnectionError:
+        raise BrokerError(_unreachable(kafka)) from None
+    try:
+        existing = set(await admin.list_topics())
+        wanted = [
+            NewTopic(name, num_partitions=kafka.partitions, replication_factor=kafka.replication_factor)
+            for name in names
+            if name not in existing
+        ]
+        if wanted:
+            try:
+                await admin.create_topics(wanted)
+            except TopicAlreadyExistsError:
+                pass  # another process created them first
+    finally:
+        await admin.close()
+
+
+async def publish(kafka: KafkaSettings, topic: str, records: Iterable[tuple[bytes | None, bytes]]) -> int:
+    """Publish (key, value) pairs and wait until the broker has them all; returns how many."""
+    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers, acks="all", linger_ms=5)
+    try:
+        await producer.start()
+    except KafkaConnectionError:
+        await producer.stop()
+        raise BrokerError(_unreachable(kafka)) from None
+    try:
+        pending = [await producer.send(topic, value=value, key=key) for key, value in records]
+        await asyncio.gather(*pending)
+        return len(pending)
+    finally:
+        await producer.stop()
+
+
+async def read(kafka: KafkaSettings, topic: str, count: int | None, timeout_s: float) -> AsyncIterator[Message]:
+    """Messages from the start of ``topic`` (every partition, no consumer group) until ``count`` or the timeout."""
+    # Without a group, aiokafka assigns every partition of the subscribed topic to this consumer.
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=kafka.bootstrap_servers, group_id=None, enable_auto_commit=False,
+        auto_offset_reset="earliest", metadata_max_age_ms=1000,
+    )  # fmt: skip
+    try:
+        await consumer.start()
+    except KafkaConnectionError:
+        await consumer.stop()
+        raise BrokerError(_unreachable(kafka)) from None
+    try:
+        deadline = time.monotonic() + timeout_s
+        seen = 0
+        while count is None or seen < count:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            batch = await consumer.getmany(timeout_ms=int(min(left, 0.5) * 1000))
+            for records in batch.values():
+                for r in records:
+                    yield Message(r.topic, r.partition, r.offset, r.key, r.value)
+                    seen += 1
+                    if count is not None and seen >= count:
+                        return
+    finally:
+        await consumer.stop()
+
+
+def _unreachable(kafka: KafkaSettings) -> str:
+    return (
+        f"cannot reach Kafka at {kafka.bootstrap_servers}; start the local broker with `bizstream broker start` "
+        f"or set BIZSTREAM_KAFKA__BOOTSTRAP_SERVERS"
+    )

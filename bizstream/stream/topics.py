@@ -1,0 +1,20 @@
+"""Every Kafka topic bizstream uses, in one place. Names carry a version: a breaking change gets a new topic."""
+
+from __future__ import annotations
+
+POSTS = "bizstream.posts.v1"  # Post, keyed by thread id
+SCORES = "bizstream.scores.v1"  # Score, keyed by thread id
+DEADLETTER = "bizstream.deadletter.v1"  # DeadLetter, keyed like the message that failed
+LABELS = "bizstream.labels.v1"  # Label, keyed by post id
+DRIFT = "bizstream.drift.v1"  # DriftEvent, keyed by analyzer
+MODELS = "bizstream.models.v1"  # ModelEvent, keyed by analyzer
+
+ALL: tuple[str, ...] = (POSTS, SCORES, DEADLETTER, LABELS, DRIFT, MODELS)
+
+# Short names for the CLI: `bizstream consume scores`.
+ALIASES: dict[str, str] = {name.split(".")[1]: name for name in ALL}
+
+
+def resolve(name: str) -> str:
+    """A full topic name from a short alias ("scores") or a full name (any topic, bizstream's or not)."""
+    return ALIASES.get(name, name)

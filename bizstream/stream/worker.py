@@ -1,0 +1,122 @@
+"""The scoring worker: a faust app whose agent batches posts, scores them off the event loop, and produces Scores.
+
+At-least-once: ``stream.take_events`` acknowledges a batch's events only when the loop body for that batch has
+returned, and the body returns only after the broker has confirmed every Score and dead letter it produced; faust
+commits acknowledged offsets. A worker killed mid-batch therefore leaves those posts uncommitted, and whoever takes
+over their partitions scores them again (a post may be scored twice, never lost).
+
+Bad input never stops the agent: the raw bytes go to the dead-letter topic with the reason, and the loop goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import uuid
+from collections.abc import Awaitable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import faust
+
+from bizstream.errors import InvalidRecord
+from bizstream.pipeline import BatchResult, Pipeline
+from bizstream.records import DeadLetter, Post
+from bizstream.settings import Settings
+from bizstream.stream import topics
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings, pipeline: Pipeline) -> faust.App:
+    """A faust app with bizstream's topics and the scoring agent, bound to one pipeline."""
+    datadir = settings.broker.cache_path / "faust" / f"{settings.worker.app_id}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    datadir.parent.mkdir(parents=True, exist_ok=True)
+    app = faust.App(
+        settings.worker.app_id,
+        broker=[f"kafka://{server.strip()}" for server in settings.kafka.bootstrap_servers.split(",")],
+        datadir=str(datadir),
+        key_serializer="raw",
+        value_serializer="raw",
+        topic_partitions=settings.kafka.partitions,
+        topic_replication_factor=settings.kafka.replication_factor,
+        broker_commit_interval=settings.worker.commit_interval_s,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        web_enabled=False,
+    )
+    declared = {
+        name: app.topic(name, key_type=bytes, value_type=bytes, partitions=settings.kafka.partitions)
+        for name in topics.ALL
+    }
+    scorer = _Scorer(settings, pipeline, declared[topics.SCORES], declared[topics.DEADLETTER])
+
+    @app.agent(declared[topics.POSTS], name="bizstream.score")
+    async def score(stream: faust.StreamT[bytes]) -> None:
+        """Score posts in batches bounded by worker.batch_size and worker.batch_timeout_s."""
+        async for events in stream.take_events(settings.worker.batch_size, within=settings.worker.batch_timeout_s):
+            await scorer.handle(events)
+
+    return app
+
+
+class _Scorer:
+    """The agent's body, kept out of the decorator so it reads top to bottom."""
+
+    def __init__(self, settings: Settings, pipeline: Pipeline, scores: faust.TopicT, deadletter: faust.TopicT) -> None:
+        self.settings = settings
+        self.pipeline = pipeline
+        self.scores = scores
+        self.deadletter = deadletter
+        # One thread: the pipeline fans out to its analyzers' own threads; this one only keeps the loop free.
+        self.executor = ThreadPoolExecutor(1, thread_name_prefix="pipeline")
+
+    async def handle(self, events: Sequence[faust.EventT]) -> None:
+        """Validate, score and produce one batch; return only when the broker has everything it produced."""
+        posts: list[Post] = []
+        origin: dict[str, faust.EventT] = {}
+        pending: list[Awaitable[Any]] = []
+        for event in events:
+            raw = event.value if isinstance(event.value, bytes) else bytes(event.value or b"")
+            try:
+                post = Post.from_json(raw, self.settings.limits)
+            except InvalidRecord as exc:
+                pending.append(await self._dead(event, "validate", exc, raw))
+                continue
+            posts.append(post)
+            origin.setdefault(post.id, event)
+        if posts:
+            loop = asyncio.get_running_loop()
+            try:
+                result: BatchResult = await loop.run_in_executor(self.executor, self.pipeline.score, posts)
+            except Exception as exc:  # boundary: the pipeline should never raise, but if it does, keep every post
+                log.exception("pipeline failed on a batch of %d posts", len(posts))
+                for post in posts:
+                    pending.append(await self._dead(origin[post.id], "analyze", exc, None))
+            else:
+                for score in result.scores:
+                    pending.append(
+                        await self.scores.send(key=score.thread_id.encode(), value=score.to_json(), force=True)
+                    )
+                for miss in result.unscored:
+                    error = RuntimeError(miss.reason)
+                    pending.append(await self._dead(origin[miss.post.id], "analyze", error, None))
+        # Offsets of this batch are acknowledged when we return: wait for the broker to have every record first.
+        await asyncio.gather(*pending)
+
+    async def _dead(self, event: faust.EventT, stage: str, exc: BaseException, raw: bytes | None) -> Awaitable[Any]:
+        message = event.message
+        value = raw if raw is not None else bytes(message.value or b"")
+        letter = DeadLetter.for_bytes(
+            value,
+            key=message.key if isinstance(message.key, bytes) else None,
+            topic=message.topic,
+            partition=message.partition,
+            offset=message.offset,
+            stage=stage,  # type: ignore[arg-type]
+            error_type=type(exc).__name__,
+            message=str(exc),
+        )
+        log.info("dead letter %s:%s@%s (%s): %s", message.topic, message.partition, message.offset, stage, exc)
+        return await self.deadletter.send(key=message.key, value=letter.to_json(), force=True)
