@@ -15,7 +15,7 @@ import pluggy
 
 from bizstream import hookspecs
 from bizstream.analyzer import Analyzer
-from bizstream.errors import AnalyzerUnavailable
+from bizstream.errors import AnalyzerUnavailable, ConfigError
 from bizstream.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -51,6 +51,13 @@ def get_plugin_manager(settings: Settings, entry_points: bool = True) -> pluggy.
         name = module_name.rpartition(".")[2]
         if not pm.is_blocked(name):
             pm.register(importlib.import_module(module_name), name=name)
+    for module_name in settings.plugins.load:
+        if not pm.is_blocked(module_name):
+            try:
+                module = importlib.import_module(module_name)
+            except ImportError as exc:
+                raise ConfigError(f"plugins.load names {module_name!r}, which cannot be imported: {exc}") from None
+            pm.register(module, name=module_name)
     if entry_points:
         pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
     pm.check_pending()

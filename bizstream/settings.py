@@ -126,6 +126,7 @@ class PluginSettings:
     """Which plugins run, and options passed to each (``[plugins.options.<name>]``)."""
 
     disabled: list[str] = field(default_factory=list)
+    load: list[str] = field(default_factory=list)  # extra plugin modules, by import name
     options: dict[str, Any] = field(default_factory=dict)
 
     def options_for(self, plugin: str) -> dict[str, Any]:

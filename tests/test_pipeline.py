@@ -1,0 +1,88 @@
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from bizstream.pipeline import Pipeline
+from bizstream.records import Post, Sentiment, label_for_score
+from bizstream.settings import FusionSettings
+from tests.fixtures.analyzers import ConstantAnalyzer, HangingAnalyzer, RaisingAnalyzer, prediction
+
+POSTS = [Post(id=str(i), text=f"post {i}", thread_id=f"t{i % 3}") for i in range(5)]
+
+
+def test_fusion_uses_the_configured_weights() -> None:
+    fusion = FusionSettings(weights={"up": 0.75, "down": 0.25})
+    pipeline = Pipeline([ConstantAnalyzer("up", 1.0), ConstantAnalyzer("down", -1.0)], fusion, timeout_s=5)
+    result = pipeline.score(POSTS)
+    assert [s.post_id for s in result.scores] == [p.id for p in POSTS]
+    for s in result.scores:
+        assert s.score == pytest.approx(0.5)
+        assert s.label is Sentiment.BULLISH
+        assert s.probabilities["bullish"] == pytest.approx(0.75)
+        assert s.thread_id == POSTS[int(s.post_id)].thread_id
+        assert set(s.analyzers) == {"up", "down"}
+
+
+def test_zero_weight_analyzer_is_reported_but_not_fused() -> None:
+    fusion = FusionSettings(weights={"up": 1.0, "down": 0.0})
+    pipeline = Pipeline([ConstantAnalyzer("up", 0.6), ConstantAnalyzer("down", -1.0)], fusion, timeout_s=5)
+    s = pipeline.score(POSTS[:1]).scores[0]
+    assert s.score == pytest.approx(0.6)
+    assert s.analyzers["down"].score == -1.0
+
+
+def test_a_raising_and_a_hanging_analyzer_cost_only_their_own_output() -> None:
+    analyzers = [ConstantAnalyzer("ok", -0.5), RaisingAnalyzer("raiser", 1.0), HangingAnalyzer("hanger", 1.0, 2.0)]
+    pipeline = Pipeline(analyzers, FusionSettings(), timeout_s=0.3)
+    started = time.monotonic()
+    result = pipeline.score(POSTS)
+    assert time.monotonic() - started < 1.5  # bounded by the time budget, not by the hang
+    assert len(result.scores) == len(POSTS) and not result.unscored
+    for s in result.scores:
+        assert s.score == pytest.approx(-0.5)
+        assert "RuntimeError: boom" in s.failures["raiser"]
+        assert "timed out" in s.failures["hanger"]
+        assert "ok" not in s.failures
+    # While the hung call is still running, the next batch skips that analyzer instead of piling up threads.
+    again = pipeline.score(POSTS[:2])
+    assert "still busy" in again.scores[0].failures["hanger"]
+    pipeline.close()
+
+
+def test_malformed_predictions_are_recorded_per_post() -> None:
+    class Sloppy(ConstantAnalyzer):
+        def analyze(self, posts):  # type: ignore[no-untyped-def]
+            out = [prediction(0.5) for _ in posts]
+            out[1] = prediction(0.5).__class__(7.0, Sentiment.BULLISH, 1.0, out[0].probabilities)
+            return out
+
+    class Short(ConstantAnalyzer):
+        def analyze(self, posts):  # type: ignore[no-untyped-def]
+            return [prediction(0.5)]
+
+    pipeline = Pipeline([Sloppy("sloppy", 0), Short("short", 0), ConstantAnalyzer("ok", 0.2)], FusionSettings(), 5)
+    scores = pipeline.score(POSTS[:3]).scores
+    assert "score must be a finite number in [-1, +1], got 7.0" in scores[1].failures["sloppy"]
+    assert "sloppy" not in scores[0].failures
+    assert all("returned 1 predictions for 3 posts" in s.failures["short"] for s in scores)
+
+
+def test_post_no_analyzer_could_score_is_returned_unscored() -> None:
+    pipeline = Pipeline([RaisingAnalyzer("raiser", 1.0)], FusionSettings(), timeout_s=5)
+    result = pipeline.score(POSTS[:2])
+    assert result.scores == []
+    assert [u.post.id for u in result.unscored] == ["0", "1"]
+    assert "raiser: RuntimeError: boom" in result.unscored[0].reason
+
+
+def test_fused_label_always_matches_the_fused_score() -> None:
+    fusion = FusionSettings()
+    for a in (-1.0, -0.3, -0.05, 0.0, 0.04, 0.2, 1.0):
+        for b in (-1.0, 0.0, 0.06, 0.9):
+            pipeline = Pipeline([ConstantAnalyzer("vader", a), ConstantAnalyzer("setfit", b)], fusion, 5)
+            s = pipeline.score(POSTS[:1]).scores[0]
+            assert -1.0 <= s.score <= 1.0
+            assert s.label is label_for_score(s.score, fusion.neutral_band)
+            assert s.score == pytest.approx(0.3 * a + 0.7 * b)

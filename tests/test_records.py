@@ -1,0 +1,88 @@
+from __future__ import annotations
+
+import base64
+
+import orjson
+import pytest
+
+from bizstream.errors import InvalidRecord
+from bizstream.records import DeadLetter, Label, Post, Sentiment, label_for_score
+from bizstream.settings import LimitSettings
+
+LIMITS = LimitSettings(max_text_chars=100, max_image_bytes=1000, max_message_bytes=10_000)
+
+
+def parse(obj: object) -> Post:
+    return Post.from_json(orjson.dumps(obj), LIMITS)
+
+
+def test_valid_post_round_trips() -> None:
+    post = parse({"id": 7, "thread_id": "t", "text": "wagmi", "meta": {"score": 3}, "created_at": "2026-11-01T00:00:00"})
+    assert post.id == "7"  # integer post numbers become strings
+    assert Post.from_json(post.to_json(), LIMITS) == post
+
+
+def test_thread_defaults_to_the_post_itself() -> None:
+    assert parse({"id": "a", "text": "hi"}).thread_id == "a"
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (b"{not json", "not valid JSON"),
+        (b"\xff\xfe{}", "not valid JSON"),
+        (b"[1, 2]", "must be a JSON object, got list"),
+        (b'{"text": "x"}', "has no 'id'"),
+        (b'{"id": "a"}', "post 'a' has no 'text'"),
+        (b'{"id": "a", "text": 5}', "'text' must be a string, got int (post 'a')"),
+        (b'{"id": "a", "text": "   "}', "empty 'text' and no image"),
+        (b'{"id": "a", "text": "' + b"x" * 101 + b'"}', "101 characters, more than limits.max_text_chars=100"),
+        (b'{"id": "a", "text": "x", "colour": 1}', "unknown field(s) ['colour']"),
+        (b'{"id": "a", "text": "x", "created_at": "yesterday"}', "'created_at' must be ISO 8601"),
+        (b'{"id": "a", "text": "x", "image": {"url": "ftp://x"}}', "'image.url' must be http(s)"),
+        (b'{"id": "a", "text": "x", "image": {"path": "a", "url": "http://b"}}', "exactly one of path, url or data"),
+        (b'{"id": "a", "text": "x", "image": {"data": "AAAA", "mime": "text/html"}}', "'image.mime' must be one of"),
+        (b'{"id": "a", "text": "x", "image": {"data": "***", "mime": "image/png"}}', "not valid base64"),
+        (b'{"id": "", "text": "x"}', "'id' must be a non-empty string"),
+    ],
+)
+def test_invalid_posts_say_what_is_wrong(raw: bytes, message: str) -> None:
+    with pytest.raises(InvalidRecord) as info:
+        Post.from_json(raw, LIMITS)
+    assert message in str(info.value)
+
+
+def test_limits_on_message_and_image_size() -> None:
+    with pytest.raises(InvalidRecord, match="more than limits.max_message_bytes"):
+        Post.from_json(b" " * 10_001, LIMITS)
+    big = base64.b64encode(b"\0" * 2000).decode()
+    with pytest.raises(InvalidRecord, match="more than limits.max_image_bytes=1000"):
+        parse({"id": "a", "text": "", "image": {"data": big, "mime": "image/png"}})
+    small = base64.b64encode(b"\x89PNG").decode()
+    post = parse({"id": "a", "text": "", "image": {"data": small, "mime": "image/png"}})
+    assert post.image is not None and post.image.inline_bytes() == b"\x89PNG"
+
+
+def test_label_for_score_is_symmetric_with_an_inclusive_neutral_band() -> None:
+    assert label_for_score(0.05, 0.05) is Sentiment.NEUTRAL
+    assert label_for_score(0.0501, 0.05) is Sentiment.BULLISH
+    assert label_for_score(-0.0501, 0.05) is Sentiment.BEARISH
+    assert label_for_score(1.0, 0.05) is Sentiment.BULLISH
+
+
+def test_label_ratings_are_validated() -> None:
+    assert Label("p", 3, "me").sentiment is Sentiment.BULLISH
+    with pytest.raises(InvalidRecord, match="rating must be 1, 2 or 3, got 7"):
+        Label("p", 7, "me")
+    with pytest.raises(InvalidRecord, match="source must be 'human' or 'pseudo'"):
+        Label.from_json(b'{"post_id": "p", "rating": 1, "labeler": "x", "source": "robot"}')
+    label = Label.from_json(Label("p", 1, "me").to_json())
+    assert label.rating == 1 and label.labeler == "me"
+
+
+def test_dead_letter_keeps_the_exact_bytes() -> None:
+    raw = b"\xff\x00 not utf-8 \xfe"
+    letter = DeadLetter.for_bytes(raw, key=b"k", topic="t", partition=1, offset=2, stage="validate", error_type="E", message="m")
+    back = orjson.loads(letter.to_json())
+    assert base64.b64decode(back["raw"]) == raw
+    assert base64.b64decode(back["key"]) == b"k"

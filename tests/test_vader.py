@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+from bizstream.errors import ConfigError
+from bizstream.records import Post, Sentiment
+from plugins.vader import SLANG_LEXICON, VaderAnalyzer, read_lexicon
+
+
+@pytest.fixture(scope="module")
+def vader() -> VaderAnalyzer:
+    analyzer = VaderAnalyzer()
+    analyzer.load()
+    return analyzer
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("this coin is going to moon", Sentiment.BULLISH),
+        ("got rekt again, ngmi", Sentiment.BEARISH),
+        ("devs rugged us, bagholders everywhere", Sentiment.BEARISH),
+        ("wagmi, $ETH pumping", Sentiment.BULLISH),
+        ("ngmi with these jeets", Sentiment.BEARISH),
+    ],
+)
+def test_the_slang_lexicon_decides(vader: VaderAnalyzer, text: str, expected: Sentiment) -> None:
+    plain = SentimentIntensityAnalyzer().polarity_scores(text)["compound"]
+    prediction = vader.predict(text)
+    assert prediction.label is expected
+    # Plain VADER does not see it this way: the lexicon is what makes the difference.
+    plain_label = Sentiment.BULLISH if plain > 0.05 else Sentiment.BEARISH if plain < -0.05 else Sentiment.NEUTRAL
+    assert plain_label is not expected
+
+
+def test_prediction_is_well_formed_and_agrees_with_itself(vader: VaderAnalyzer) -> None:
+    for text in ["moon", "rekt", "what exchange do you use", "great, another -40% day, love these bags", "🚀🚀"]:
+        p = vader.predict(text)
+        assert p.problem() is None
+        assert max(p.probabilities, key=p.probabilities.__getitem__) == p.label.value
+        assert p.confidence == p.probabilities[p.label.value]
+
+
+def test_image_only_posts_are_not_vaders(vader: VaderAnalyzer) -> None:
+    posts = [Post(id="a", text="moon", thread_id="a"), Post(id="b", text="", thread_id="b")]
+    out = vader.analyze(posts)
+    assert out[0] is not None and out[0].label is Sentiment.BULLISH
+    assert out[1] is None
+
+
+def test_lexicon_file_parses_and_rejects_bad_lines(tmp_path: Path) -> None:
+    lexicon = read_lexicon(SLANG_LEXICON)
+    assert lexicon["moon"] > 0 > lexicon["rekt"]
+    assert {"moon", "pump", "rekt", "ngmi", "wagmi", "fud", "rug", "bagholder", "dump"} <= set(lexicon)
+    bad = tmp_path / "bad.txt"
+    bad.write_text("moon 2.0\nto the moon 3\n")
+    with pytest.raises(ConfigError, match=r"bad.txt:2: expected 'token valence'"):
+        read_lexicon(bad)
+    bad.write_text("moon 9\n")
+    with pytest.raises(ConfigError, match=r"valence must be in \[-4, \+4\]"):
+        read_lexicon(bad)
+
+
+def test_extra_lexicon_overrides(tmp_path: Path) -> None:
+    extra = tmp_path / "extra.txt"
+    extra.write_text("moon -3.0  # in this community the moon is bad news\n")
+    analyzer = VaderAnalyzer(extra_lexicon=str(extra))
+    analyzer.load()
+    assert analyzer.predict("this coin is going to moon").label is Sentiment.BEARISH
