@@ -13,7 +13,9 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+import queue
+import threading
+from concurrent.futures import Future, wait
 from dataclasses import dataclass
 
 from bizstream.analyzer import Analyzer, Prediction
@@ -48,8 +50,8 @@ class Pipeline:
         self.analyzers = list(analyzers)
         self.fusion = fusion
         self.timeout_s = timeout_s
-        self._executors = {a.name: ThreadPoolExecutor(1, thread_name_prefix=f"analyzer-{a.name}") for a in analyzers}
-        self._running: dict[str, Future[Sequence[Prediction | None]]] = {}
+        self._threads = {a.name: _AnalyzerThread(a) for a in analyzers}
+        self._running: dict[str, Future[_Timed]] = {}
 
     def score(self, posts: Sequence[Post]) -> BatchResult:
         """Score one batch. Never raises because of an analyzer or a post."""
@@ -69,14 +71,14 @@ class Pipeline:
 
     def close(self) -> None:
         """Let go of the analyzer threads (a hung one is abandoned, not joined)."""
-        for executor in self._executors.values():
-            executor.shutdown(wait=False, cancel_futures=True)
+        for thread in self._threads.values():
+            thread.close()
 
     # -- running ---------------------------------------------------------------------------------------------------
 
     def _run_all(self, posts: Sequence[Post]) -> dict[str, list[AnalyzerResult | None]]:
         started = time.perf_counter()
-        submitted: dict[str, Future[Sequence[Prediction | None]]] = {}
+        submitted: dict[str, Future[_Timed]] = {}
         outcomes: dict[str, list[AnalyzerResult | None]] = {}
         for analyzer in self.analyzers:
             busy = self._running.get(analyzer.name)
@@ -84,7 +86,7 @@ class Pipeline:
                 error = f"skipped: still busy with an earlier batch that overran worker.analyzer_timeout_s={self.timeout_s}"
                 outcomes[analyzer.name] = self._failed(analyzer, error, len(posts), 0.0)
                 continue
-            future = self._executors[analyzer.name].submit(_timed_analyze, analyzer, posts)
+            future = self._threads[analyzer.name].submit(posts)
             submitted[analyzer.name] = self._running[analyzer.name] = future
         wait(submitted.values(), timeout=self.timeout_s)
         elapsed = time.perf_counter() - started
@@ -174,7 +176,36 @@ class Pipeline:
         )
 
 
-def _timed_analyze(analyzer: Analyzer, posts: Sequence[Post]) -> tuple[Sequence[Prediction | None], float]:
-    started = time.perf_counter()
-    predictions = analyzer.analyze(posts)
-    return predictions, time.perf_counter() - started
+_Timed = tuple[Sequence[Prediction | None], float]
+
+
+class _AnalyzerThread:
+    """One daemon thread per analyzer. Daemon, unlike ThreadPoolExecutor's: a hung analyzer must not block exit."""
+
+    def __init__(self, analyzer: Analyzer) -> None:
+        self.analyzer = analyzer
+        self._inbox: queue.SimpleQueue[tuple[Future[_Timed], Sequence[Post]] | None] = queue.SimpleQueue()
+        threading.Thread(target=self._serve, name=f"analyzer-{analyzer.name}", daemon=True).start()
+
+    def submit(self, posts: Sequence[Post]) -> Future[_Timed]:
+        """Queue a batch; the future holds (predictions, seconds) or the exception analyze() raised."""
+        future: Future[_Timed] = Future()
+        self._inbox.put((future, posts))
+        return future
+
+    def close(self) -> None:
+        """Stop after the batch in hand (if any)."""
+        self._inbox.put(None)
+
+    def _serve(self) -> None:
+        while (item := self._inbox.get()) is not None:
+            future, posts = item
+            if not future.set_running_or_notify_cancel():
+                continue
+            started = time.perf_counter()
+            try:
+                predictions = self.analyzer.analyze(posts)
+            except BaseException as exc:  # boundary: handed to the host, which records it
+                future.set_exception(exc)
+            else:
+                future.set_result((predictions, time.perf_counter() - started))

@@ -78,9 +78,11 @@ class WorkerSettings:
     batch_timeout_s: float = 0.25
     analyzer_timeout_s: float = 10.0
     commit_interval_s: float = 1.0
+    session_timeout_s: float = 10.0
 
     def validate(self) -> None:
         _require(bool(self.app_id.strip()), "worker.app_id must not be empty")
+        _require(6.0 <= self.session_timeout_s <= 300.0, f"worker.session_timeout_s must be in [6, 300], got {self.session_timeout_s}")
         _require(self.batch_size >= 1, f"worker.batch_size must be >= 1, got {self.batch_size}")
         _require(self.batch_timeout_s > 0, f"worker.batch_timeout_s must be > 0, got {self.batch_timeout_s}")
         _require(self.analyzer_timeout_s > 0, f"worker.analyzer_timeout_s must be > 0, got {self.analyzer_timeout_s}")

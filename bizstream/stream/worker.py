@@ -42,6 +42,8 @@ def create_app(settings: Settings, pipeline: Pipeline) -> faust.App:
         topic_partitions=settings.kafka.partitions,
         topic_replication_factor=settings.kafka.replication_factor,
         broker_commit_interval=settings.worker.commit_interval_s,
+        broker_session_timeout=settings.worker.session_timeout_s,
+        broker_heartbeat_interval=settings.worker.session_timeout_s / 5,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
         web_enabled=False,
