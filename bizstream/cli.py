@@ -26,7 +26,7 @@ app = typer.Typer(
 )
 broker_app = typer.Typer(help="Run the local single-node Kafka broker (fetched from Maven Central).", no_args_is_help=True)
 app.add_typer(broker_app, name="broker")
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 out = Console()
 
 ConfigOption = Annotated[
@@ -185,6 +185,44 @@ def score(
     finally:
         pipeline.close()
         sys.stdout.flush()
+
+
+@app.command()
+def demo(
+    config: ConfigOption = None,
+    posts: Annotated[Optional[Path], typer.Option(help="Posts to stream (default: data/sample_posts.jsonl).")] = None,
+    keep_broker: Annotated[bool, typer.Option(help="Leave the broker running afterwards.")] = False,
+    timeout: Annotated[float, typer.Option(help="Give up waiting for scores after this many seconds.")] = 120.0,
+) -> None:
+    """Start Kafka and a worker, stream the sample posts through, show the scores, stop everything."""
+    from bizstream.demo import SAMPLE_LABELS, SAMPLE_POSTS, run_demo
+
+    settings = _settings(config)
+    colors = {"bullish": "green", "bearish": "red", "neutral": "white"}
+
+    def show(s: dict[str, object], texts: dict[str, str]) -> None:
+        text = " ".join(texts.get(str(s["post_id"]), "").split())[:70]
+        label = str(s["label"])
+        out.print(f"[{colors[label]}]{label:>8} {float(s['score']):+.2f}[/] {s['post_id']:>10}  {text}")  # type: ignore[arg-type]
+
+    result = run_demo(
+        settings,
+        posts_file=posts or SAMPLE_POSTS,
+        labels_file=None if posts else SAMPLE_LABELS,
+        keep_broker=keep_broker,
+        timeout_s=timeout,
+        on_score=show,
+        say=lambda line: err.print(f"[bold]>[/] {line}"),
+    )
+    table = Table("posts", "scored", "dead", "bullish", "neutral", "bearish", "agree", "seconds")
+    table.add_row(
+        str(result.produced), str(len(result.scores)), str(result.dead_letters),
+        *(str(result.labels.get(k, 0)) for k in ("bullish", "neutral", "bearish")),
+        f"{result.agreement:.1%}" if result.agreement is not None else "-", f"{result.seconds:.1f}",
+    )  # fmt: skip
+    out.print(table)
+    if len(result.scores) < result.produced:
+        raise BizstreamError(f"only {len(result.scores)} of {result.produced} posts were scored within {timeout:.0f} s")
 
 
 @app.command()

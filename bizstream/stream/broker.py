@@ -231,8 +231,9 @@ class LocalBroker:
         if (self.directory / "data" / "meta.properties").exists():
             return
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
-        command = [*self._java(), "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c",
-                   str(self.directory / "server.properties")]  # fmt: skip
+        # "--cluster-id=<id>", not "-t <id>": a random id may start with "-" and would be read as an option.
+        command = [*self._java(), "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}",
+                   f"--config={self.directory / 'server.properties'}"]  # fmt: skip
         result = subprocess.run(command, capture_output=True, text=True, cwd=self.directory)
         if result.returncode != 0:
             raise BrokerError(f"formatting Kafka storage failed (exit {result.returncode}): {result.stdout}{result.stderr}")

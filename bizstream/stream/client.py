@@ -46,8 +46,21 @@ async def ensure_topics(kafka: KafkaSettings, names: Sequence[str] = topics.ALL)
                 await admin.create_topics(wanted)
             except TopicAlreadyExistsError:
                 pass  # another process created them first
+        await _wait_for_leaders(admin, list(names), timeout_s=30.0)
     finally:
         await admin.close()
+
+
+async def _wait_for_leaders(admin: AIOKafkaAdminClient, names: list[str], timeout_s: float) -> None:
+    """Until every partition has a leader: producing to a brand-new topic otherwise starts with retries."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        described = await admin.describe_topics(names)
+        if all(t["error_code"] == 0 and t["partitions"] and all(p["leader"] >= 0 for p in t["partitions"]) for t in described):
+            return
+        if time.monotonic() > deadline:
+            raise BrokerError(f"topics {names} still have partitions without a leader after {timeout_s:.0f} s")
+        await asyncio.sleep(0.2)
 
 
 async def publish(kafka: KafkaSettings, topic: str, records: Iterable[tuple[bytes | None, bytes]]) -> int:

@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from bizstream.cli import app
+from tests.conftest import ROOT
+
+runner = CliRunner()
+
+
+def all_commands() -> list[list[str]]:
+    found: list[list[str]] = []
+
+    def walk(command: Any, path: list[str]) -> None:
+        found.append(path)
+        for name, sub in getattr(command, "commands", {}).items():
+            walk(sub, [*path, name])
+
+    walk(typer.main.get_command(app), [])
+    return found
+
+
+@pytest.mark.parametrize("path", all_commands(), ids=lambda p: " ".join(p) or "bizstream")
+def test_every_command_has_help(path: list[str]) -> None:
+    result = runner.invoke(app, [*path, "--help"])
+    assert result.exit_code == 0
+    assert "Usage" in result.output and len(result.output.splitlines()) > 4
+
+
+def test_the_spec_commands_exist() -> None:
+    names = {" ".join(p) for p in all_commands()}
+    assert {"broker start", "broker stop", "broker status", "worker", "produce", "consume", "score", "plugins"} <= names
+
+
+def test_score_offline_scores_good_lines_and_rejects_bad_ones(tmp_path: Path) -> None:
+    posts = tmp_path / "posts.jsonl"
+    posts.write_bytes(b'{"id": "a", "text": "this coin is going to moon"}\nnot json\n{"id": "b", "text": "rekt"}\n')
+    result = subprocess.run([sys.executable, "-m", "bizstream", "score", str(posts)], capture_output=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    scores = [orjson.loads(line) for line in result.stdout.splitlines()]
+    assert [(s["post_id"], s["label"]) for s in scores] == [("a", "bullish"), ("b", "bearish")]
+    rejects = [orjson.loads(line) for line in result.stderr.splitlines() if line.startswith(b"{")]
+    assert len(rejects) == 1 and rejects[0]["offset"] == 2 and "not valid JSON" in rejects[0]["message"]
+
+
+def test_bad_settings_give_one_clear_line(tmp_path: Path) -> None:
+    env = {"BIZSTREAM_WORKER__BATCH_SIZE": "-3", "PATH": "/usr/bin:/bin"}
+    result = subprocess.run([sys.executable, "-m", "bizstream", "plugins"], capture_output=True, text=True, env=env, cwd=ROOT)
+    assert result.returncode == 1
+    assert "error: worker.batch_size must be >= 1, got -3" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_broker_status_says_stopped(tmp_path: Path) -> None:
+    env = {"BIZSTREAM_BROKER__CACHE_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    result = subprocess.run([sys.executable, "-m", "bizstream", "broker", "status"], capture_output=True, text=True, env=env, cwd=ROOT)
+    assert result.returncode == 1
+    assert result.stdout.startswith("stopped")
+
+
+def test_produce_without_a_broker_says_what_to_do(tmp_path: Path) -> None:
+    posts = tmp_path / "p.jsonl"
+    posts.write_text('{"id": "a", "text": "x"}\n')
+    env = {"BIZSTREAM_KAFKA__BOOTSTRAP_SERVERS": "127.0.0.1:1", "PATH": "/usr/bin:/bin"}
+    result = subprocess.run([sys.executable, "-m", "bizstream", "produce", str(posts)], capture_output=True, text=True, env=env, cwd=ROOT, timeout=60)
+    assert result.returncode == 1
+    assert "cannot reach Kafka at 127.0.0.1:1" in result.stderr and "bizstream broker start" in result.stderr
