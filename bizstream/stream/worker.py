@@ -46,6 +46,7 @@ def create_app(settings: Settings, pipeline: Pipeline) -> faust.App:
         broker_heartbeat_interval=settings.worker.session_timeout_s / 5,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        producer_linger=settings.worker.producer_linger_ms / 1000.0,
         web_enabled=False,
     )
     declared = {
