@@ -91,9 +91,9 @@ class Pipeline:
         wait(submitted.values(), timeout=self.timeout_s)
         elapsed = time.perf_counter() - started
         for analyzer in self.analyzers:
-            future = submitted.get(analyzer.name)
-            if future is None:
+            if analyzer.name not in submitted:
                 continue
+            future = submitted[analyzer.name]
             if not future.done():
                 error = f"timed out after worker.analyzer_timeout_s={self.timeout_s} s on a batch of {len(posts)}"
                 log.warning("analyzer %s %s", analyzer.name, error)

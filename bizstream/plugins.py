@@ -10,6 +10,7 @@ import importlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import pluggy
 
@@ -73,7 +74,7 @@ def load_analyzers(pm: pluggy.PluginManager, settings: Settings) -> list[Analyze
         plugin = impl.plugin_name
         try:
             kwargs = {"settings": settings}
-            analyzers: Sequence[Analyzer] = impl.function(**{k: kwargs[k] for k in impl.argnames}) or []
+            analyzers = cast(Sequence[Analyzer], impl.function(**{k: kwargs[k] for k in impl.argnames}) or [])
         except Exception as exc:  # boundary: a broken plugin costs only itself
             log.exception("plugin %s failed in register_analyzers", plugin)
             statuses.append(AnalyzerStatus(f"<{plugin}>", plugin, "-", None, f"register_analyzers raised {_describe(exc)}"))

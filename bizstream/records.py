@@ -69,6 +69,14 @@ def dumps(record: Any) -> bytes:
     return orjson.dumps(record, option=orjson.OPT_SERIALIZE_DATACLASS | orjson.OPT_NON_STR_KEYS)
 
 
+class WireRecord:
+    """Base of the records that go on the wire as they are."""
+
+    def to_json(self) -> bytes:
+        """JSON bytes for the wire."""
+        return dumps(self)
+
+
 # -- Post -----------------------------------------------------------------------------------------------------------
 
 
@@ -109,13 +117,7 @@ class Post:
         """Parse and validate one post; InvalidRecord says exactly what is wrong."""
         if len(raw) > limits.max_message_bytes:
             raise InvalidRecord(f"message is {len(raw)} bytes, more than limits.max_message_bytes={limits.max_message_bytes}")
-        try:
-            obj = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            raise InvalidRecord(f"not valid JSON (UTF-8): {exc}") from None
-        if not isinstance(obj, dict):
-            raise InvalidRecord(f"a post must be a JSON object, got {type(obj).__name__}")
-        return cls.from_dict(obj, limits)
+        return cls.from_dict(_object(raw, "post"), limits)
 
     @classmethod
     def from_dict(cls, obj: Mapping[str, Any], limits: LimitSettings) -> Post:
@@ -123,7 +125,9 @@ class Post:
         unknown = set(obj) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
             raise InvalidRecord(f"unknown field(s) {sorted(unknown)} in post (put free-form data under 'meta')")
-        post_id = _identifier(obj, "id", required=True, where="post")
+        post_id = _identifier(obj, "id", where="post")
+        if post_id is None:
+            raise InvalidRecord("post has no 'id' (a non-empty string)")
         where = f"post {post_id!r}"
         text = obj.get("text")
         if text is None:
@@ -135,7 +139,7 @@ class Post:
         image = _image(obj.get("image"), limits, where)
         if not text.strip() and image is None:
             raise InvalidRecord(f"{where} has empty 'text' and no image: nothing to score")
-        thread_id = _identifier(obj, "thread_id", required=False, where=where) or post_id
+        thread_id = _identifier(obj, "thread_id", where=where) or post_id
         created_at = obj.get("created_at")
         if created_at is not None:
             created_at = _timestamp(created_at, where)
@@ -150,16 +154,14 @@ class Post:
             board=_optional_str(obj, "board", where),
             created_at=created_at,
             image=image,
-            reply_to=_identifier(obj, "reply_to", required=False, where=where),
+            reply_to=_identifier(obj, "reply_to", where=where),
             meta=meta,
         )
 
 
-def _identifier(obj: Mapping[str, Any], key: str, *, required: bool, where: str) -> str | None:
+def _identifier(obj: Mapping[str, Any], key: str, *, where: str) -> str | None:
     value = obj.get(key)
     if value is None:
-        if required:
-            raise InvalidRecord(f"{where} has no '{key}' (a non-empty string)")
         return None
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)  # 4chan post numbers are integers; keep them as strings on the wire
@@ -249,7 +251,7 @@ class AnalyzerResult:
 
 
 @dataclass(frozen=True)
-class Score:
+class Score(WireRecord):
     """The fused sentiment of one post, published to ``bizstream.scores.v1`` keyed by thread id."""
 
     post_id: str
@@ -268,16 +270,12 @@ class Score:
         """Analyzer name → why it produced nothing for this post."""
         return {name: r.error for name, r in self.analyzers.items() if r.error is not None}
 
-    def to_json(self) -> bytes:
-        """JSON bytes for the wire."""
-        return dumps(self)
-
 
 # -- Label, drift, models, dead letters -----------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class Label:
+class Label(WireRecord):
     """A person's (or the trainer's pseudo-) label for one post, on ``bizstream.labels.v1`` keyed by post id."""
 
     post_id: str
@@ -297,10 +295,6 @@ class Label:
         """The class this rating stands for."""
         return Sentiment.from_rating(self.rating)
 
-    def to_json(self) -> bytes:
-        """JSON bytes for the wire."""
-        return dumps(self)
-
     @classmethod
     def from_json(cls, raw: bytes) -> Label:
         """Parse and validate one label."""
@@ -313,7 +307,7 @@ class Label:
 
 
 @dataclass(frozen=True)
-class DriftEvent:
+class DriftEvent(WireRecord):
     """A detector saw the error rate of an analyzer change, on ``bizstream.drift.v1``."""
 
     detector: str
@@ -325,13 +319,9 @@ class DriftEvent:
     window_after: int
     detected_at: float = field(default_factory=now)
 
-    def to_json(self) -> bytes:
-        """JSON bytes for the wire."""
-        return dumps(self)
-
 
 @dataclass(frozen=True)
-class ModelEvent:
+class ModelEvent(WireRecord):
     """A model version was promoted to serving, on ``bizstream.models.v1``."""
 
     analyzer: str
@@ -341,13 +331,9 @@ class ModelEvent:
     reason: Literal["labels", "drift", "manual"]
     promoted_at: float = field(default_factory=now)
 
-    def to_json(self) -> bytes:
-        """JSON bytes for the wire."""
-        return dumps(self)
-
 
 @dataclass(frozen=True)
-class DeadLetter:
+class DeadLetter(WireRecord):
     """A message bizstream could not process, with its raw bytes (base64) so nothing is lost."""
 
     raw: str  # base64 of the exact bytes received
@@ -373,10 +359,6 @@ class DeadLetter:
     def raw_bytes(self) -> bytes:
         """The exact bytes that failed."""
         return base64.b64decode(self.raw)
-
-    def to_json(self) -> bytes:
-        """JSON bytes for the wire."""
-        return dumps(self)
 
 
 def _object(raw: bytes, what: str) -> dict[str, Any]:

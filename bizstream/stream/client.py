@@ -66,11 +66,7 @@ async def _wait_for_leaders(admin: AIOKafkaAdminClient, names: list[str], timeou
 async def publish(kafka: KafkaSettings, topic: str, records: Iterable[tuple[bytes | None, bytes]]) -> int:
     """Publish (key, value) pairs and wait until the broker has them all; returns how many."""
     producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers, acks="all", linger_ms=5)
-    try:
-        await producer.start()
-    except KafkaConnectionError:
-        await producer.stop()
-        raise BrokerError(_unreachable(kafka)) from None
+    await _start(producer, kafka)
     try:
         pending = [await producer.send(topic, value=value, key=key) for key, value in records]
         await asyncio.gather(*pending)
@@ -86,11 +82,7 @@ async def read(kafka: KafkaSettings, topic: str, count: int | None, timeout_s: f
         topic, bootstrap_servers=kafka.bootstrap_servers, group_id=None, enable_auto_commit=False,
         auto_offset_reset="earliest", metadata_max_age_ms=1000,
     )  # fmt: skip
-    try:
-        await consumer.start()
-    except KafkaConnectionError:
-        await consumer.stop()
-        raise BrokerError(_unreachable(kafka)) from None
+    await _start(consumer, kafka)
     try:
         deadline = time.monotonic() + timeout_s
         seen = 0
@@ -107,6 +99,14 @@ async def read(kafka: KafkaSettings, topic: str, count: int | None, timeout_s: f
                         return
     finally:
         await consumer.stop()
+
+
+async def _start(client: AIOKafkaProducer | AIOKafkaConsumer, kafka: KafkaSettings) -> None:
+    try:
+        await client.start()
+    except KafkaConnectionError:
+        await client.stop()
+        raise BrokerError(_unreachable(kafka)) from None
 
 
 def _unreachable(kafka: KafkaSettings) -> str:

@@ -16,7 +16,7 @@ import os
 import uuid
 from collections.abc import Awaitable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, Literal, cast
 
 import faust
 
@@ -58,7 +58,10 @@ def create_app(settings: Settings, pipeline: Pipeline) -> faust.App:
     @app.agent(declared[topics.POSTS], name="bizstream.score")
     async def score(stream: faust.StreamT[bytes]) -> None:
         """Score posts in batches bounded by worker.batch_size and worker.batch_timeout_s."""
-        async for events in stream.take_events(settings.worker.batch_size, within=settings.worker.batch_timeout_s):
+        batches = cast(faust.Stream[bytes], stream).take_events(  # take_events is on Stream, not on StreamT
+            settings.worker.batch_size, within=settings.worker.batch_timeout_s
+        )
+        async for events in batches:
             await scorer.handle(events)
 
     return app
@@ -75,10 +78,10 @@ class _Scorer:
         # One thread: the pipeline fans out to its analyzers' own threads; this one only keeps the loop free.
         self.executor = ThreadPoolExecutor(1, thread_name_prefix="pipeline")
 
-    async def handle(self, events: Sequence[faust.EventT]) -> None:
+    async def handle(self, events: Sequence[faust.EventT[bytes]]) -> None:
         """Validate, score and produce one batch; return only when the broker has everything it produced."""
         posts: list[Post] = []
-        origin: dict[str, faust.EventT] = {}
+        origin: dict[str, faust.EventT[bytes]] = {}
         pending: list[Awaitable[Any]] = []
         for event in events:
             raw = event.value if isinstance(event.value, bytes) else bytes(event.value or b"")
@@ -108,7 +111,7 @@ class _Scorer:
         # Offsets of this batch are acknowledged when we return: wait for the broker to have every record first.
         await asyncio.gather(*pending)
 
-    async def _dead(self, event: faust.EventT, stage: str, exc: BaseException, raw: bytes | None) -> Awaitable[Any]:
+    async def _dead(self, event: faust.EventT[bytes], stage: Literal["validate", "analyze"], exc: BaseException, raw: bytes | None) -> Awaitable[Any]:
         message = event.message
         value = raw if raw is not None else bytes(message.value or b"")
         letter = DeadLetter.for_bytes(
@@ -117,7 +120,7 @@ class _Scorer:
             topic=message.topic,
             partition=message.partition,
             offset=message.offset,
-            stage=stage,  # type: ignore[arg-type]
+            stage=stage,
             error_type=type(exc).__name__,
             message=str(exc),
         )
