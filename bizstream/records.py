@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
+import io
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -221,10 +222,29 @@ def _image(value: Any, limits: LimitSettings, where: str) -> Image | None:
                 f"limits.max_image_bytes={limits.max_image_bytes} ({where})"
             )
         try:
-            base64.b64decode(value["data"], validate=True)
+            data = base64.b64decode(value["data"], validate=True)
         except (binascii.Error, ValueError):
             raise InvalidRecord(f"'image.data' is not valid base64 ({where})") from None
+        _check_pixels(data, limits, where)
     return Image(path=value.get("path"), url=value.get("url"), data=value.get("data"), mime=value.get("mime"))
+
+
+def _check_pixels(data: bytes, limits: LimitSettings, where: str) -> None:
+    """Read only the image header (Pillow opens lazily) and refuse images with too many pixels."""
+    from PIL import Image as PILImage, UnidentifiedImageError
+
+    try:
+        with PILImage.open(io.BytesIO(data)) as image:
+            width, height = image.size
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise InvalidRecord(f"'image.data' is not an image Pillow can read: {exc} ({where})") from None
+    except PILImage.DecompressionBombError as exc:
+        raise InvalidRecord(f"'image.data' looks like a decompression bomb: {exc} ({where})") from None
+    if width * height > limits.max_image_pixels:
+        raise InvalidRecord(
+            f"inline image is {width}x{height} = {width * height} pixels, more than "
+            f"limits.max_image_pixels={limits.max_image_pixels} ({where})"
+        )
 
 
 def _drop_none(record: Any) -> dict[str, Any]:

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
 import base64
+import io
 
 import orjson
 import pytest
+from PIL import Image
 
 from bizstream.errors import InvalidRecord
 from bizstream.records import DeadLetter, Label, Post, Sentiment, label_for_score
@@ -58,9 +60,24 @@ def test_limits_on_message_and_image_size() -> None:
     big = base64.b64encode(b"\0" * 2000).decode()
     with pytest.raises(InvalidRecord, match="more than limits.max_image_bytes=1000"):
         parse({"id": "a", "text": "", "image": {"data": big, "mime": "image/png"}})
-    small = base64.b64encode(b"\x89PNG").decode()
-    post = parse({"id": "a", "text": "", "image": {"data": small, "mime": "image/png"}})
-    assert post.image is not None and post.image.inline_bytes() == b"\x89PNG"
+    with pytest.raises(InvalidRecord, match="not an image Pillow can read"):
+        parse({"id": "a", "text": "", "image": {"data": base64.b64encode(b"\x89PNG").decode(), "mime": "image/png"}})
+    small = png(8, 8)
+    post = parse({"id": "a", "text": "", "image": {"data": base64.b64encode(small).decode(), "mime": "image/png"}})
+    assert post.image is not None and post.image.inline_bytes() == small
+
+
+def test_pixel_limit_is_checked_from_the_header() -> None:
+    limits = LimitSettings(max_image_pixels=100 * 100)
+    wide = base64.b64encode(png(200, 100)).decode()  # a few hundred bytes, 20,000 pixels
+    with pytest.raises(InvalidRecord, match="200x100 = 20000 pixels, more than limits.max_image_pixels=10000"):
+        Post.from_json(orjson.dumps({"id": "a", "text": "", "image": {"data": wide, "mime": "image/png"}}), limits)
+
+
+def png(width: int, height: int) -> bytes:
+    buf = io.BytesIO()
+    Image.new("L", (width, height)).save(buf, format="PNG")
+    return buf.getvalue()
 
 
 def test_label_for_score_is_symmetric_with_an_inclusive_neutral_band() -> None:

@@ -16,6 +16,12 @@ from bizstream.settings import KafkaSettings
 from bizstream.stream import topics
 
 
+# Big enough for anything the broker accepts (a dead letter carries its message base64-encoded: 4/3 its size).
+MAX_REQUEST_BYTES = 16 * 1024 * 1024
+# Topic-level limit for the dead-letter topic, so the dead letter of any post the broker accepted fits.
+DEADLETTER_TOPIC_CONFIG = {"max.message.bytes": str(MAX_REQUEST_BYTES)}
+
+
 @dataclass(frozen=True)
 class Message:
     """One consumed record."""
@@ -37,7 +43,10 @@ async def ensure_topics(kafka: KafkaSettings, names: Sequence[str] = topics.ALL)
     try:
         existing = set(await admin.list_topics())
         wanted = [
-            NewTopic(name, num_partitions=kafka.partitions, replication_factor=kafka.replication_factor)
+            NewTopic(
+                name, num_partitions=kafka.partitions, replication_factor=kafka.replication_factor,
+                topic_configs=DEADLETTER_TOPIC_CONFIG if name == topics.DEADLETTER else {},
+            )  # fmt: skip
             for name in names
             if name not in existing
         ]
@@ -65,7 +74,9 @@ async def _wait_for_leaders(admin: AIOKafkaAdminClient, names: list[str], timeou
 
 async def publish(kafka: KafkaSettings, topic: str, records: Iterable[tuple[bytes | None, bytes]]) -> int:
     """Publish (key, value) pairs and wait until the broker has them all; returns how many."""
-    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers, acks="all", linger_ms=5)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=kafka.bootstrap_servers, acks="all", linger_ms=5, max_request_size=MAX_REQUEST_BYTES
+    )
     await _start(producer, kafka)
     try:
         pending = [await producer.send(topic, value=value, key=key) for key, value in records]

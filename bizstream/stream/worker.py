@@ -25,8 +25,10 @@ from bizstream.pipeline import BatchResult, Pipeline
 from bizstream.records import DeadLetter, Post
 from bizstream.settings import Settings
 from bizstream.stream import topics
+from bizstream.stream.client import DEADLETTER_TOPIC_CONFIG, MAX_REQUEST_BYTES
 
 log = logging.getLogger(__name__)
+EXIT_PRODUCE_FAILED = 75  # EX_TEMPFAIL: try again
 
 
 def create_app(settings: Settings, pipeline: Pipeline) -> faust.App:
@@ -47,10 +49,14 @@ def create_app(settings: Settings, pipeline: Pipeline) -> faust.App:
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
         producer_linger=settings.worker.producer_linger_ms / 1000.0,
+        producer_max_request_size=MAX_REQUEST_BYTES,
         web_enabled=False,
     )
     declared = {
-        name: app.topic(name, key_type=bytes, value_type=bytes, partitions=settings.kafka.partitions)
+        name: app.topic(
+            name, key_type=bytes, value_type=bytes, partitions=settings.kafka.partitions,
+            config=DEADLETTER_TOPIC_CONFIG if name == topics.DEADLETTER else None,
+        )  # fmt: skip
         for name in topics.ALL
     }
     scorer = _Scorer(settings, pipeline, declared[topics.SCORES], declared[topics.DEADLETTER])
@@ -109,7 +115,15 @@ class _Scorer:
                     error = RuntimeError(miss.reason)
                     pending.append(await self._dead(origin[miss.post.id], "analyze", error, None))
         # Offsets of this batch are acknowledged when we return: wait for the broker to have every record first.
-        await asyncio.gather(*pending)
+        try:
+            await asyncio.gather(*pending)
+        except Exception:
+            # The producer has already retried for its whole delivery timeout. Acking now would lose posts, and a
+            # restarted agent would not see this batch again, so leave the group: whoever takes these partitions
+            # (this worker, restarted by its supervisor, or another) re-reads them from the last committed offset.
+            log.critical("could not produce the results of a batch; exiting so the batch is re-read", exc_info=True)
+            logging.shutdown()
+            os._exit(EXIT_PRODUCE_FAILED)
 
     async def _dead(self, event: faust.EventT[bytes], stage: Literal["validate", "analyze"], exc: BaseException, raw: bytes | None) -> Awaitable[Any]:
         message = event.message

@@ -42,6 +42,7 @@ def test_bad_input_goes_to_the_dead_letter_topic_and_the_rest_is_scored(cluster:
         "missing text": b'{"id": "x3", "thread_id": "t"}',
         "oversized text": orjson.dumps({"id": "x4", "text": "moon " * 200}),
         "invalid UTF-8": b'{"id": "x5", "text": "\xff\xfe moon"}',
+        "oversized message": orjson.dumps({"id": "x6", "text": "x" * 1_500_000}),  # its dead letter is ~2 MB
     }
     reasons = {
         "invalid JSON": "not valid JSON",
@@ -49,6 +50,7 @@ def test_bad_input_goes_to_the_dead_letter_topic_and_the_rest_is_scored(cluster:
         "missing text": "has no 'text'",
         "oversized text": "more than limits.max_text_chars=500",
         "invalid UTF-8": "not valid JSON (UTF-8)",
+        "oversized message": "more than limits.max_message_bytes=1048576",
     }
     records: list[tuple[bytes | None, bytes]] = []
     for i, raw in enumerate(bad.values()):
