@@ -1,0 +1,168 @@
+"""Trained models on disk: versioned, self-describing, promoted atomically.
+
+    <root>/bodies/<body_id>/            a sentence-transformers directory (safetensors), shared by the versions
+    <root>/bodies/<body_id>/onnx/       model.onnx (fp32) and model.int8.onnx, written by `bizstream export onnx`
+    <root>/versions/<version>/          head.safetensors + metadata.json
+    <root>/serving -> versions/<v>      a symlink, swapped with one rename (atomic on POSIX)
+    <root>/history.json                 versions that served, oldest first (rollback walks back through it)
+
+A version directory is written under a temporary name and renamed into place, so a crash never leaves a half
+model where a whole one is expected; promotion is one ``os.replace`` of a symlink, so a crash mid-way leaves the old
+version serving.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bizstream.errors import BizstreamError
+
+
+class RegistryError(BizstreamError):
+    """A version is missing, malformed, or cannot be promoted."""
+
+
+@dataclass(frozen=True)
+class ModelMetadata:
+    """What metadata.json records about one version."""
+
+    version: str
+    analyzer: str
+    body_id: str
+    body_source: str  # what the body was built from: a path or a hub id
+    parent: str | None
+    data_fingerprint: str
+    metrics: dict[str, float]
+    kind: str  # "full" (body fine-tuned) or "head" (head refit on a parent's body)
+    params: dict[str, Any] = field(default_factory=dict)
+    created_at: float = field(default_factory=time.time)
+
+
+class ModelRegistry:
+    """One analyzer's models under one root folder."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.bodies = root / "bodies"
+        self.versions = root / "versions"
+        self.serving_link = root / "serving"
+        self.history_file = root / "history.json"
+
+    # -- writing ---------------------------------------------------------------------------------------------------
+
+    def new_version_id(self) -> str:
+        """A sortable, unique version name: v<utc time>-<random>."""
+        return time.strftime("v%Y%m%d-%H%M%S", time.gmtime()) + f"-{uuid.uuid4().hex[:6]}"
+
+    def staging(self) -> Path:
+        """A fresh temporary folder inside the registry (same filesystem, so the final rename is atomic)."""
+        path = self.root / ".staging" / uuid.uuid4().hex
+        path.mkdir(parents=True)
+        return path
+
+    def add_body(self, staged: Path, body_id: str) -> Path:
+        """Move a staged body directory into place (no-op if that body is already there)."""
+        target = self.bodies / body_id
+        if target.exists():
+            shutil.rmtree(staged, ignore_errors=True)
+            return target
+        _refuse_pickles(staged)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.rename(staged, target)
+        return target
+
+    def add_version(self, staged: Path, metadata: ModelMetadata) -> Path:
+        """Write metadata.json into a staged version directory and move it into place."""
+        if not (self.bodies / metadata.body_id).is_dir():
+            raise RegistryError(f"version {metadata.version} refers to body {metadata.body_id}, which is not in {self.bodies}")
+        if not (staged / "head.safetensors").is_file():
+            raise RegistryError(f"a version needs head.safetensors; {staged} has none")
+        _refuse_pickles(staged)
+        (staged / "metadata.json").write_text(json.dumps(asdict(metadata), indent=2, sort_keys=True))
+        target = self.versions / metadata.version
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.rename(staged, target)
+        return target
+
+    def promote(self, version: str) -> None:
+        """Make ``version`` the serving one, atomically, and append it to the history."""
+        self.metadata(version)  # must exist and be readable
+        temporary = self.root / f".serving-{uuid.uuid4().hex}"
+        os.symlink(Path("versions") / version, temporary)
+        os.replace(temporary, self.serving_link)  # the atomic step
+        history = [v for v in self.history() if v != version] + [version]
+        _write_atomically(self.history_file, json.dumps(history))
+
+    def rollback(self) -> str:
+        """Serve the version that served before the current one; returns it."""
+        history = self.history()
+        current = self.serving()
+        earlier = [v for v in history if v != current and (self.versions / v).is_dir()]
+        if not earlier:
+            raise RegistryError("nothing to roll back to: no earlier version has served")
+        previous = earlier[-1]
+        self.promote(previous)
+        # Forget the rolled-back version in the history, so a second rollback goes further back.
+        _write_atomically(self.history_file, json.dumps([v for v in self.history() if v != current]))
+        return previous
+
+    # -- reading ---------------------------------------------------------------------------------------------------
+
+    def serving(self) -> str | None:
+        """The serving version, or None."""
+        try:
+            return Path(os.readlink(self.serving_link)).name
+        except FileNotFoundError:
+            return None
+
+    def history(self) -> list[str]:
+        """Versions that have served, oldest first."""
+        try:
+            history = json.loads(self.history_file.read_text())
+        except FileNotFoundError:
+            return []
+        return [str(v) for v in history]
+
+    def metadata(self, version: str) -> ModelMetadata:
+        """A version's metadata."""
+        path = self.versions / version / "metadata.json"
+        try:
+            return ModelMetadata(**json.loads(path.read_text()))
+        except FileNotFoundError:
+            raise RegistryError(f"no model version {version!r} in {self.versions}") from None
+        except (TypeError, ValueError) as exc:
+            raise RegistryError(f"{path} is malformed: {exc}") from None
+
+    def list(self) -> list[ModelMetadata]:
+        """Every version, oldest first."""
+        if not self.versions.is_dir():
+            return []
+        found = [self.metadata(p.name) for p in self.versions.iterdir() if (p / "metadata.json").is_file()]
+        return sorted(found, key=lambda m: m.created_at)
+
+    def version_dir(self, version: str) -> Path:
+        """Where a version's files are."""
+        return self.versions / version
+
+    def body_dir(self, body_id: str) -> Path:
+        """Where a body's files are."""
+        return self.bodies / body_id
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
+    temporary.write_text(text)
+    os.replace(temporary, path)
+
+
+def _refuse_pickles(folder: Path) -> None:
+    pickles = [p for p in folder.rglob("*") if p.suffix in {".pkl", ".pickle", ".bin", ".pt", ".ckpt"}]
+    if pickles:
+        raise RegistryError(f"refusing to store pickle-based files (safetensors only): {[str(p) for p in pickles]}")
