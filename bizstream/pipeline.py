@@ -19,8 +19,8 @@ from concurrent.futures import Future, wait
 from dataclasses import dataclass
 
 from bizstream.analyzer import Analyzer, Prediction
-from bizstream.records import SENTIMENTS, AnalyzerResult, Post, Score, label_for_score
-from bizstream.settings import FusionSettings
+from bizstream.records import SENTIMENTS, AnalyzerResult, Post, Route, Score, label_for_score
+from bizstream.settings import FusionSettings, RoutingSettings
 
 log = logging.getLogger(__name__)
 
@@ -44,30 +44,68 @@ class BatchResult:
 class Pipeline:
     """Runs analyzers on batches and fuses their predictions with the configured weights."""
 
-    def __init__(self, analyzers: Sequence[Analyzer], fusion: FusionSettings, timeout_s: float) -> None:
+    def __init__(
+        self,
+        analyzers: Sequence[Analyzer],
+        fusion: FusionSettings,
+        timeout_s: float,
+        routing: RoutingSettings | None = None,
+    ) -> None:
         if not analyzers:
             raise ValueError("a pipeline needs at least one available analyzer")
         self.analyzers = list(analyzers)
         self.fusion = fusion
         self.timeout_s = timeout_s
+        self.routing = routing or RoutingSettings()
+        self.cheap = [a for a in self.analyzers if a.name in self.routing.cheap]
+        self.expensive = [a for a in self.analyzers if a.name not in self.routing.cheap]
+        self.cascading = self.routing.cascade and bool(self.cheap) and bool(self.expensive)
         self._threads = {a.name: _AnalyzerThread(a) for a in analyzers}
         self._running: dict[str, Future[_Timed]] = {}
 
     def score(self, posts: Sequence[Post]) -> BatchResult:
-        """Score one batch. Never raises because of an analyzer or a post."""
+        """Score one batch (through the cascade when it is on). Never raises because of an analyzer or a post."""
         if not posts:
             return BatchResult([], [])
-        per_analyzer = self._run_all(posts)
+        results: list[dict[str, AnalyzerResult | None]] = [{} for _ in posts]
+        routes: list[Route] = ["all"] * len(posts)
+        if not self.cascading:
+            self._merge(results, range(len(posts)), self._run_all(self.analyzers, posts))
+        else:
+            self._merge(results, range(len(posts)), self._run_all(self.cheap, posts))
+            ambiguous = [i for i, r in enumerate(results) if not self._settled(r)]
+            routes = ["cheap"] * len(posts)
+            for i in ambiguous:
+                routes[i] = "escalated"
+            if ambiguous:
+                self._merge(results, ambiguous, self._run_all(self.expensive, [posts[i] for i in ambiguous]))
         scores: list[Score] = []
         unscored: list[Unscored] = []
-        for i, post in enumerate(posts):
-            results = {name: outcome[i] for name, outcome in per_analyzer.items()}
-            score = self._fuse(post, results)
+        for post, per_post, route in zip(posts, results, routes, strict=True):
+            score = self._fuse(post, per_post, route)
             if isinstance(score, Score):
                 scores.append(score)
             else:
                 unscored.append(Unscored(post, score))
         return BatchResult(scores, unscored)
+
+    def _settled(self, results: dict[str, AnalyzerResult | None]) -> bool:
+        """True when a cheap analyzer is sure enough that the expensive ones would add little."""
+        return any(
+            r is not None and r.error is None and r.confidence is not None and r.score is not None
+            and r.confidence >= self.routing.min_confidence and abs(r.score) >= self.routing.min_abs_score
+            for r in results.values()
+        )  # fmt: skip
+
+    @staticmethod
+    def _merge(
+        into: list[dict[str, AnalyzerResult | None]],
+        indices: Sequence[int],
+        outcomes: dict[str, list[AnalyzerResult | None]],
+    ) -> None:
+        for name, per_post in outcomes.items():
+            for i, result in zip(indices, per_post, strict=True):
+                into[i][name] = result
 
     def close(self) -> None:
         """Let go of the analyzer threads (a hung one is abandoned, not joined)."""
@@ -76,11 +114,11 @@ class Pipeline:
 
     # -- running ---------------------------------------------------------------------------------------------------
 
-    def _run_all(self, posts: Sequence[Post]) -> dict[str, list[AnalyzerResult | None]]:
+    def _run_all(self, analyzers: Sequence[Analyzer], posts: Sequence[Post]) -> dict[str, list[AnalyzerResult | None]]:
         started = time.perf_counter()
         submitted: dict[str, Future[_Timed]] = {}
         outcomes: dict[str, list[AnalyzerResult | None]] = {}
-        for analyzer in self.analyzers:
+        for analyzer in analyzers:
             busy = self._running.get(analyzer.name)
             if busy is not None and not busy.done():
                 error = f"skipped: still busy with an earlier batch that overran worker.analyzer_timeout_s={self.timeout_s}"
@@ -90,7 +128,7 @@ class Pipeline:
             submitted[analyzer.name] = self._running[analyzer.name] = future
         wait(submitted.values(), timeout=self.timeout_s)
         elapsed = time.perf_counter() - started
-        for analyzer in self.analyzers:
+        for analyzer in analyzers:
             if analyzer.name not in submitted:
                 continue
             future = submitted[analyzer.name]
@@ -148,7 +186,7 @@ class Pipeline:
 
     # -- fusing ----------------------------------------------------------------------------------------------------
 
-    def _fuse(self, post: Post, results: dict[str, AnalyzerResult | None]) -> Score | str:
+    def _fuse(self, post: Post, results: dict[str, AnalyzerResult | None], route: Route) -> Score | str:
         usable = [
             (r, self.fusion.weight_of(name))
             for name, r in results.items()
@@ -173,6 +211,7 @@ class Pipeline:
             confidence=probabilities[label.value],
             probabilities=probabilities,
             analyzers=present,
+            route=route,
         )
 
 

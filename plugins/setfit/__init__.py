@@ -1,0 +1,154 @@
+"""The SetFit analyzer: serves the promoted model from the SetFit registry, on ONNX Runtime or torch.
+
+score = P(bullish) − P(bearish); label = the most probable class; confidence = its probability. When another
+version is promoted, the next batch notices, a background thread loads it, and the batch after that uses it — the
+batches in between keep being scored by the old model, so nothing is dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bizstream.analyzer import Prediction
+from bizstream.errors import AnalyzerUnavailable
+from bizstream.hookspecs import hookimpl
+from bizstream.learning.model import CLASSES, Head, OnnxEncoder, SentimentModel, TorchEncoder
+from bizstream.learning.registry import ModelRegistry, RegistryError
+from bizstream.records import Post, Sentiment
+from bizstream.settings import Settings
+
+log = logging.getLogger(__name__)
+ONNX_FILES = {"onnx-fp32": "model.onnx", "onnx-int8": "model.int8.onnx"}
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """A model version ready to serve."""
+
+    version: str
+    runtime: str
+    model: SentimentModel
+
+
+def load_version(registry: ModelRegistry, version: str, runtime: str, max_seq_length: int) -> Loaded:
+    """Build the model of one registry version on the requested runtime ("auto": INT8 ONNX when exported)."""
+    metadata = registry.metadata(version)
+    body = registry.body_dir(metadata.body_id)
+    if runtime == "auto":
+        runtime = "onnx-int8" if (body / "onnx" / ONNX_FILES["onnx-int8"]).is_file() else "torch"
+    head = Head.load(registry.version_dir(version) / "head.safetensors")
+    length = int(metadata.params.get("max_seq_length", max_seq_length))
+    encoder: Any
+    if runtime == "torch":
+        encoder = TorchEncoder(body, max_seq_length=length)
+    else:
+        onnx_file = body / "onnx" / ONNX_FILES[runtime]
+        if not onnx_file.is_file():
+            raise AnalyzerUnavailable(f"setfit.runtime is {runtime} but {onnx_file} does not exist; run `bizstream export onnx`")
+        encoder = OnnxEncoder(onnx_file, body / "tokenizer.json", max_seq_length=length)
+    return Loaded(version, runtime, SentimentModel(encoder, head))
+
+
+class SetfitAnalyzer:
+    """Serves whatever version the registry's serving pointer names, swapping between batches."""
+
+    name = "setfit"
+
+    def __init__(self, registry: Path, runtime: str = "auto", batch_size: int = 64, max_seq_length: int = 128) -> None:
+        self.registry = ModelRegistry(registry)
+        self.runtime = runtime
+        self.batch_size = batch_size
+        self.max_seq_length = max_seq_length
+        self.version = "-"
+        self._current: Loaded | None = None
+        self._next: Loaded | None = None
+        self._loading: str | None = None
+        self._lock = threading.Lock()
+
+    def load(self) -> None:
+        """Load the serving version; unavailable (with what to do) when nothing has been trained and promoted."""
+        version = self.registry.serving()
+        if version is None:
+            raise AnalyzerUnavailable(
+                f"no SetFit model is serving in {self.registry.root}; import labels (`bizstream labels import FILE`) "
+                f"and train one (`bizstream train setfit`)"
+            )
+        try:
+            self._install(load_version(self.registry, version, self.runtime, self.max_seq_length))
+        except RegistryError as exc:
+            raise AnalyzerUnavailable(str(exc)) from None
+
+    def analyze(self, posts: Sequence[Post]) -> list[Prediction | None]:
+        """Predict every post with text, in batches; swap to a newly promoted version first if one is ready."""
+        self._swap_if_promoted()
+        current = self._current
+        if current is None:
+            raise RuntimeError("SetfitAnalyzer.analyze() called before load()")
+        wanted = [i for i, p in enumerate(posts) if p.text.strip()]
+        out: list[Prediction | None] = [None] * len(posts)
+        for start in range(0, len(wanted), self.batch_size):
+            chunk = wanted[start : start + self.batch_size]
+            probabilities = current.model.predict_proba([posts[i].text for i in chunk])
+            for i, row in zip(chunk, probabilities, strict=True):
+                out[i] = prediction_from(row)
+        return out
+
+    @property
+    def serving_runtime(self) -> str:
+        """The runtime of the version in use."""
+        return self._current.runtime if self._current else "-"
+
+    def _install(self, loaded: Loaded) -> None:
+        self._current = loaded
+        self.version = loaded.version
+        log.info("setfit analyzer serves %s on %s", loaded.version, loaded.runtime)
+
+    def _swap_if_promoted(self) -> None:
+        with self._lock:
+            if self._next is not None:
+                self._install(self._next)
+                self._next = None
+        promoted = self.registry.serving()
+        if promoted is None or promoted == self.version or promoted == self._loading:
+            return
+        self._loading = promoted
+        threading.Thread(target=self._load_in_background, args=(promoted,), name="setfit-loader", daemon=True).start()
+
+    def _load_in_background(self, version: str) -> None:
+        try:
+            loaded = load_version(self.registry, version, self.runtime, self.max_seq_length)
+        except Exception:  # boundary: keep serving the old version, and say why
+            log.exception("could not load newly promoted SetFit version %s; still serving %s", version, self.version)
+            return
+        finally:
+            self._loading = None
+        with self._lock:
+            self._next = loaded
+
+    def wait_for_swap(self, timeout_s: float = 60.0) -> None:
+        """Block until a background load (if any) is done; for tests and benchmarks."""
+        import time
+
+        deadline = time.monotonic() + timeout_s
+        while self._loading is not None and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+
+def prediction_from(row: Any) -> Prediction:
+    """A Prediction from one row of (bearish, neutral, bullish) probabilities."""
+    probabilities = {c: float(p) for c, p in zip(CLASSES, row, strict=True)}
+    label = max(probabilities, key=probabilities.__getitem__)
+    score = probabilities["bullish"] - probabilities["bearish"]
+    return Prediction(min(1.0, max(-1.0, score)), Sentiment(label), probabilities[label], probabilities)
+
+
+@hookimpl(trylast=True)
+def register_analyzers(settings: Settings) -> list[SetfitAnalyzer]:
+    """The SetFit analyzer over the configured registry."""
+    s = settings.setfit
+    return [SetfitAnalyzer(settings.setfit_registry, s.runtime, s.batch_size, s.max_seq_length)]
