@@ -26,6 +26,14 @@ app = typer.Typer(
 )
 broker_app = typer.Typer(help="Run the local single-node Kafka broker (fetched from Maven Central).", no_args_is_help=True)
 app.add_typer(broker_app, name="broker")
+labels_app = typer.Typer(help="Training labels in the embedded SQLite store.", no_args_is_help=True)
+app.add_typer(labels_app, name="labels")
+train_app = typer.Typer(help="Train models from the training labels.", no_args_is_help=True)
+app.add_typer(train_app, name="train")
+models_app = typer.Typer(help="The SetFit model registry: versions, promotion, rollback.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+export_app = typer.Typer(help="Export models for serving.", no_args_is_help=True)
+app.add_typer(export_app, name="export")
 err = Console(stderr=True, soft_wrap=True)
 out = Console()
 
@@ -244,6 +252,104 @@ def plugins(config: ConfigOption = None) -> None:
         out.print(f"disabled in settings: {', '.join(settings.plugins.disabled)}")
 
 
+@labels_app.command("import")
+def labels_import(
+    file: Annotated[Path, typer.Argument(help="CSV or JSON lines: a `text` column plus `label` (bearish/neutral/bullish) or `rating` (1..3).")],
+    config: ConfigOption = None,
+    labeler: Annotated[str, typer.Option(help="Labeler name for rows that do not give one.")] = "import",
+) -> None:
+    """Import labels; rows with bad values are reported by line number and skipped, the good ones all imported."""
+    from bizstream.store.labels import LabelStore
+
+    settings = _settings(config)
+    store = LabelStore(settings.store_path)
+    report = store.import_file(file, labeler=labeler)
+    for line, message in report.errors:
+        err.print(f"{file}:{line}: {message}")
+    out.print(f"imported {report.imported} labels into {settings.store_path} ({len(report.errors)} rows rejected; {store.count()} in all)")
+    if report.errors:
+        raise typer.Exit(2)
+
+
+@train_app.command("setfit")
+def train_setfit(
+    config: ConfigOption = None,
+    fast: Annotated[bool, typer.Option("--fast", help="Refit only the head on cached embeddings of the serving model's body (seconds).")] = False,
+    profile: Annotated[Optional[str], typer.Option(help="cpu or seed (default: setfit.profile).")] = None,
+    promote: Annotated[Optional[bool], typer.Option("--promote/--no-promote", help="Promote the new version (default: only when nothing serves yet).")] = None,
+) -> None:
+    """Train a SetFit model on the training labels (80/20 stratified split), evaluate it, add it to the registry."""
+    from bizstream.learning.model import default_body
+    from bizstream.learning.registry import ModelRegistry
+    from bizstream.learning.training import PROFILES, Split, refit_head, train_full
+    from bizstream.store.labels import LabelStore
+
+    settings = _settings(config)
+    store = LabelStore(settings.store_path)
+    if store.count() < 10:
+        raise BizstreamError(f"only {store.count()} labels in {settings.store_path}; import some first (bizstream labels import FILE)")
+    split = Split.from_dataset(store.dataset(seed=settings.setfit.seed))
+    registry = ModelRegistry(settings.setfit_registry)
+    if fast:
+        metadata = refit_head(registry, split, seed=settings.setfit.seed)
+    else:
+        chosen = profile or settings.setfit.profile
+        if chosen not in PROFILES:
+            raise BizstreamError(f"--profile must be one of {sorted(PROFILES)}, got {chosen!r}")
+        body = settings.setfit.body or str(default_body())
+        metadata = train_full(registry, split, body, PROFILES[chosen], seed=settings.setfit.seed,
+                              max_seq_length=settings.setfit.max_seq_length, parent=registry.serving())  # fmt: skip
+    out.print(f"trained {metadata.version} ({metadata.kind}): " + ", ".join(f"{k}={v:.4g}" for k, v in metadata.metrics.items()))
+    if promote or (promote is None and registry.serving() is None):
+        registry.promote(metadata.version)
+        out.print(f"promoted {metadata.version}: it serves now")
+
+
+@models_app.command("list")
+def models_list(config: ConfigOption = None) -> None:
+    """Every SetFit version, its metrics, and which one serves."""
+    from bizstream.learning.registry import ModelRegistry
+
+    registry = ModelRegistry(_settings(config).setfit_registry)
+    serving = registry.serving()
+    table = Table("version", "kind", "parent", "accuracy", "macro-F1", "examples", "serving")
+    for m in registry.list():
+        table.add_row(m.version, m.kind, m.parent or "-", f"{m.metrics.get('accuracy', float('nan')):.3f}",
+                      f"{m.metrics.get('macro_f1', float('nan')):.3f}", str(int(m.metrics.get("train_examples", 0))),
+                      "yes" if m.version == serving else "")  # fmt: skip
+    out.print(table)
+
+
+@models_app.command("promote")
+def models_promote(version: Annotated[str, typer.Argument(help="The version to serve.")], config: ConfigOption = None) -> None:
+    """Serve VERSION (an atomic switch; running workers pick it up between batches)."""
+    from bizstream.learning.registry import ModelRegistry
+
+    ModelRegistry(_settings(config).setfit_registry).promote(version)
+    out.print(f"{version} serves now")
+
+
+@models_app.command("rollback")
+def models_rollback(config: ConfigOption = None) -> None:
+    """Serve the version that served before the current one."""
+    from bizstream.learning.registry import ModelRegistry
+
+    out.print(f"{ModelRegistry(_settings(config).setfit_registry).rollback()} serves now")
+
+
+@export_app.command("onnx")
+def export_onnx(
+    config: ConfigOption = None,
+    version: Annotated[Optional[str], typer.Option(help="Version whose body to export (default: the serving one).")] = None,
+) -> None:
+    """Export the SetFit body to ONNX and an INT8-quantized copy; the analyzer serves INT8 when setfit.runtime=auto."""
+    from bizstream.export.onnx import export_version
+    from bizstream.learning.registry import ModelRegistry
+
+    exported = export_version(ModelRegistry(_settings(config).setfit_registry), version)
+    out.print(f"wrote {exported.fp32} and {exported.int8}")
+
+
 def _pipeline(settings: Settings):  # type: ignore[no-untyped-def]
     from bizstream.pipeline import Pipeline
     from bizstream.plugins import get_plugin_manager, load_analyzers
@@ -255,7 +361,7 @@ def _pipeline(settings: Settings):  # type: ignore[no-untyped-def]
     analyzers = [s.analyzer for s in statuses if s.analyzer is not None]
     if not analyzers:
         raise BizstreamError("no analyzer is available; run `bizstream plugins` to see why")
-    return Pipeline(analyzers, settings.fusion, settings.worker.analyzer_timeout_s)
+    return Pipeline(analyzers, settings.fusion, settings.worker.analyzer_timeout_s, settings.routing)
 
 
 def _lines(file: Path) -> Iterator[bytes]:
