@@ -6,7 +6,7 @@ import pytest
 
 from bizstream.pipeline import Pipeline
 from bizstream.records import Post, Sentiment, label_for_score
-from bizstream.settings import FusionSettings
+from bizstream.settings import FusionSettings, RoutingSettings
 from tests.fixtures.analyzers import ConstantAnalyzer, HangingAnalyzer, RaisingAnalyzer, prediction
 
 POSTS = [Post(id=str(i), text=f"post {i}", thread_id=f"t{i % 3}") for i in range(5)]
@@ -86,3 +86,35 @@ def test_fused_label_always_matches_the_fused_score() -> None:
             assert -1.0 <= s.score <= 1.0
             assert s.label is label_for_score(s.score, fusion.neutral_band)
             assert s.score == pytest.approx(0.3 * a + 0.7 * b)
+
+
+def test_cascade_lets_confident_posts_skip_the_expensive_analyzer() -> None:
+    class Cheap(ConstantAnalyzer):
+        """Sure about posts mentioning 'moon', unsure about the rest."""
+
+        def analyze(self, posts):  # type: ignore[no-untyped-def]
+            return [prediction(0.9) if "moon" in p.text else prediction(0.0).__class__(0.0, Sentiment.NEUTRAL, 0.4,
+                    {"bearish": 0.3, "neutral": 0.4, "bullish": 0.3}) for p in posts]  # fmt: skip
+
+    class Expensive(ConstantAnalyzer):
+        seen: list[str] = []
+
+        def analyze(self, posts):  # type: ignore[no-untyped-def]
+            self.seen.extend(p.id for p in posts)
+            return [prediction(-0.8) for _ in posts]
+
+    posts = [Post(id="a", text="to the moon", thread_id="t"), Post(id="b", text="hmm", thread_id="t")]
+    on = RoutingSettings(cascade=True, cheap=["vader"])
+    expensive = Expensive("setfit", 0)
+    result = Pipeline([Cheap("vader", 0), expensive], FusionSettings(), 5, on).score(posts)
+    by_id = {s.post_id: s for s in result.scores}
+    assert expensive.seen == ["b"]
+    assert by_id["a"].route == "cheap" and set(by_id["a"].analyzers) == {"vader"} and by_id["a"].score == pytest.approx(0.9)
+    assert by_id["b"].route == "escalated" and set(by_id["b"].analyzers) == {"vader", "setfit"}
+    assert by_id["b"].score == pytest.approx(0.3 * 0.0 + 0.7 * -0.8)
+
+    expensive.seen.clear()
+    off = RoutingSettings(cascade=False)
+    result = Pipeline([Cheap("vader", 0), expensive], FusionSettings(), 5, off).score(posts)
+    assert sorted(expensive.seen) == ["a", "b"]
+    assert {s.route for s in result.scores} == {"all"}

@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from bizstream.export.onnx import export_version
+from bizstream.learning.model import CLASSES
+from bizstream.learning.registry import ModelMetadata, ModelRegistry
+from bizstream.learning.training import Split
+from plugins.setfit import SetfitAnalyzer, load_version
+from tests.conftest import ROOT
+from tests.learning.conftest import separable
+
+pytestmark = pytest.mark.slow
+
+
+def test_export_quantize_serve_round_trip(trained: tuple[ModelRegistry, ModelMetadata, Split]) -> None:
+    registry, metadata, split = trained
+    exported = export_version(registry, metadata.version)
+    assert exported.int8.stat().st_size < exported.fp32.stat().st_size / 2
+    texts, _ = separable(["$BTC", "$ETH", "$XRP", "$PEPE", "$ARB", "$SOL", "$ADA", "$DOT"])
+    texts += [t.upper() for t in texts] + [t + " lol" for t in texts]  # 360 texts, some off the templates
+    torch_p = load_version(registry, metadata.version, "torch", 128).model.predict_proba(texts)
+    fp32_p = load_version(registry, metadata.version, "onnx-fp32", 128).model.predict_proba(texts)
+    int8_p = load_version(registry, metadata.version, "onnx-int8", 128).model.predict_proba(texts)
+    assert np.abs(fp32_p - torch_p).max() < 1e-3
+    agreement = float((int8_p.argmax(1) == torch_p.argmax(1)).mean())
+    assert agreement >= 0.98, agreement
+    analyzer = SetfitAnalyzer(registry.root, runtime="auto")
+    analyzer.load()
+    assert analyzer.serving_runtime == "onnx-int8"
+
+
+def test_onnx_serving_does_not_import_torch(trained: tuple[ModelRegistry, ModelMetadata, Split]) -> None:
+    registry, metadata, _ = trained
+    export_version(registry, metadata.version)
+    code = (
+        "import sys; from pathlib import Path; from plugins.setfit import load_version; "
+        "from bizstream.learning.registry import ModelRegistry; "
+        f"m = load_version(ModelRegistry(Path({str(registry.root)!r})), {metadata.version!r}, 'onnx-int8', 128); "
+        "print(m.model.predict_proba(['$BTC to the moon']).argmax()); "
+        "assert 'torch' not in sys.modules, 'torch was imported'"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert CLASSES[int(result.stdout.strip())] == "bullish"

@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+import numpy as np
+
+from bizstream.learning.model import CLASSES, Head, TorchEncoder
+from bizstream.learning.registry import ModelMetadata, ModelRegistry
+from bizstream.learning.training import Split, refit_head
+from plugins.setfit import SetfitAnalyzer, load_version
+from bizstream.records import Post
+
+
+def test_full_training_learns_the_separable_set(trained: tuple[ModelRegistry, ModelMetadata, Split]) -> None:
+    registry, metadata, split = trained
+    assert metadata.kind == "full" and metadata.metrics["accuracy"] >= 0.9  # on coins it never saw
+    assert metadata.data_fingerprint == split.fingerprint()
+    body = registry.body_dir(metadata.body_id)
+    assert (body / "model.safetensors").is_file()
+    assert not [p for p in body.rglob("*") if p.suffix in {".bin", ".pkl", ".pt"}]
+    loaded = load_version(registry, metadata.version, "torch", 128)
+    probabilities = loaded.model.predict_proba(["$XRP to the moon, buying more", "$XRP crashed, I lost everything"])
+    assert [CLASSES[i] for i in probabilities.argmax(axis=1)] == ["bullish", "bearish"]
+
+
+def test_head_fast_path_changes_predictions_after_new_labels(trained: tuple[ModelRegistry, ModelMetadata, Split]) -> None:
+    registry, metadata, split = trained
+    probe = ["$BTC to the moon, buying more", "$ETH to the moon, buying more"]
+    before = load_version(registry, metadata.version, "torch", 128).model.predict_proba(probe)
+    # New labels say "moon" posts are bearish now (the meaning flipped).
+    moon = [t for t, label in zip(split.train_texts, split.train_labels, strict=True) if "moon" in t]
+    relabelled = Split(
+        split.train_texts + moon * 4, split.train_labels + ["bearish"] * len(moon) * 4, split.test_texts, split.test_labels
+    )
+    new = refit_head(registry, relabelled, parent=metadata.version)
+    assert new.kind == "head" and new.body_id == metadata.body_id and new.parent == metadata.version
+    assert new.metrics["train_seconds"] < 60
+    after = load_version(registry, new.version, "torch", 128).model.predict_proba(probe)
+    bearish = CLASSES.index("bearish")
+    assert (after[:, bearish] > before[:, bearish] + 0.2).all()
+
+
+def test_head_round_trips_through_safetensors(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(60, 8)).astype(np.float32)
+    labels = [CLASSES[i % 3] for i in range(60)]
+    head = Head.fit(x, labels)
+    head.save(tmp_path / "h.safetensors")
+    assert np.allclose(Head.load(tmp_path / "h.safetensors").predict_proba(x), head.predict_proba(x))
+    two = Head.fit(x, ["bearish" if i % 2 else "bullish" for i in range(60)])  # a class with no examples
+    assert two.predict_proba(x)[:, CLASSES.index("neutral")].max() < 1e-6
+
+
+def test_analyzer_swaps_to_a_promoted_version_between_batches(trained: tuple[ModelRegistry, ModelMetadata, Split]) -> None:
+    registry, metadata, split = trained
+    analyzer = SetfitAnalyzer(registry.root, runtime="torch")
+    registry.promote(metadata.version)
+    analyzer.load()
+    posts = [Post(id=str(i), text=t, thread_id="t") for i, t in enumerate(split.test_texts[:20])]
+    first = analyzer.analyze(posts)
+    assert analyzer.version == metadata.version and all(p is not None for p in first)
+    newer = refit_head(registry, split, parent=metadata.version)
+    registry.promote(newer.version)
+    versions = []
+    for _ in range(3):  # the swap happens between batches; every batch is fully scored meanwhile
+        out = analyzer.analyze(posts)
+        assert all(p is not None for p in out)
+        versions.append(analyzer.version)
+        analyzer.wait_for_swap()
+    assert versions[-1] == newer.version
+    registry.promote(metadata.version)  # leave the fixture as it was
