@@ -19,7 +19,7 @@ from concurrent.futures import Future, wait
 from dataclasses import dataclass
 
 from bizstream.analyzer import Analyzer, Prediction
-from bizstream.records import SENTIMENTS, AnalyzerResult, Post, Route, Score, label_for_score
+from bizstream.records import SENTIMENTS, AnalyzerResult, Post, Route, Score, Sentiment
 from bizstream.settings import FusionSettings, RoutingSettings
 
 log = logging.getLogger(__name__)
@@ -196,13 +196,14 @@ class Pipeline:
         if not usable:
             errors = "; ".join(f"{name}: {r.error}" for name, r in present.items() if r.error) or "none applied"
             return f"no analyzer with a positive fusion weight produced a result ({errors})"
+        # Fuse the class probabilities; the label is the most probable class and the score P(bullish) - P(bearish),
+        # so the three always agree (see records.label_agrees_with_score).
         total = sum(weight for _, weight in usable)
-        score = sum(r.score * w for r, w in usable if r.score is not None) / total
-        score = min(1.0, max(-1.0, score))
         probabilities = {
             s.value: sum((r.probabilities or {})[s.value] * w for r, w in usable) / total for s in SENTIMENTS
         }
-        label = label_for_score(score, self.fusion.neutral_band)
+        label = max(SENTIMENTS, key=lambda s: (probabilities[s.value], s is Sentiment.NEUTRAL))
+        score = min(1.0, max(-1.0, probabilities["bullish"] - probabilities["bearish"]))
         return Score(
             post_id=post.id,
             thread_id=post.thread_id,

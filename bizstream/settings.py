@@ -110,12 +110,10 @@ class LimitSettings:
 class FusionSettings:
     """How analyzer outputs become one Score."""
 
-    neutral_band: float = 0.05
     default_weight: float = 1.0
     weights: dict[str, float] = field(default_factory=lambda: {"vader": 0.3, "setfit": 0.7})
 
     def validate(self) -> None:
-        _require(0 <= self.neutral_band < 1, f"fusion.neutral_band must be in [0, 1), got {self.neutral_band}")
         _require(self.default_weight >= 0, f"fusion.default_weight must be >= 0, got {self.default_weight}")
         for name, weight in self.weights.items():
             _require(weight >= 0, f"fusion.weights.{name} must be >= 0, got {weight}")

@@ -5,7 +5,7 @@ import time
 import pytest
 
 from bizstream.pipeline import Pipeline
-from bizstream.records import Post, Sentiment, label_for_score
+from bizstream.records import Post, Sentiment, label_agrees_with_score
 from bizstream.settings import FusionSettings, RoutingSettings
 from tests.fixtures.analyzers import ConstantAnalyzer, HangingAnalyzer, RaisingAnalyzer, prediction
 
@@ -29,7 +29,7 @@ def test_zero_weight_analyzer_is_reported_but_not_fused() -> None:
     fusion = FusionSettings(weights={"up": 1.0, "down": 0.0})
     pipeline = Pipeline([ConstantAnalyzer("up", 0.6), ConstantAnalyzer("down", -1.0)], fusion, timeout_s=5)
     s = pipeline.score(POSTS[:1]).scores[0]
-    assert s.score == pytest.approx(0.6)
+    assert s.probabilities == s.analyzers["up"].probabilities  # "down" had no say
     assert s.analyzers["down"].score == -1.0
 
 
@@ -41,7 +41,7 @@ def test_a_raising_and_a_hanging_analyzer_cost_only_their_own_output() -> None:
     assert time.monotonic() - started < 1.5  # bounded by the time budget, not by the hang
     assert len(result.scores) == len(POSTS) and not result.unscored
     for s in result.scores:
-        assert s.score == pytest.approx(-0.5)
+        assert s.probabilities == s.analyzers["ok"].probabilities  # the fusion is the healthy analyzer's alone
         assert "RuntimeError: boom" in s.failures["raiser"]
         assert "timed out" in s.failures["hanger"]
         assert "ok" not in s.failures
@@ -77,15 +77,22 @@ def test_post_no_analyzer_could_score_is_returned_unscored() -> None:
     assert "raiser: RuntimeError: boom" in result.unscored[0].reason
 
 
-def test_fused_label_always_matches_the_fused_score() -> None:
-    fusion = FusionSettings()
+def test_fused_label_score_and_probabilities_always_agree() -> None:
+    from plugins.vader import VaderAnalyzer
+
+    vader = VaderAnalyzer()
+    vader.load()
+    texts = ["moon", "rekt", "meh", "wagmi but fud", "what is this", "dump it all", "ok", "so bullish", "rug", "hi"]
+    posts = [Post(id=str(i), text=t, thread_id="t") for i, t in enumerate(texts)]
     for a in (-1.0, -0.3, -0.05, 0.0, 0.04, 0.2, 1.0):
-        for b in (-1.0, 0.0, 0.06, 0.9):
-            pipeline = Pipeline([ConstantAnalyzer("vader", a), ConstantAnalyzer("setfit", b)], fusion, 5)
-            s = pipeline.score(POSTS[:1]).scores[0]
+        pipeline = Pipeline([vader, ConstantAnalyzer("setfit", a)], FusionSettings(), 5)
+        for s in pipeline.score(posts).scores:
             assert -1.0 <= s.score <= 1.0
-            assert s.label is label_for_score(s.score, fusion.neutral_band)
-            assert s.score == pytest.approx(0.3 * a + 0.7 * b)
+            assert s.score == pytest.approx(s.probabilities["bullish"] - s.probabilities["bearish"])
+            assert s.label.value == max(s.probabilities, key=s.probabilities.__getitem__)
+            assert label_agrees_with_score(s.label, s.score)
+            vader_p = s.analyzers["vader"].probabilities or {}
+            assert s.probabilities["bullish"] == pytest.approx(0.3 * vader_p["bullish"] + 0.7 * (1.0 if a > 0.05 else 0.0))
 
 
 def test_cascade_lets_confident_posts_skip_the_expensive_analyzer() -> None:
@@ -109,9 +116,9 @@ def test_cascade_lets_confident_posts_skip_the_expensive_analyzer() -> None:
     result = Pipeline([Cheap("vader", 0), expensive], FusionSettings(), 5, on).score(posts)
     by_id = {s.post_id: s for s in result.scores}
     assert expensive.seen == ["b"]
-    assert by_id["a"].route == "cheap" and set(by_id["a"].analyzers) == {"vader"} and by_id["a"].score == pytest.approx(0.9)
+    assert by_id["a"].route == "cheap" and set(by_id["a"].analyzers) == {"vader"} and by_id["a"].score == pytest.approx(1.0)
     assert by_id["b"].route == "escalated" and set(by_id["b"].analyzers) == {"vader", "setfit"}
-    assert by_id["b"].score == pytest.approx(0.3 * 0.0 + 0.7 * -0.8)
+    assert by_id["b"].probabilities["bearish"] == pytest.approx(0.3 * 0.3 + 0.7 * 1.0)
 
     expensive.seen.clear()
     off = RoutingSettings(cascade=False)

@@ -7,7 +7,7 @@ import base64
 import orjson
 import pytest
 
-from bizstream.records import label_for_score
+from bizstream.records import Sentiment, label_agrees_with_score
 from bizstream.stream import topics
 from tests.integration.conftest import Cluster, post_bytes, scores_by_id
 
@@ -24,10 +24,10 @@ def test_every_post_gets_exactly_one_score(cluster: Cluster) -> None:
     assert len(messages) == n
     scores = [orjson.loads(m.value) for m in messages]
     assert sorted(s["post_id"] for s in scores) == sorted(f"p{i}" for i in range(n))
-    band = cluster.settings.fusion.neutral_band
     for message, s in zip(messages, scores, strict=True):
         assert -1.0 <= s["score"] <= 1.0
-        assert s["label"] == label_for_score(s["score"], band).value
+        assert label_agrees_with_score(Sentiment(s["label"]), s["score"])
+        assert s["label"] == max(s["probabilities"], key=s["probabilities"].__getitem__)
         assert message.key == s["thread_id"].encode()  # keyed by thread id
         assert s["analyzers"]["vader"]["error"] is None
     by_id = scores_by_id(messages)
@@ -85,5 +85,5 @@ def test_a_raising_and_a_hanging_plugin_cost_only_their_own_output(cluster: Clus
         assert analyzers["vader"]["error"] is None  # the healthy analyzer still scored every post
         assert "boom" in analyzers["raiser"]["error"]
         assert "timed out" in analyzers["hanger"]["error"] or "still busy" in analyzers["hanger"]["error"]
-        # The fused score is VADER's alone: the failed analyzers added nothing.
-        assert s["score"] == pytest.approx(analyzers["vader"]["score"])
+        # The fusion is VADER's alone: the failed analyzers added nothing.
+        assert s["probabilities"] == pytest.approx(analyzers["vader"]["probabilities"])

@@ -1,0 +1,113 @@
+"""SetFit inference: torch fp32 vs ONNX fp32 vs ONNX INT8 on the same posts in one run, label agreement, and the
+throughput of the VADER + SetFit cascade.
+
+    .venv/bin/python bench/inference.py [--data CSV] [--posts 2000]
+
+A model is trained first (tiny profile, on the project's sample labels) into a temporary registry and exported;
+what is measured is serving speed, which does not depend on how well the model was trained. Prints JSON; compare
+the ratios (int8 / torch), not absolute numbers across machines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import orjson
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bizstream.export.onnx import export_version  # noqa: E402
+from bizstream.learning.model import default_body  # noqa: E402
+from bizstream.learning.registry import ModelRegistry  # noqa: E402
+from bizstream.learning.training import Split, TrainProfile, train_full  # noqa: E402
+from bizstream.pipeline import Pipeline  # noqa: E402
+from bizstream.records import Post  # noqa: E402
+from bizstream.settings import RoutingSettings, Settings  # noqa: E402
+from bizstream.store.labels import LabelStore  # noqa: E402
+from plugins.setfit import SetfitAnalyzer, load_version  # noqa: E402
+from plugins.vader import VaderAnalyzer  # noqa: E402
+
+
+def texts_from(path: Path | None, n: int) -> list[str]:
+    if path is None:
+        lines = (ROOT / "data" / "sample_posts.jsonl").read_bytes().splitlines()
+        texts = [orjson.loads(line)["text"] for line in lines]
+    else:
+        with path.open(newline="", encoding="utf-8") as fh:
+            texts = [row["text"] for row in csv.DictReader(fh)]
+    return [texts[i % len(texts)] for i in range(n)]
+
+
+def timed(predict, texts: list[str], batch: int) -> tuple[np.ndarray, float]:  # type: ignore[no-untyped-def]
+    predict(texts[:batch])  # warm-up
+    started = time.perf_counter()
+    out = np.concatenate([predict(texts[i : i + batch]) for i in range(0, len(texts), batch)])
+    return out, len(texts) / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path)
+    parser.add_argument("--posts", type=int, default=2000)
+    parser.add_argument("--batch", type=int, default=64)
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="bizstream-inf-"))
+    store = LabelStore(work / "labels.sqlite")
+    store.import_file(ROOT / "data" / "sample_labels.jsonl")
+    registry = ModelRegistry(work / "registry")
+    trained = train_full(registry, Split.from_dataset(store.dataset()), default_body(), TrainProfile(16, 1, 1), show_progress=False)
+    registry.promote(trained.version)
+    export_version(registry, trained.version)
+    texts = texts_from(args.data, args.posts)
+
+    runs = {}
+    probabilities = {}
+    for runtime in ("torch", "onnx-fp32", "onnx-int8"):
+        model = load_version(registry, trained.version, runtime, 128).model
+        probabilities[runtime], runs[runtime] = timed(model.predict_proba, texts, args.batch)
+    labels = {k: v.argmax(axis=1) for k, v in probabilities.items()}
+
+    settings = Settings()
+    vader = VaderAnalyzer()
+    vader.load()
+    setfit = SetfitAnalyzer(registry.root, runtime="onnx-int8", batch_size=args.batch)
+    setfit.load()
+    posts = [Post(id=str(i), text=t, thread_id="t") for i, t in enumerate(texts)]
+    cascade_rates = {}
+    for on in (True, False):
+        pipeline = Pipeline([vader, setfit], settings.fusion, 3600, RoutingSettings(cascade=on))
+        pipeline.score(posts[:256])
+        started = time.perf_counter()
+        routes = [s.route for i in range(0, len(posts), 256) for s in pipeline.score(posts[i : i + 256]).scores]
+        cascade_rates["cascade" if on else "vader_plus_setfit_every_post"] = {
+            "posts_per_s": round(len(posts) / (time.perf_counter() - started), 1),
+            "settled_by_vader": round(routes.count("cheap") / len(routes), 3),
+        }
+        pipeline.close()
+
+    print(orjson.dumps({
+        "benchmark": "inference",
+        "posts": len(texts), "batch": args.batch, "data": args.data.name if args.data else "data/sample_posts.jsonl",
+        "posts_per_s": {k: round(v, 1) for k, v in runs.items()},
+        "speedup_vs_torch_fp32": {k: round(v / runs["torch"], 2) for k, v in runs.items()},
+        "label_agreement_with_torch": {k: round(float((v == labels["torch"]).mean()), 4) for k, v in labels.items()},
+        "max_abs_probability_diff_vs_torch": {k: round(float(np.abs(v - probabilities["torch"]).max()), 4) for k, v in probabilities.items()},
+        "pipelines": cascade_rates,
+        "model_bytes": {"onnx-fp32": (registry.body_dir(trained.body_id) / "onnx" / "model.onnx").stat().st_size,
+                        "onnx-int8": (registry.body_dir(trained.body_id) / "onnx" / "model.int8.onnx").stat().st_size},
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+    }, option=orjson.OPT_INDENT_2).decode())  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
