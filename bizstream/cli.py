@@ -271,6 +271,23 @@ def labels_import(
         raise typer.Exit(2)
 
 
+@labels_app.command("export")
+def labels_export(
+    file: Annotated[Path, typer.Argument(help="JSON lines to write (one label per line), e.g. to train on a GPU box.")],
+    config: ConfigOption = None,
+) -> None:
+    """Write every training label as JSON lines (post_id, thread_id, text, rating, labeler, source, labeled_at)."""
+    from dataclasses import asdict
+
+    from bizstream.store.labels import LabelStore
+
+    rows = LabelStore(_settings(config).store_path).rows()
+    with file.open("wb") as fh:
+        for row in rows:
+            fh.write(orjson.dumps(asdict(row)) + b"\n")
+    out.print(f"wrote {len(rows)} labels to {file}")
+
+
 @train_app.command("setfit")
 def train_setfit(
     config: ConfigOption = None,
@@ -281,6 +298,7 @@ def train_setfit(
     """Train a SetFit model on the training labels (80/20 stratified split), evaluate it, add it to the registry."""
     from bizstream.learning.model import default_body
     from bizstream.learning.registry import ModelRegistry
+    from bizstream.learning.tracking import log_training, tracking_uri
     from bizstream.learning.training import PROFILES, Split, refit_head, train_full
     from bizstream.store.labels import LabelStore
 
@@ -298,8 +316,12 @@ def train_setfit(
             raise BizstreamError(f"--profile must be one of {sorted(PROFILES)}, got {chosen!r}")
         body = settings.setfit.body or str(default_body())
         metadata = train_full(registry, split, body, PROFILES[chosen], seed=settings.setfit.seed,
-                              max_seq_length=settings.setfit.max_seq_length, parent=registry.serving())  # fmt: skip
+                              max_seq_length=settings.setfit.max_seq_length, parent=registry.serving(),
+                              device=settings.setfit.device)  # fmt: skip
     out.print(f"trained {metadata.version} ({metadata.kind}): " + ", ".join(f"{k}={v:.4g}" for k, v in metadata.metrics.items()))
+    run_id = log_training(settings, registry, metadata)
+    if run_id:
+        out.print(f"tracked as MLflow run {run_id} ({tracking_uri(settings)})")
     if promote or (promote is None and registry.serving() is None):
         registry.promote(metadata.version)
         out.print(f"promoted {metadata.version}: it serves now")
@@ -327,6 +349,23 @@ def models_promote(version: Annotated[str, typer.Argument(help="The version to s
 
     ModelRegistry(_settings(config).setfit_registry).promote(version)
     out.print(f"{version} serves now")
+
+
+@models_app.command("import")
+def models_import(
+    directory: Annotated[Path, typer.Argument(help="A registry folder written elsewhere (e.g. by bizstream.learning.standalone).")],
+    config: ConfigOption = None,
+    promote: Annotated[bool, typer.Option(help="Promote the newest imported version.")] = False,
+) -> None:
+    """Copy versions (and their bodies) from another registry folder into this one."""
+    from bizstream.learning.registry import ModelRegistry
+
+    registry = ModelRegistry(_settings(config).setfit_registry)
+    added = registry.import_from(ModelRegistry(directory))
+    out.print(f"imported {len(added)} versions: {', '.join(added) or '-'}")
+    if promote and added:
+        registry.promote(added[-1])
+        out.print(f"{added[-1]} serves now")
 
 
 @models_app.command("rollback")

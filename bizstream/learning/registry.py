@@ -113,6 +113,22 @@ class ModelRegistry:
         _write_atomically(self.history_file, json.dumps([v for v in self.history() if v != current]))
         return previous
 
+    def import_from(self, other: ModelRegistry) -> list[str]:
+        """Copy every body and version of another registry (e.g. trained on a GPU box) that this one lacks."""
+        added = []
+        for body in sorted(other.bodies.iterdir()) if other.bodies.is_dir() else []:
+            if not (self.bodies / body.name).exists():
+                staged = self.staging()
+                shutil.copytree(body, staged, dirs_exist_ok=True)
+                self.add_body(staged, body.name)
+        for metadata in other.list():
+            if not (self.versions / metadata.version).exists():
+                staged = self.staging()
+                shutil.copy2(other.version_dir(metadata.version) / "head.safetensors", staged / "head.safetensors")
+                self.add_version(staged, metadata)
+                added.append(metadata.version)
+        return added
+
     # -- reading ---------------------------------------------------------------------------------------------------
 
     def serving(self) -> str | None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import shutil
 import sqlite3
 import time
@@ -122,13 +121,13 @@ def train_full(
     max_seq_length: int = 128,
     parent: str | None = None,
     show_progress: bool = True,
+    device: str = "cpu",
 ) -> ModelMetadata:
     """Fine-tune the body contrastively (SetFit), fit the head, evaluate, and add a new version to the registry."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from setfit import SetFitModel, Trainer, TrainingArguments
 
     started = time.monotonic()
-    encoder = TorchEncoder(body_source, max_seq_length=max_seq_length)
+    encoder = TorchEncoder(body_source, max_seq_length=max_seq_length, device=device)
     model = SetFitModel(model_body=encoder.model, labels=list(CLASSES))
     args = TrainingArguments(
         batch_size=profile.batch_size, num_epochs=profile.num_epochs, num_iterations=profile.num_iterations,
@@ -144,7 +143,7 @@ def train_full(
     encoder.model.save(str(staged_body), safe_serialization=True)
     body_dir = registry.add_body(staged_body, body_id)
     return _finish(registry, split, encoder, body_dir, body_id, str(body_source), version, parent, "full", started,
-                   {"profile": profile.__dict__, "seed": seed, "max_seq_length": max_seq_length})  # fmt: skip
+                   {"profile": profile.__dict__, "seed": seed, "max_seq_length": max_seq_length, "device": device})  # fmt: skip
 
 
 def refit_head(registry: ModelRegistry, split: Split, parent: str | None = None, seed: int = 42) -> ModelMetadata:
