@@ -3,8 +3,9 @@ throughput of the VADER + SetFit cascade.
 
     .venv/bin/python bench/inference.py [--data CSV] [--posts 2000]
 
-A model is trained first (tiny profile, on the project's sample labels) into a temporary registry and exported;
-what is measured is serving speed, which does not depend on how well the model was trained. Prints JSON; compare
+A model is trained first (cpu profile; with --data on K labels per class of its train part, else on the project's
+sample labels) into a temporary registry and exported. The posts measured come from --data (its evaluation part
+first) or the sample posts. Prints JSON; compare
 the ratios (int8 / torch), not absolute numbers across machines.
 """
 
@@ -25,10 +26,10 @@ import orjson
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bizstream.export.onnx import export_version  # noqa: E402
-from bizstream.learning.model import default_body  # noqa: E402
+from bizstream.export.onnx import export_version, quantize  # noqa: E402
+from bizstream.learning.model import OnnxEncoder, default_body  # noqa: E402
 from bizstream.learning.registry import ModelRegistry  # noqa: E402
-from bizstream.learning.training import Split, TrainProfile, train_full  # noqa: E402
+from bizstream.learning.training import PROFILES, Split, train_full  # noqa: E402
 from bizstream.pipeline import Pipeline  # noqa: E402
 from bizstream.records import Post  # noqa: E402
 from bizstream.settings import RoutingSettings, Settings  # noqa: E402
@@ -43,14 +44,16 @@ def texts_from(path: Path | None, n: int) -> list[str]:
         texts = [orjson.loads(line)["text"] for line in lines]
     else:
         with path.open(newline="", encoding="utf-8") as fh:
-            texts = [row["text"] for row in csv.DictReader(fh)]
+            rows = list(csv.DictReader(fh))
+        texts = [r["text"] for r in rows if r.get("split", "test") != "train"] + [r["text"] for r in rows if r.get("split") == "train"]
     return [texts[i % len(texts)] for i in range(n)]
 
 
-def timed(predict, texts: list[str], batch: int) -> tuple[np.ndarray, float]:  # type: ignore[no-untyped-def]
-    predict(texts[:batch])  # warm-up
+def timed(predict, texts: list[str], chunk: int = 256) -> tuple[np.ndarray, float]:  # type: ignore[no-untyped-def]
+    """Posts handed over in worker-sized batches (worker.batch_size); each encoder batches them its own way."""
+    predict(texts[:chunk])  # warm-up
     started = time.perf_counter()
-    out = np.concatenate([predict(texts[i : i + batch]) for i in range(0, len(texts), batch)])
+    out = np.concatenate([predict(texts[i : i + chunk]) for i in range(0, len(texts), chunk)])
     return out, len(texts) / (time.perf_counter() - started)
 
 
@@ -58,14 +61,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path)
     parser.add_argument("--posts", type=int, default=2000)
-    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--train-per-class", type=int, default=64, help="with --data: labels per class to train on")
+    parser.add_argument("--batch", type=int, default=16, help="posts per forward pass (setfit.batch_size)")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="bizstream-inf-"))
-    store = LabelStore(work / "labels.sqlite")
-    store.import_file(ROOT / "data" / "sample_labels.jsonl")
     registry = ModelRegistry(work / "registry")
-    trained = train_full(registry, Split.from_dataset(store.dataset()), default_body(), TrainProfile(16, 1, 1), show_progress=False)
+    if args.data is not None:  # a model trained on the same kind of posts it will serve
+        sys.path.insert(0, str(ROOT / "bench"))
+        from accuracy import read, sample
+
+        train, _ = read(args.data, seed=42)
+        chosen = sample(train, args.train_per_class, seed=42)
+        split = Split([t for t, _ in chosen], [label for _, label in chosen], [], [])
+    else:
+        store = LabelStore(work / "labels.sqlite")
+        store.import_file(ROOT / "data" / "sample_labels.jsonl")
+        split = Split.from_dataset(store.dataset())
+    trained = train_full(registry, split, default_body(), PROFILES["cpu"], show_progress=False)
     registry.promote(trained.version)
     export_version(registry, trained.version)
     texts = texts_from(args.data, args.posts)
@@ -73,8 +86,14 @@ def main() -> None:
     runs = {}
     probabilities = {}
     for runtime in ("torch", "onnx-fp32", "onnx-int8"):
-        model = load_version(registry, trained.version, runtime, 128).model
-        probabilities[runtime], runs[runtime] = timed(model.predict_proba, texts, args.batch)
+        model = load_version(registry, trained.version, runtime, 128, batch_size=args.batch).model
+        probabilities[runtime], runs[runtime] = timed(model.predict_proba, texts)
+    # The more precise INT8 variant (`bizstream export onnx --keep-fp32 ffn-out`), measured beside the default.
+    onnx_dir = registry.body_dir(trained.body_id) / "onnx"
+    quantize(onnx_dir / "model.onnx", work / "ffn-out.int8.onnx", keep_fp32="ffn-out")
+    precise = load_version(registry, trained.version, "onnx-int8", 128, batch_size=args.batch).model
+    precise.encoder = OnnxEncoder(work / "ffn-out.int8.onnx", registry.body_dir(trained.body_id) / "tokenizer.json", batch_size=args.batch)
+    probabilities["onnx-int8-ffn-out-fp32"], runs["onnx-int8-ffn-out-fp32"] = timed(precise.predict_proba, texts)
     labels = {k: v.argmax(axis=1) for k, v in probabilities.items()}
 
     settings = Settings()

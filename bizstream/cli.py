@@ -380,12 +380,13 @@ def models_rollback(config: ConfigOption = None) -> None:
 def export_onnx(
     config: ConfigOption = None,
     version: Annotated[Optional[str], typer.Option(help="Version whose body to export (default: the serving one).")] = None,
+    keep_fp32: Annotated[str, typer.Option(help="none (fastest), or ffn-out: keep the feed-forward outputs in fp32 (slower, closer to torch).")] = "none",
 ) -> None:
     """Export the SetFit body to ONNX and an INT8-quantized copy; the analyzer serves INT8 when setfit.runtime=auto."""
     from bizstream.export.onnx import export_version
     from bizstream.learning.registry import ModelRegistry
 
-    exported = export_version(ModelRegistry(_settings(config).setfit_registry), version)
+    exported = export_version(ModelRegistry(_settings(config).setfit_registry), version, keep_fp32=keep_fp32)
     out.print(f"wrote {exported.fp32} and {exported.int8}")
 
 

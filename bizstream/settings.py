@@ -164,7 +164,7 @@ class SetfitSettings:
     seed: int = 42
     max_seq_length: int = 128
     runtime: str = "auto"  # auto (ONNX INT8 when exported, else torch) | torch | onnx-fp32 | onnx-int8
-    batch_size: int = 64
+    batch_size: int = 16
 
     def validate(self) -> None:
         _require(self.profile in ("cpu", "seed"), f"setfit.profile must be 'cpu' or 'seed', got {self.profile!r}")

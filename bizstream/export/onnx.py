@@ -25,10 +25,29 @@ class Exported:
     int8: Path
 
 
-def export_body(body_dir: Path, per_channel: bool = True, opset: int = 17) -> Exported:
+def quantize(fp32: Path, int8: Path, keep_fp32: str = "none") -> None:
+    """Dynamic INT8 quantization of the MatMuls (weights per channel, activations per batch at run time).
+
+    ``keep_fp32="ffn-out"`` leaves each layer's feed-forward output projection in fp32. Measured on the 2-core AVX2
+    machine with a model trained on finance tweets: all MatMuls INT8 ran 3.2-3.4x torch fp32 with 96.5% label
+    agreement; keeping the FFN outputs in fp32 ran 2.2x with 98.0% agreement.
+    """
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    if keep_fp32 not in ("none", "ffn-out"):
+        raise ValueError(f"keep_fp32 must be 'none' or 'ffn-out', got {keep_fp32!r}")
+    matmuls = [n.name for n in onnx.load(str(fp32), load_external_data=False).graph.node if n.op_type == "MatMul"]
+    excluded = [n for n in matmuls if "/output/dense/" in n and "/attention/" not in n] if keep_fp32 == "ffn-out" else []
+    quantize_dynamic(
+        str(fp32), str(int8), weight_type=QuantType.QInt8, per_channel=True, op_types_to_quantize=["MatMul"],
+        nodes_to_exclude=excluded,
+    )  # fmt: skip
+
+
+def export_body(body_dir: Path, keep_fp32: str = "none", opset: int = 17) -> Exported:
     """Write <body>/onnx/model.onnx and model.int8.onnx (atomically: a staged folder renamed into place)."""
     import torch
-    from onnxruntime.quantization import QuantType, quantize_dynamic
     from transformers import AutoModel
 
     class LastHiddenState(torch.nn.Module):
@@ -42,7 +61,11 @@ def export_body(body_dir: Path, per_channel: bool = True, opset: int = 17) -> Ex
             out = self.model(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
             return out.last_hidden_state  # type: ignore[no-any-return]
 
-    model = AutoModel.from_pretrained(str(body_dir), trust_remote_code=False, use_safetensors=True).eval()
+    # Eager attention exports as plain MatMul/Softmax, which INT8 quantization speeds up; the SDPA path exports to
+    # a graph that quantized to half the speed-up here (1.5x instead of 3x over torch on the 2-core AVX2 machine).
+    model = AutoModel.from_pretrained(
+        str(body_dir), trust_remote_code=False, use_safetensors=True, attn_implementation="eager"
+    ).eval()
     staged = body_dir / f".onnx-{uuid.uuid4().hex}"
     staged.mkdir()
     try:
@@ -53,9 +76,7 @@ def export_body(body_dir: Path, per_channel: bool = True, opset: int = 17) -> Ex
                 LastHiddenState(model), example, str(staged / "model.onnx"), input_names=list(INPUTS),
                 output_names=["last_hidden_state"], dynamic_axes=axes, opset_version=opset, dynamo=False,
             )  # fmt: skip
-        quantize_dynamic(
-            str(staged / "model.onnx"), str(staged / "model.int8.onnx"), weight_type=QuantType.QInt8, per_channel=per_channel
-        )
+        quantize(staged / "model.onnx", staged / "model.int8.onnx", keep_fp32)
         target = body_dir / "onnx"
         if target.exists():
             old = body_dir / f".onnx-old-{uuid.uuid4().hex}"
@@ -68,11 +89,11 @@ def export_body(body_dir: Path, per_channel: bool = True, opset: int = 17) -> Ex
     return Exported(target / "model.onnx", target / "model.int8.onnx")
 
 
-def export_version(registry: ModelRegistry, version: str | None = None) -> Exported:
+def export_version(registry: ModelRegistry, version: str | None = None, keep_fp32: str = "none") -> Exported:
     """Export the body of a version (default: the serving one)."""
     from bizstream.learning.registry import RegistryError
 
     version = version or registry.serving()
     if version is None:
         raise RegistryError("no version given and none is serving; train one first (bizstream train setfit)")
-    return export_body(registry.body_dir(registry.metadata(version).body_id))
+    return export_body(registry.body_dir(registry.metadata(version).body_id), keep_fp32=keep_fp32)

@@ -56,9 +56,15 @@ class TorchEncoder:
 
 
 class OnnxEncoder:
-    """onnxruntime + the body's tokenizer.json; mean pooling and normalisation in numpy. Never imports torch."""
+    """onnxruntime + the body's tokenizer.json; mean pooling and normalisation in numpy. Never imports torch.
 
-    def __init__(self, onnx_file: Path, tokenizer_file: Path, max_seq_length: int = 128, threads: int = 0) -> None:
+    Texts are sorted by length and run in small batches padded only to their own longest text, as
+    sentence-transformers does: padding every text to the longest of a large batch costs more than the model.
+    """
+
+    def __init__(
+        self, onnx_file: Path, tokenizer_file: Path, max_seq_length: int = 128, batch_size: int = 16, threads: int = 0
+    ) -> None:
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
@@ -69,18 +75,32 @@ class OnnxEncoder:
         self.inputs = {i.name for i in self.session.get_inputs()}
         self.tokenizer = Tokenizer.from_file(str(tokenizer_file))
         self.tokenizer.enable_truncation(max_length=max_seq_length)
-        self.tokenizer.enable_padding()
+        self.tokenizer.no_padding()
+        self.batch_size = batch_size
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Mean-pooled, normalised embeddings, as sentence-transformers computes them."""
         encodings = self.tokenizer.encode_batch(list(texts))
-        ids = np.array([e.ids for e in encodings], dtype=np.int64)
-        mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
-        feed = {"input_ids": ids, "attention_mask": mask}
-        if "token_type_ids" in self.inputs:
-            feed["token_type_ids"] = np.zeros_like(ids)
-        (hidden,) = self.session.run(["last_hidden_state"], feed)
-        return pool(hidden, mask)
+        order = np.argsort([len(e.ids) for e in encodings], kind="stable")
+        out: np.ndarray | None = None
+        for start in range(0, len(order), self.batch_size):
+            chunk = order[start : start + self.batch_size]
+            longest = max(len(encodings[i].ids) for i in chunk)
+            ids = np.zeros((len(chunk), longest), dtype=np.int64)
+            mask = np.zeros((len(chunk), longest), dtype=np.int64)
+            for row, i in enumerate(chunk):
+                n = len(encodings[i].ids)
+                ids[row, :n] = encodings[i].ids
+                mask[row, :n] = 1
+            feed = {"input_ids": ids, "attention_mask": mask}
+            if "token_type_ids" in self.inputs:
+                feed["token_type_ids"] = np.zeros_like(ids)
+            (hidden,) = self.session.run(["last_hidden_state"], feed)
+            pooled = pool(hidden, mask)
+            if out is None:
+                out = np.zeros((len(texts), pooled.shape[1]), dtype=np.float32)
+            out[chunk] = pooled
+        return out if out is not None else np.zeros((0, 0), dtype=np.float32)
 
 
 def pool(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:

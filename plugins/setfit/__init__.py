@@ -35,7 +35,7 @@ class Loaded:
     model: SentimentModel
 
 
-def load_version(registry: ModelRegistry, version: str, runtime: str, max_seq_length: int) -> Loaded:
+def load_version(registry: ModelRegistry, version: str, runtime: str, max_seq_length: int, batch_size: int = 16) -> Loaded:
     """Build the model of one registry version on the requested runtime ("auto": INT8 ONNX when exported)."""
     metadata = registry.metadata(version)
     body = registry.body_dir(metadata.body_id)
@@ -45,12 +45,12 @@ def load_version(registry: ModelRegistry, version: str, runtime: str, max_seq_le
     length = int(metadata.params.get("max_seq_length", max_seq_length))
     encoder: Any
     if runtime == "torch":
-        encoder = TorchEncoder(body, max_seq_length=length)
+        encoder = TorchEncoder(body, max_seq_length=length, batch_size=batch_size)
     else:
         onnx_file = body / "onnx" / ONNX_FILES[runtime]
         if not onnx_file.is_file():
             raise AnalyzerUnavailable(f"setfit.runtime is {runtime} but {onnx_file} does not exist; run `bizstream export onnx`")
-        encoder = OnnxEncoder(onnx_file, body / "tokenizer.json", max_seq_length=length)
+        encoder = OnnxEncoder(onnx_file, body / "tokenizer.json", max_seq_length=length, batch_size=batch_size)
     return Loaded(version, runtime, SentimentModel(encoder, head))
 
 
@@ -59,7 +59,7 @@ class SetfitAnalyzer:
 
     name = "setfit"
 
-    def __init__(self, registry: Path, runtime: str = "auto", batch_size: int = 64, max_seq_length: int = 128) -> None:
+    def __init__(self, registry: Path, runtime: str = "auto", batch_size: int = 16, max_seq_length: int = 128) -> None:
         self.registry = ModelRegistry(registry)
         self.runtime = runtime
         self.batch_size = batch_size
@@ -79,7 +79,7 @@ class SetfitAnalyzer:
                 f"and train one (`bizstream train setfit`)"
             )
         try:
-            self._install(load_version(self.registry, version, self.runtime, self.max_seq_length))
+            self._install(load_version(self.registry, version, self.runtime, self.max_seq_length, self.batch_size))
         except RegistryError as exc:
             raise AnalyzerUnavailable(str(exc)) from None
 
@@ -91,10 +91,9 @@ class SetfitAnalyzer:
             raise RuntimeError("SetfitAnalyzer.analyze() called before load()")
         wanted = [i for i, p in enumerate(posts) if p.text.strip()]
         out: list[Prediction | None] = [None] * len(posts)
-        for start in range(0, len(wanted), self.batch_size):
-            chunk = wanted[start : start + self.batch_size]
-            probabilities = current.model.predict_proba([posts[i].text for i in chunk])
-            for i, row in zip(chunk, probabilities, strict=True):
+        if wanted:  # the encoders batch (by length) themselves
+            probabilities = current.model.predict_proba([posts[i].text for i in wanted])
+            for i, row in zip(wanted, probabilities, strict=True):
                 out[i] = prediction_from(row)
         return out
 
@@ -121,7 +120,7 @@ class SetfitAnalyzer:
 
     def _load_in_background(self, version: str) -> None:
         try:
-            loaded = load_version(self.registry, version, self.runtime, self.max_seq_length)
+            loaded = load_version(self.registry, version, self.runtime, self.max_seq_length, self.batch_size)
         except Exception:  # boundary: keep serving the old version, and say why
             log.exception("could not load newly promoted SetFit version %s; still serving %s", version, self.version)
             return

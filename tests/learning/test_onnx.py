@@ -20,7 +20,8 @@ pytestmark = pytest.mark.slow
 def test_export_quantize_serve_round_trip(trained: tuple[ModelRegistry, ModelMetadata, Split]) -> None:
     registry, metadata, split = trained
     exported = export_version(registry, metadata.version)
-    assert exported.int8.stat().st_size < exported.fp32.stat().st_size / 2
+    # The MatMul weights shrink 4x; the word-embedding table stays fp32 (quantizing it cost agreement).
+    assert exported.int8.stat().st_size < 0.7 * exported.fp32.stat().st_size
     texts, _ = separable(["$BTC", "$ETH", "$XRP", "$PEPE", "$ARB", "$SOL", "$ADA", "$DOT"])
     texts += [t.upper() for t in texts] + [t + " lol" for t in texts]  # 360 texts, some off the templates
     torch_p = load_version(registry, metadata.version, "torch", 128).model.predict_proba(texts)
