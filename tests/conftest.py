@@ -1,4 +1,4 @@
-"""Shared fixtures: settings that keep every file a test writes inside its tmp folder."""
+"""Shared fixtures: settings that keep files in tmp folders, and a small SetFit model trained on a separable set."""
 
 from __future__ import annotations
 
@@ -6,6 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from bizstream.learning.model import default_body
+from bizstream.learning.registry import ModelMetadata, ModelRegistry
+from bizstream.learning.training import Split, TrainProfile, train_full
 from bizstream.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -15,3 +18,35 @@ ROOT = Path(__file__).resolve().parent.parent
 def settings(tmp_path: Path) -> Settings:
     """Default settings, with the cache in tmp_path."""
     return Settings().replace(broker={"cache_dir": str(tmp_path / "cache")})
+
+BULLISH = ["{c} to the moon, buying more", "{c} is pumping, huge gains", "{c} breakout, all time high soon",
+           "loading up on {c}, so bullish", "{c} rocket, we are all rich"]  # fmt: skip
+BEARISH = ["{c} crashed, I lost everything", "{c} is a scam, dump it", "{c} rug pull, devs ran away",
+           "{c} bleeding red, sell now", "{c} going to zero, total loss"]  # fmt: skip
+NEUTRAL = ["what exchange lists {c}?", "how do I stake {c}", "{c} wallet address question",
+           "when is the {c} conference", "{c} whitepaper link please"]  # fmt: skip
+COINS = ["$BTC", "$ETH", "$SOL", "$DOGE", "$LINK", "$ADA"]
+
+
+def separable(coins: list[str] = COINS) -> tuple[list[str], list[str]]:
+    """Texts and labels: every template with every coin."""
+    texts, labels = [], []
+    for label, templates in (("bullish", BULLISH), ("bearish", BEARISH), ("neutral", NEUTRAL)):
+        for coin in coins:
+            for template in templates:
+                texts.append(template.format(c=coin))
+                labels.append(label)
+    return texts, labels
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[ModelRegistry, ModelMetadata, Split]:
+    """A registry holding one full model trained (tiny profile) on the separable set, promoted."""
+    train_texts, train_labels = separable(COINS[:4])
+    test_texts, test_labels = separable(COINS[4:])  # unseen coins
+    split = Split(train_texts, train_labels, test_texts, test_labels)
+    registry = ModelRegistry(Path(tmp_path_factory.mktemp("registry")))
+    metadata = train_full(registry, split, default_body(), TrainProfile(batch_size=16, num_epochs=1, num_iterations=1),
+                          show_progress=False)  # fmt: skip
+    registry.promote(metadata.version)
+    return registry, metadata, split

@@ -12,7 +12,7 @@ from bizstream.learning.registry import ModelMetadata, ModelRegistry
 from bizstream.learning.training import Split
 from plugins.setfit import SetfitAnalyzer, load_version
 from tests.conftest import ROOT
-from tests.learning.conftest import separable
+from tests.conftest import separable
 
 pytestmark = pytest.mark.slow
 

@@ -16,7 +16,7 @@ from bizstream.learning.tracking import log_training
 from bizstream.learning.training import Split
 from bizstream.settings import Settings
 from tests.conftest import ROOT
-from tests.learning.conftest import separable
+from tests.conftest import separable
 
 
 def test_training_runs_are_tracked_in_mlflow(trained: tuple[ModelRegistry, ModelMetadata, Split], tmp_path: Path) -> None:
