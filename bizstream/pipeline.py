@@ -73,7 +73,7 @@ class Pipeline:
             self._merge(results, range(len(posts)), self._run_all(self.analyzers, posts))
         else:
             self._merge(results, range(len(posts)), self._run_all(self.cheap, posts))
-            ambiguous = [i for i, r in enumerate(results) if not self._settled(r)]
+            ambiguous = [i for i, r in enumerate(results) if self.is_ambiguous(r)]
             routes = ["cheap"] * len(posts)
             for i in ambiguous:
                 routes[i] = "escalated"
@@ -89,9 +89,9 @@ class Pipeline:
                 unscored.append(Unscored(post, score))
         return BatchResult(scores, unscored)
 
-    def _settled(self, results: dict[str, AnalyzerResult | None]) -> bool:
-        """True when a cheap analyzer is sure enough that the expensive ones would add little."""
-        return any(
+    def is_ambiguous(self, results: dict[str, AnalyzerResult | None]) -> bool:
+        """True unless a cheap analyzer is sure enough (routing.min_confidence, min_abs_score) to settle the post."""
+        return not any(
             r is not None and r.error is None and r.confidence is not None and r.score is not None
             and r.confidence >= self.routing.min_confidence and abs(r.score) >= self.routing.min_abs_score
             for r in results.values()

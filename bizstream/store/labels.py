@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from bizstream.records import Sentiment
+from bizstream.records import SENTIMENTS, Sentiment
 
 # Each entry moves the schema one version on; PRAGMA user_version says how many have been applied.
 MIGRATIONS: tuple[str, ...] = (
@@ -123,7 +123,7 @@ class LabelStore:
         """
         from datasets import ClassLabel, Dataset, Features, Value
 
-        from bizstream.learning.model import CLASSES
+        classes = [s.value for s in SENTIMENTS]
 
         def priority(row: LabelRow) -> tuple[bool, float]:
             return (row.source == "human", row.labeled_at)
@@ -133,9 +133,9 @@ class LabelStore:
             if row.post_id not in chosen or priority(row) >= priority(chosen[row.post_id]):
                 chosen[row.post_id] = row
         rows = sorted(chosen.values(), key=lambda r: r.post_id)
-        features = Features({"text": Value("string"), "label": ClassLabel(names=list(CLASSES)), "post_id": Value("string")})
+        features = Features({"text": Value("string"), "label": ClassLabel(names=classes), "post_id": Value("string")})
         data = Dataset.from_dict(
-            {"text": [r.text for r in rows], "label": [CLASSES.index(r.sentiment) for r in rows], "post_id": [r.post_id for r in rows]},
+            {"text": [r.text for r in rows], "label": [classes.index(r.sentiment) for r in rows], "post_id": [r.post_id for r in rows]},
             features=features,
         )
         return data.train_test_split(test_size=test_size, seed=seed, stratify_by_column="label")
