@@ -8,10 +8,12 @@ full fine-tunes run less often.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import shutil
 import sqlite3
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -135,7 +137,10 @@ def train_full(
     )  # fmt: skip
     trainer = Trainer(model=model, args=args)
     y_train = [CLASSES.index(label) for label in split.train_labels]
-    trainer.train_embeddings(split.train_texts, y_train)
+    # The underlying transformers Trainer prints its log dicts to stdout; stdout belongs to our callers (JSON lines
+    # from benchmarks, the CLI's output), so its chatter goes to stderr.
+    with contextlib.redirect_stdout(sys.stderr):
+        trainer.train_embeddings(split.train_texts, y_train)
 
     version = registry.new_version_id()
     body_id = f"body-{version}"

@@ -1,0 +1,127 @@
+"""Drift detection on the live error stream: labels joined to the earlier scores of the same posts, fed to ADWIN.
+
+For each label that arrives, the monitor looks up the Score it got earlier (kept in a bounded, time-limited join
+table) and, for each analyzer in that Score, feeds river's ADWIN the 0/1 misclassification; it also tracks the mean
+|score - truth| (truth: bearish -1, neutral 0, bullish +1) for the event. When ADWIN finds that the error rate
+changed, a DriftEvent says which analyzer and model version, the error rate before and after, and the window sizes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from bizstream.records import DriftEvent, Label, Sentiment
+
+TRUTH_SCORE = {Sentiment.BEARISH: -1.0, Sentiment.NEUTRAL: 0.0, Sentiment.BULLISH: 1.0}
+
+
+@dataclass(frozen=True)
+class Scored:
+    """What the join keeps of one analyzer's result for one post."""
+
+    analyzer: str
+    model_version: str
+    label: Sentiment
+    score: float
+
+
+class ErrorMonitor:
+    """ADWIN over one analyzer's error stream. Rejects bad hyper-parameters at construction."""
+
+    def __init__(self, analyzer: str, delta: float = 0.002, min_labels: int = 100, clock: int = 32) -> None:
+        if not 0.0 < delta < 1.0:
+            raise ValueError(f"delta must be in (0, 1), got {delta}")
+        if clock < 1:
+            raise ValueError(f"clock must be >= 1, got {clock}")
+        if min_labels < 0:
+            raise ValueError(f"min_labels must be >= 0, got {min_labels}")
+        from river.drift import ADWIN
+
+        self.analyzer = analyzer
+        self.delta = delta
+        self.min_labels = min_labels
+        self.clock = clock
+        self.adwin = ADWIN(delta=delta, clock=clock)  # clock: check for change every `clock` labels
+        self.seen = 0
+        self.abs_error_sum = 0.0
+
+    def update(self, wrong: bool, abs_error: float, model_version: str) -> DriftEvent | None:
+        """Feed one labelled outcome; a DriftEvent when the error rate has changed."""
+        before, width_before = self.adwin.estimation, self.adwin.width
+        self.adwin.update(1.0 if wrong else 0.0)
+        self.seen += 1
+        self.abs_error_sum += abs_error
+        if not self.adwin.drift_detected or self.seen < self.min_labels:
+            return None
+        return DriftEvent(
+            detector=f"adwin(delta={self.delta})",
+            analyzer=self.analyzer,
+            model_version=model_version,
+            error_before=float(before),
+            error_after=float(self.adwin.estimation),
+            window_before=int(width_before),
+            window_after=int(self.adwin.width),
+        )
+
+
+class ScoreJoin:
+    """Scores by post id, bounded in size and age (oldest evicted first), waiting for their labels."""
+
+    def __init__(self, max_posts: int = 200_000, ttl_s: float = 7 * 24 * 3600) -> None:
+        if max_posts < 1 or ttl_s <= 0:
+            raise ValueError(f"max_posts must be >= 1 and ttl_s > 0, got {max_posts} and {ttl_s}")
+        self.max_posts = max_posts
+        self.ttl_s = ttl_s
+        self._scores: OrderedDict[str, tuple[float, list[Scored]]] = OrderedDict()
+
+    def add(self, post_id: str, results: list[Scored], now: float | None = None) -> None:
+        """Remember a post's per-analyzer results (a later score of the same post replaces the earlier)."""
+        now = time.time() if now is None else now
+        self._scores.pop(post_id, None)
+        self._scores[post_id] = (now, results)
+        self._evict(now)
+
+    def take(self, post_id: str, now: float | None = None) -> list[Scored] | None:
+        """The results for a post, or None if never seen or expired; each post is joined once."""
+        now = time.time() if now is None else now
+        self._evict(now)
+        entry = self._scores.pop(post_id, None)
+        return entry[1] if entry else None
+
+    def __len__(self) -> int:
+        return len(self._scores)
+
+    def _evict(self, now: float) -> None:
+        while self._scores and (len(self._scores) > self.max_posts or next(iter(self._scores.values()))[0] < now - self.ttl_s):
+            self._scores.popitem(last=False)
+
+
+class DriftMonitor:
+    """The join plus one ErrorMonitor per analyzer."""
+
+    def __init__(self, delta: float = 0.002, min_labels: int = 100, join: ScoreJoin | None = None) -> None:
+        self.delta = delta
+        self.min_labels = min_labels
+        self.join = join or ScoreJoin()
+        self.monitors: dict[str, ErrorMonitor] = {}
+
+    def on_score(self, post_id: str, results: list[Scored]) -> None:
+        """Remember a scored post."""
+        self.join.add(post_id, results)
+
+    def on_label(self, label: Label) -> Iterator[DriftEvent]:
+        """Join a label to its post's score and feed each analyzer's monitor; yields drift events."""
+        results = self.join.take(label.post_id)
+        if results is None:
+            return
+        truth = label.sentiment
+        for r in results:
+            monitor = self.monitors.get(r.analyzer)
+            if monitor is None:
+                monitor = self.monitors[r.analyzer] = ErrorMonitor(r.analyzer, self.delta, self.min_labels)
+            event = monitor.update(r.label is not truth, abs(r.score - TRUTH_SCORE[truth]), r.model_version)
+            if event is not None:
+                yield event
