@@ -188,6 +188,44 @@ class TrackingSettings:
 
 
 @dataclass(frozen=True)
+class TrainerSettings:
+    """The trainer agent: when to retrain, on what mix, and when a candidate may replace the serving model."""
+
+    retrain_after: int = 200  # new labels that trigger a training job
+    retrain_on_drift: bool = True
+    mode: str = "head"  # head: refit the head on the serving body (seconds); full: contrastive fine-tune (minutes)
+    new_share: float = 0.7  # of each training mix; the rest comes from the replay buffer
+    replay_capacity: int = 2000
+    eval_share: float = 0.2  # of the new labels, held back to compare candidate and serving model
+    gate_margin: float = 0.0  # promote when the candidate is no more than this much worse (accuracy) on both slices
+
+    def validate(self) -> None:
+        _require(self.retrain_after >= 1, f"trainer.retrain_after must be >= 1, got {self.retrain_after}")
+        _require(self.mode in ("head", "full"), f"trainer.mode must be 'head' or 'full', got {self.mode!r}")
+        _require(0 < self.new_share <= 1, f"trainer.new_share must be in (0, 1], got {self.new_share}")
+        _require(self.replay_capacity >= 1, f"trainer.replay_capacity must be >= 1, got {self.replay_capacity}")
+        _require(0 < self.eval_share < 1, f"trainer.eval_share must be in (0, 1), got {self.eval_share}")
+        _require(0 <= self.gate_margin < 1, f"trainer.gate_margin must be in [0, 1), got {self.gate_margin}")
+
+
+@dataclass(frozen=True)
+class DriftSettings:
+    """The drift monitor: ADWIN on each analyzer's live error (labels joined to earlier scores)."""
+
+    delta: float = 0.002
+    clock: int = 32  # ADWIN looks for a change every `clock` labels
+    min_labels: int = 100  # no drift events before an analyzer has this many labels
+    join_max_posts: int = 200_000
+    join_ttl_s: float = 604_800.0  # a week
+
+    def validate(self) -> None:
+        _require(0 < self.delta < 1, f"drift.delta must be in (0, 1), got {self.delta}")
+        _require(self.clock >= 1, f"drift.clock must be >= 1, got {self.clock}")
+        _require(self.join_max_posts >= 1, f"drift.join_max_posts must be >= 1, got {self.join_max_posts}")
+        _require(self.join_ttl_s > 0, f"drift.join_ttl_s must be > 0, got {self.join_ttl_s}")
+
+
+@dataclass(frozen=True)
 class RoutingSettings:
     """The cascade: cheap analyzers first; only posts they find ambiguous go on to the expensive ones."""
 
@@ -215,6 +253,8 @@ class Settings:
     setfit: SetfitSettings = field(default_factory=SetfitSettings)
     routing: RoutingSettings = field(default_factory=RoutingSettings)
     tracking: TrackingSettings = field(default_factory=TrackingSettings)
+    trainer: TrainerSettings = field(default_factory=TrainerSettings)
+    drift: DriftSettings = field(default_factory=DriftSettings)
 
     @property
     def store_path(self) -> Path:

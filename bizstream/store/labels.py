@@ -31,6 +31,9 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX training_labels_by_time ON training_labels (labeled_at);
     """,
+    """
+    CREATE TABLE trainer_state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    """,
 )
 
 
@@ -98,6 +101,24 @@ class LabelStore:
             query += " WHERE source = ?"
             args = (source,)
         return [LabelRow(*r) for r in self.db.execute(query + " ORDER BY labeled_at, post_id", args)]
+
+    def get_state(self, key: str, default: str | None = None) -> str | None:
+        """A value of the trainer's small persistent state."""
+        row = self.db.execute("SELECT value FROM trainer_state WHERE key = ?", (key,)).fetchone()
+        return str(row[0]) if row else default
+
+    def set_state(self, **values: str | None) -> None:
+        """Set (or, with None, delete) trainer state values, in one transaction."""
+        with _transaction(self.db):
+            for key, value in values.items():
+                if value is None:
+                    self.db.execute("DELETE FROM trainer_state WHERE key = ?", (key,))
+                else:
+                    self.db.execute("INSERT OR REPLACE INTO trainer_state VALUES (?, ?)", (key, value))
+
+    def rows_since(self, labeled_after: float) -> list[LabelRow]:
+        """Rows labelled after a time, oldest first."""
+        return [r for r in self.rows() if r.labeled_at > labeled_after]
 
     def count(self) -> int:
         """How many rows."""

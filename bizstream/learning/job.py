@@ -1,0 +1,151 @@
+"""One retraining job: mix new labels with replay, train a candidate, gate it against the serving model, promote.
+
+Run by the trainer agent in a separate process (``python -m bizstream.learning.job --reason labels``), or in the
+foreground by ``bizstream train --now``. A marker in the trainer state says a job is running; a job killed half-way
+leaves the marker and the serving model untouched (promotion is the job's last, atomic step), and the trainer
+starts the job again when it restarts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import random
+import sys
+import time
+from dataclasses import dataclass
+
+from bizstream.learning.model import CLASSES, Head, TorchEncoder, default_body
+from bizstream.learning.registry import ModelRegistry
+from bizstream.learning.replay import Example, ReplayBuffer
+from bizstream.learning.training import PROFILES, EmbeddingCache, Split, refit_head, train_full
+from bizstream.records import ModelEvent, Sentiment
+from bizstream.settings import Settings, load_settings
+from bizstream.store.labels import LabelStore
+
+log = logging.getLogger(__name__)
+RUNNING = "job_running"  # marker key: the reason of the job in progress
+LAST_TRAINED_AT = "last_trained_at"  # labels up to this time have been trained on
+
+
+@dataclass(frozen=True)
+class JobResult:
+    """What one job did."""
+
+    candidate: str | None
+    promoted: bool
+    serving: str | None
+    metrics: dict[str, float]
+    why: str
+
+
+def run_training_job(settings: Settings, reason: str, publish: bool = True) -> JobResult:
+    """Train, gate and (maybe) promote; always clears the running marker when it finishes."""
+    store = LabelStore(settings.store_path)
+    store.set_state(**{RUNNING: reason})
+    result = _train_and_gate(settings, store, reason)  # if this dies, the marker stays and the trainer resumes it
+    store.set_state(**{RUNNING: None})
+    if result.promoted and publish and result.candidate:
+        event = ModelEvent("setfit", result.candidate, str(settings.setfit_registry / "versions" / result.candidate),
+                           result.metrics, reason if reason in ("labels", "drift", "manual") else "manual")  # type: ignore[arg-type]  # fmt: skip
+        asyncio.run(_publish_model_event(settings, event))
+    return result
+
+
+def _train_and_gate(settings: Settings, store: LabelStore, reason: str) -> JobResult:
+    t = settings.trainer
+    since = float(store.get_state(LAST_TRAINED_AT, "0") or 0)
+    started_at = time.time()
+    new = store.rows_since(since)
+    rnd = random.Random(settings.setfit.seed)
+    rnd.shuffle(new)
+    if len(new) < 5:
+        return JobResult(None, False, None, {}, f"only {len(new)} new labels since the last training")
+    held = max(1, int(len(new) * t.eval_share))
+    recent_eval, new_train = new[:held], new[held:]
+    replay = ReplayBuffer(settings.store_path.with_name("replay.sqlite"), t.replay_capacity, settings.setfit.seed)
+    new_ids = {r.post_id for r in new}
+    old = [e for e in replay.items() if e.post_id not in new_ids]
+    rnd.shuffle(old)
+    replay_eval = old[: max(1, int(len(old) * t.eval_share))] if old else []
+    replay_pool = old[len(replay_eval) :]
+    n_replay = min(len(replay_pool), round(len(new_train) * (1 - t.new_share) / t.new_share))
+    mix_texts = [r.text for r in new_train] + [e.text for e in replay_pool[:n_replay]]
+    mix_labels = [r.sentiment for r in new_train] + [Sentiment.from_rating(e.rating).value for e in replay_pool[:n_replay]]
+    eval_texts = [r.text for r in recent_eval]
+    eval_labels = [r.sentiment for r in recent_eval]
+    split = Split(mix_texts, mix_labels, eval_texts, eval_labels)
+
+    registry = ModelRegistry(settings.setfit_registry)
+    serving = registry.serving()
+    if t.mode == "head" and serving is not None:
+        candidate = refit_head(registry, split, parent=serving, seed=settings.setfit.seed)
+    else:
+        body = settings.setfit.body or str(default_body())
+        candidate = train_full(registry, split, body, PROFILES[settings.setfit.profile], seed=settings.setfit.seed,
+                               max_seq_length=settings.setfit.max_seq_length, parent=serving, show_progress=False,
+                               device=settings.setfit.device)  # fmt: skip
+
+    metrics: dict[str, float] = {"new_labels": float(len(new_train)), "replay_labels": float(n_replay)}
+    slices = {"recent": (eval_texts, eval_labels)}
+    if replay_eval:
+        slices["replay"] = ([e.text for e in replay_eval], [Sentiment.from_rating(e.rating).value for e in replay_eval])
+    worse = []
+    for name, (texts, labels) in slices.items():
+        new_acc = accuracy(registry, candidate.version, texts, labels)
+        old_acc = accuracy(registry, serving, texts, labels) if serving else 0.0
+        metrics[f"{name}_accuracy"], metrics[f"{name}_accuracy_serving"] = new_acc, old_acc
+        if new_acc < old_acc - t.gate_margin:
+            worse.append(f"{name} {new_acc:.3f} < serving {old_acc:.3f} - margin {t.gate_margin}")
+    # Everything trained on (or held back) now counts as seen: into the replay buffer, and the clock moves on.
+    replay.add_many([Example(r.post_id, r.text, r.rating) for r in sorted(new, key=lambda r: r.labeled_at)])
+    replay.close()
+    store.set_state(**{LAST_TRAINED_AT: str(max(r.labeled_at for r in new))})
+    if worse:
+        log.warning("candidate %s not promoted: %s", candidate.version, "; ".join(worse))
+        return JobResult(candidate.version, False, serving, metrics, "worse on " + "; ".join(worse))
+    registry.promote(candidate.version)
+    log.info("promoted %s (%s, %.1f s): %s", candidate.version, reason, time.time() - started_at, metrics)
+    return JobResult(candidate.version, True, candidate.version, metrics, "not worse than the serving model")
+
+
+def accuracy(registry: ModelRegistry, version: str | None, texts: list[str], labels: list[str]) -> float:
+    """Accuracy of one registry version on labelled texts (embeddings from the body's cache)."""
+    if version is None or not texts:
+        return 0.0
+    metadata = registry.metadata(version)
+    body = registry.body_dir(metadata.body_id)
+    cache = EmbeddingCache(body)
+    try:
+        embeddings = cache.encode(TorchEncoder(body), texts)
+    finally:
+        cache.close()
+    head = Head.load(registry.version_dir(version) / "head.safetensors")
+    predicted = [CLASSES[i] for i in head.predict_proba(embeddings).argmax(axis=1)]
+    return float(sum(p == y for p, y in zip(predicted, labels, strict=True))) / len(labels)
+
+
+async def _publish_model_event(settings: Settings, event: ModelEvent) -> None:
+    from bizstream.stream import topics
+    from bizstream.stream.client import publish
+
+    try:
+        await publish(settings.kafka, topics.MODELS, [(event.analyzer.encode(), event.to_json())])
+    except Exception:  # boundary: the model is promoted either way; workers see it through the registry
+        log.exception("promoted %s but could not announce it on %s", event.version, topics.MODELS)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the job process the trainer starts."""
+    parser = argparse.ArgumentParser(prog="python -m bizstream.learning.job")
+    parser.add_argument("--reason", default="labels", choices=["labels", "drift", "manual"])
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    result = run_training_job(load_settings(), args.reason)
+    print(result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,92 @@
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from bizstream.learning.job import LAST_TRAINED_AT, RUNNING, run_training_job
+from bizstream.learning.registry import ModelMetadata, ModelRegistry
+from bizstream.learning.replay import ReplayBuffer
+from bizstream.learning.training import Split
+from bizstream.settings import Settings
+from bizstream.store.labels import LabelRow, LabelStore
+from tests.conftest import ROOT, separable
+
+FLIP = {"bullish": 3, "bearish": 1, "neutral": 2}
+
+
+def setup(trained: tuple[ModelRegistry, ModelMetadata, Split], tmp_path: Path) -> tuple[Settings, ModelRegistry]:
+    registry, metadata, _ = trained
+    copy = tmp_path / "registry"
+    shutil.copytree(registry.root, copy, symlinks=True)
+    settings = Settings().replace(
+        broker={"cache_dir": str(tmp_path / "cache")},
+        store={"path": str(tmp_path / "labels.sqlite")},
+        setfit={"registry": str(copy)},
+        tracking={"enabled": False},
+    )
+    ModelRegistry(copy).promote(metadata.version)
+    return settings, ModelRegistry(copy)
+
+
+def label_rows(coins: list[str], flip: bool, at: float) -> list[LabelRow]:
+    texts, labels = separable(coins)
+    flipped = {"bullish": "bearish", "bearish": "bullish", "neutral": "neutral"}
+    return [
+        LabelRow(f"{t}-{flip}", t, FLIP[flipped[label] if flip else label], "me", labeled_at=at + i / 1000)
+        for i, (t, label) in enumerate(zip(texts, labels, strict=True))
+    ]
+
+
+def test_a_candidate_that_forgets_is_not_promoted(trained: tuple[ModelRegistry, ModelMetadata, Split], tmp_path: Path) -> None:
+    settings, registry = setup(trained, tmp_path)
+    store = LabelStore(settings.store_path)
+    store.add(label_rows(["$BTC", "$ETH", "$SOL", "$DOGE"], flip=False, at=1000.0))
+    first = run_training_job(settings, "labels", publish=False)
+    assert first.promoted and registry.serving() == first.candidate
+    assert len(ReplayBuffer(settings.store_path.with_name("replay.sqlite"), 2000)) == 60
+    assert store.get_state(RUNNING) is None and float(store.get_state(LAST_TRAINED_AT) or 0) > 1000
+
+    # New labels that say the opposite of everything before: the candidate does well on them and badly on the
+    # replay slice (it forgot), so the serving model stays.
+    store.add(label_rows(["$ADA", "$XRP", "$LINK", "$DOT"], flip=True, at=2000.0))
+    second = run_training_job(settings, "labels", publish=False)
+    assert not second.promoted and registry.serving() == first.candidate
+    assert "replay" in second.why
+    assert second.metrics["replay_accuracy"] < second.metrics["replay_accuracy_serving"]
+    assert second.metrics["replay_labels"] > 0  # the 70/30 mix drew on the replay buffer
+
+
+@pytest.mark.slow
+def test_a_killed_job_leaves_the_serving_model_and_resumes(trained: tuple[ModelRegistry, ModelMetadata, Split], tmp_path: Path) -> None:
+    settings, registry = setup(trained, tmp_path)
+    serving = registry.serving()
+    store = LabelStore(settings.store_path)
+    store.add(label_rows(["$BTC", "$ETH", "$SOL", "$DOGE", "$ADA", "$XRP"], flip=False, at=1000.0))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BIZSTREAM_")}
+    env.update(
+        BIZSTREAM_BROKER__CACHE_DIR=str(tmp_path / "cache"), BIZSTREAM_STORE__PATH=str(settings.store_path),
+        BIZSTREAM_SETFIT__REGISTRY=str(registry.root), BIZSTREAM_TRACKING__ENABLED="false",
+        BIZSTREAM_TRAINER__MODE="full",  # a contrastive fine-tune: long enough to be killed in the middle
+        BIZSTREAM_KAFKA__BOOTSTRAP_SERVERS="127.0.0.1:1",
+    )  # fmt: skip
+    job = subprocess.Popen([sys.executable, "-m", "bizstream.learning.job"], env=env, cwd=ROOT,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.monotonic() + 60
+    while store.get_state(RUNNING) is None:
+        assert time.monotonic() < deadline and job.poll() is None
+        time.sleep(0.2)
+    time.sleep(3)
+    job.send_signal(signal.SIGKILL)
+    job.wait()
+    assert registry.serving() == serving  # untouched
+    assert store.get_state(RUNNING) == "labels"  # the marker says a job must be resumed
+    assert store.get_state(LAST_TRAINED_AT) is None
+    result = run_training_job(settings.replace(trainer={"mode": "head"}), "labels", publish=False)
+    assert result.candidate is not None and store.get_state(RUNNING) is None
