@@ -28,7 +28,7 @@ broker_app = typer.Typer(help="Run the local single-node Kafka broker (fetched f
 app.add_typer(broker_app, name="broker")
 labels_app = typer.Typer(help="Training labels in the embedded SQLite store.", no_args_is_help=True)
 app.add_typer(labels_app, name="labels")
-train_app = typer.Typer(help="Train models from the training labels.", no_args_is_help=True)
+train_app = typer.Typer(help="Train models from the training labels.", invoke_without_command=True)
 app.add_typer(train_app, name="train")
 models_app = typer.Typer(help="The SetFit model registry: versions, promotion, rollback.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
@@ -101,6 +101,32 @@ def worker(
     pipeline = _pipeline(settings)
     faust_app = create_app(settings, pipeline)
     faust.Worker(faust_app, loglevel=log_level.upper(), quiet=True).execute_from_commandline()
+
+
+@app.command()
+def monitor(
+    config: ConfigOption = None,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+) -> None:
+    """Join labels to earlier scores, watch each analyzer's error with ADWIN, publish drift events. One per cluster."""
+    import faust
+
+    from bizstream.stream.monitor import create_monitor_app
+
+    faust.Worker(create_monitor_app(_settings(config)), loglevel=log_level.upper(), quiet=True).execute_from_commandline()
+
+
+@app.command()
+def trainer(
+    config: ConfigOption = None,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+) -> None:
+    """Store labels from the labels topic and retrain (in a separate process) on enough new labels or on drift."""
+    import faust
+
+    from bizstream.stream.trainer import create_trainer_app
+
+    faust.Worker(create_trainer_app(_settings(config)), loglevel=log_level.upper(), quiet=True).execute_from_commandline()
 
 
 @app.command()
@@ -286,6 +312,26 @@ def labels_export(
         for row in rows:
             fh.write(orjson.dumps(asdict(row)) + b"\n")
     out.print(f"wrote {len(rows)} labels to {file}")
+
+
+@train_app.callback()
+def train(
+    ctx: typer.Context,
+    config: ConfigOption = None,
+    now: Annotated[bool, typer.Option("--now", help="Run the trainer's retraining job now, in the foreground: new labels + replay, gate, promote.")] = False,
+) -> None:
+    """Train models: `train --now` runs the trainer agent's job; `train setfit` trains a SetFit model directly."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if not now:
+        out.print(ctx.get_help())
+        raise typer.Exit(0)
+    from bizstream.learning.job import run_training_job
+
+    result = run_training_job(_settings(config), "manual")
+    out.print(f"candidate {result.candidate or '-'}: {'promoted' if result.promoted else 'not promoted'} ({result.why})")
+    for key, value in result.metrics.items():
+        out.print(f"  {key} = {value:.4g}")
 
 
 @train_app.command("setfit")

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 import orjson
 
@@ -89,6 +89,15 @@ class WireRecord:
     def to_json(self) -> bytes:
         """JSON bytes for the wire."""
         return dumps(self)
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> Self:
+        """Parse and validate a flat record (its fields are plain JSON values)."""
+        obj = _object(raw, cls.__name__)
+        try:
+            return cls(**obj)
+        except TypeError as exc:
+            raise InvalidRecord(f"{cls.__name__} {orjson.dumps(obj)[:120]!r}: {exc}") from None
 
 
 # -- Post -----------------------------------------------------------------------------------------------------------
@@ -328,15 +337,6 @@ class Label(WireRecord):
         """The class this rating stands for."""
         return Sentiment.from_rating(self.rating)
 
-    @classmethod
-    def from_json(cls, raw: bytes) -> Label:
-        """Parse and validate one label."""
-        obj = _object(raw, "label")
-        where = f"label for post {obj.get('post_id')!r}"
-        try:
-            return cls(**obj)
-        except TypeError as exc:
-            raise InvalidRecord(f"{where}: {exc}") from None
 
 
 @dataclass(frozen=True)

@@ -102,9 +102,10 @@ class ScoreJoin:
 class DriftMonitor:
     """The join plus one ErrorMonitor per analyzer."""
 
-    def __init__(self, delta: float = 0.002, min_labels: int = 100, join: ScoreJoin | None = None) -> None:
+    def __init__(self, delta: float = 0.002, min_labels: int = 100, join: ScoreJoin | None = None, clock: int = 32) -> None:
         self.delta = delta
         self.min_labels = min_labels
+        self.clock = clock
         self.join = join or ScoreJoin()
         self.monitors: dict[str, ErrorMonitor] = {}
 
@@ -121,7 +122,7 @@ class DriftMonitor:
         for r in results:
             monitor = self.monitors.get(r.analyzer)
             if monitor is None:
-                monitor = self.monitors[r.analyzer] = ErrorMonitor(r.analyzer, self.delta, self.min_labels)
+                monitor = self.monitors[r.analyzer] = ErrorMonitor(r.analyzer, self.delta, self.min_labels, self.clock)
             event = monitor.update(r.label is not truth, abs(r.score - TRUTH_SCORE[truth]), r.model_version)
             if event is not None:
                 yield event

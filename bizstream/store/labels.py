@@ -116,6 +116,11 @@ class LabelStore:
                 else:
                     self.db.execute("INSERT OR REPLACE INTO trainer_state VALUES (?, ?)", (key, value))
 
+    def count_since(self, labeled_after: float) -> int:
+        """How many rows were labelled after a time."""
+        (n,) = self.db.execute("SELECT COUNT(*) FROM training_labels WHERE labeled_at > ?", (labeled_after,)).fetchone()
+        return int(n)
+
     def rows_since(self, labeled_after: float) -> list[LabelRow]:
         """Rows labelled after a time, oldest first."""
         return [r for r in self.rows() if r.labeled_at > labeled_after]

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import uuid
 from collections.abc import Awaitable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal, cast
@@ -25,7 +24,7 @@ from bizstream.pipeline import BatchResult, Pipeline
 from bizstream.records import DeadLetter, Post
 from bizstream.settings import Settings
 from bizstream.stream import topics
-from bizstream.stream.client import DEADLETTER_TOPIC_CONFIG, MAX_REQUEST_BYTES
+from bizstream.stream.apps import new_app, send_dead_letter
 
 log = logging.getLogger(__name__)
 EXIT_PRODUCE_FAILED = 75  # EX_TEMPFAIL: try again
@@ -33,32 +32,7 @@ EXIT_PRODUCE_FAILED = 75  # EX_TEMPFAIL: try again
 
 def create_app(settings: Settings, pipeline: Pipeline) -> faust.App:
     """A faust app with bizstream's topics and the scoring agent, bound to one pipeline."""
-    datadir = settings.broker.cache_path / "faust" / f"{settings.worker.app_id}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    datadir.parent.mkdir(parents=True, exist_ok=True)
-    app = faust.App(
-        settings.worker.app_id,
-        broker=[f"kafka://{server.strip()}" for server in settings.kafka.bootstrap_servers.split(",")],
-        datadir=str(datadir),
-        key_serializer="raw",
-        value_serializer="raw",
-        topic_partitions=settings.kafka.partitions,
-        topic_replication_factor=settings.kafka.replication_factor,
-        broker_commit_interval=settings.worker.commit_interval_s,
-        broker_session_timeout=settings.worker.session_timeout_s,
-        broker_heartbeat_interval=settings.worker.session_timeout_s / 5,
-        consumer_auto_offset_reset="earliest",
-        producer_acks=-1,
-        producer_linger=settings.worker.producer_linger_ms / 1000.0,
-        producer_max_request_size=MAX_REQUEST_BYTES,
-        web_enabled=False,
-    )
-    declared = {
-        name: app.topic(
-            name, key_type=bytes, value_type=bytes, partitions=settings.kafka.partitions,
-            config=DEADLETTER_TOPIC_CONFIG if name == topics.DEADLETTER else None,
-        )  # fmt: skip
-        for name in topics.ALL
-    }
+    app, declared = new_app(settings, settings.worker.app_id)
     scorer = _Scorer(settings, pipeline, declared[topics.SCORES], declared[topics.DEADLETTER])
 
     @app.agent(declared[topics.POSTS], name="bizstream.score")
@@ -94,7 +68,7 @@ class _Scorer:
             try:
                 post = Post.from_json(raw, self.settings.limits)
             except InvalidRecord as exc:
-                pending.append(await self._dead(event, "validate", exc, raw))
+                pending.append(await send_dead_letter(self.deadletter, event, "validate", exc))
                 continue
             posts.append(post)
             origin.setdefault(post.id, event)
@@ -105,7 +79,7 @@ class _Scorer:
             except Exception as exc:  # boundary: the pipeline should never raise, but if it does, keep every post
                 log.exception("pipeline failed on a batch of %d posts", len(posts))
                 for post in posts:
-                    pending.append(await self._dead(origin[post.id], "analyze", exc, None))
+                    pending.append(await send_dead_letter(self.deadletter, origin[post.id], "analyze", exc))
             else:
                 for score in result.scores:
                     pending.append(
@@ -113,7 +87,7 @@ class _Scorer:
                     )
                 for miss in result.unscored:
                     error = RuntimeError(miss.reason)
-                    pending.append(await self._dead(origin[miss.post.id], "analyze", error, None))
+                    pending.append(await send_dead_letter(self.deadletter, origin[miss.post.id], "analyze", error))
         # Offsets of this batch are acknowledged when we return: wait for the broker to have every record first.
         try:
             await asyncio.gather(*pending)
@@ -124,19 +98,3 @@ class _Scorer:
             log.critical("could not produce the results of a batch; exiting so the batch is re-read", exc_info=True)
             logging.shutdown()
             os._exit(EXIT_PRODUCE_FAILED)
-
-    async def _dead(self, event: faust.EventT[bytes], stage: Literal["validate", "analyze"], exc: BaseException, raw: bytes | None) -> Awaitable[Any]:
-        message = event.message
-        value = raw if raw is not None else bytes(message.value or b"")
-        letter = DeadLetter.for_bytes(
-            value,
-            key=message.key if isinstance(message.key, bytes) else None,
-            topic=message.topic,
-            partition=message.partition,
-            offset=message.offset,
-            stage=stage,
-            error_type=type(exc).__name__,
-            message=str(exc),
-        )
-        log.info("dead letter %s:%s@%s (%s): %s", message.topic, message.partition, message.offset, stage, exc)
-        return await self.deadletter.send(key=message.key, value=letter.to_json(), force=True)

@@ -52,11 +52,11 @@ class Cluster:
         env.update(extra)
         return env
 
-    def start_worker(self, **extra_env: str) -> subprocess.Popen[bytes]:
-        """A real `bizstream worker` process; its log goes to the test's folder."""
-        log = (self.workdir / f"worker-{len(self.workers)}.log").open("wb")
+    def start_worker(self, command: str = "worker", **extra_env: str) -> subprocess.Popen[bytes]:
+        """A real `bizstream worker` (or `monitor`, `trainer`) process; its log goes to the test's folder."""
+        log = (self.workdir / f"{command}-{len(self.workers)}.log").open("wb")
         process = subprocess.Popen(
-            [sys.executable, "-m", "bizstream", "worker", "--log-level", "info"],
+            [sys.executable, "-m", "bizstream", command, "--log-level", "info"],
             env=self.env(**extra_env), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
         self.workers.append(process)

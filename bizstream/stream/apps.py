@@ -1,0 +1,69 @@
+"""The faust app every bizstream agent process runs in: one consumer group, bizstream's topics declared."""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from collections.abc import Awaitable
+from typing import Any, Literal
+
+import faust
+
+from bizstream.records import DeadLetter
+from bizstream.settings import Settings
+from bizstream.stream import topics
+from bizstream.stream.client import DEADLETTER_TOPIC_CONFIG, MAX_REQUEST_BYTES
+
+log = logging.getLogger(__name__)
+
+
+def new_app(settings: Settings, app_id: str) -> tuple[faust.App, dict[str, faust.TopicT]]:
+    """A faust app for consumer group ``app_id`` and its handles on every bizstream topic (raw bytes in and out)."""
+    datadir = settings.broker.cache_path / "faust" / f"{app_id}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    datadir.parent.mkdir(parents=True, exist_ok=True)
+    app = faust.App(
+        app_id,
+        broker=[f"kafka://{server.strip()}" for server in settings.kafka.bootstrap_servers.split(",")],
+        datadir=str(datadir),
+        key_serializer="raw",
+        value_serializer="raw",
+        topic_partitions=settings.kafka.partitions,
+        topic_replication_factor=settings.kafka.replication_factor,
+        broker_commit_interval=settings.worker.commit_interval_s,
+        broker_session_timeout=settings.worker.session_timeout_s,
+        broker_heartbeat_interval=settings.worker.session_timeout_s / 5,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        producer_linger=settings.worker.producer_linger_ms / 1000.0,
+        producer_max_request_size=MAX_REQUEST_BYTES,
+        web_enabled=False,
+    )
+    declared = {
+        name: app.topic(
+            name, key_type=bytes, value_type=bytes, partitions=settings.kafka.partitions,
+            config=DEADLETTER_TOPIC_CONFIG if name == topics.DEADLETTER else None,
+        )  # fmt: skip
+        for name in topics.ALL
+    }
+    return app, declared
+
+
+async def send_dead_letter(
+    deadletter: faust.TopicT, event: faust.EventT[bytes], stage: Literal["validate", "analyze"], exc: BaseException
+) -> Awaitable[Any]:
+    """Queue a dead letter for the message behind ``event`` (its exact bytes, where it came from, why); returns the
+    delivery future, which the caller awaits before acknowledging the event."""
+    message = event.message
+    letter = DeadLetter.for_bytes(
+        bytes(message.value or b""),
+        key=message.key if isinstance(message.key, bytes) else None,
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        stage=stage,
+        error_type=type(exc).__name__,
+        message=str(exc),
+    )
+    log.info("dead letter %s:%s@%s (%s): %s", message.topic, message.partition, message.offset, stage, exc)
+    return await deadletter.send(key=message.key, value=letter.to_json(), force=True)

@@ -1,0 +1,73 @@
+"""The drift monitor agent: remembers every Score, joins each Label to it, and publishes DriftEvents.
+
+One monitor process per cluster: scores are keyed by thread and labels by post, so the join needs to see both
+topics whole (group ``bizstream-monitor``; a second process would only split the partitions between them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import faust
+import orjson
+
+from bizstream.errors import InvalidRecord
+from bizstream.learning.drift import DriftMonitor, Scored, ScoreJoin
+from bizstream.records import Label, Sentiment
+from bizstream.settings import Settings
+from bizstream.stream import topics
+from bizstream.stream.apps import new_app, send_dead_letter
+
+log = logging.getLogger(__name__)
+APP_ID = "bizstream-monitor"
+
+
+def scored_results(raw: bytes) -> tuple[str, list[Scored]]:
+    """Post id and per-analyzer results of a Score message (analyzers that failed on the post are left out)."""
+    try:
+        score = orjson.loads(raw)
+        results = [
+            Scored(name, str(r["model_version"]), Sentiment(r["label"]), float(r["score"]))
+            for name, r in score["analyzers"].items()
+            if r.get("error") is None and r.get("label") is not None
+        ]
+        return str(score["post_id"]), results
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise InvalidRecord(f"not a Score message: {exc!r}") from None
+
+
+def create_monitor_app(settings: Settings) -> faust.App:
+    """The monitor's faust app: one agent on scores, one on labels, sharing the join."""
+    app, declared = new_app(settings, APP_ID)
+    d = settings.drift
+    monitor = DriftMonitor(d.delta, d.min_labels, ScoreJoin(d.join_max_posts, d.join_ttl_s), clock=d.clock)
+    deadletter, drift_topic = declared[topics.DEADLETTER], declared[topics.DRIFT]
+
+    @app.agent(declared[topics.SCORES], name="bizstream.monitor.scores")
+    async def remember(stream: faust.StreamT[bytes]) -> None:
+        """Keep each post's per-analyzer results until its label arrives."""
+        async for event in stream.events():
+            try:
+                monitor.on_score(*scored_results(event.value))
+            except InvalidRecord as exc:
+                await (await send_dead_letter(deadletter, event, "validate", exc))
+
+    @app.agent(declared[topics.LABELS], name="bizstream.monitor.labels")
+    async def watch(stream: faust.StreamT[bytes]) -> None:
+        """Feed each label's outcome to the analyzers' ADWINs; publish what they detect."""
+        async for event in stream.events():
+            try:
+                label = Label.from_json(event.value)
+            except InvalidRecord as exc:
+                await (await send_dead_letter(deadletter, event, "validate", exc))
+                continue
+            pending: list[Any] = []
+            for drift in monitor.on_label(label):
+                log.warning("drift: %s %s error %.3f -> %.3f", drift.analyzer, drift.model_version,
+                            drift.error_before, drift.error_after)  # fmt: skip
+                pending.append(await drift_topic.send(key=drift.analyzer.encode(), value=drift.to_json(), force=True))
+            await asyncio.gather(*pending)
+
+    return app

@@ -1,0 +1,113 @@
+"""The trainer agent: stores every label, and starts a retraining job (a separate process) when enough new labels
+have arrived, when a drift event arrives, or on start-up when a job was interrupted.
+
+Consuming never waits for training: the job runs as ``python -m bizstream.learning.job`` and the agent only checks,
+between messages, whether it has finished. One job at a time; a trigger that comes while one runs is kept and
+served when it ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+from dataclasses import dataclass, field
+
+import faust
+
+from bizstream.errors import InvalidRecord
+from bizstream.learning.job import LAST_TRAINED_AT, RUNNING
+from bizstream.records import DriftEvent, Label
+from bizstream.settings import Settings
+from bizstream.store.labels import LabelRow, LabelStore
+from bizstream.stream import topics
+from bizstream.stream.apps import new_app, send_dead_letter
+
+log = logging.getLogger(__name__)
+APP_ID = "bizstream-trainer"
+
+
+@dataclass
+class JobRunner:
+    """Starts training jobs in their own process, one at a time."""
+
+    settings: Settings
+    process: asyncio.subprocess.Process | None = None
+    queued: str | None = None
+    finished: list[int] = field(default_factory=list)  # exit codes, for tests and logs
+
+    @property
+    def busy(self) -> bool:
+        """True while a job process runs."""
+        return self.process is not None and self.process.returncode is None
+
+    async def request(self, reason: str) -> None:
+        """Start a job now, or as soon as the running one ends."""
+        if self.busy:
+            self.queued = self.queued or reason
+            return
+        log.info("starting a training job (%s)", reason)
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bizstream.learning.job", "--reason", reason, env=os.environ.copy()
+        )
+        asyncio.get_running_loop().create_task(self._reap(self.process))
+
+    async def _reap(self, process: asyncio.subprocess.Process) -> None:
+        code = await process.wait()
+        self.finished.append(code)
+        log.info("training job ended with exit code %s", code)
+        if self.queued is not None:
+            reason, self.queued = self.queued, None
+            await self.request(reason)
+
+
+def label_row(label: Label) -> LabelRow:
+    """The training_labels row of a Label; the trainer needs the text (the labeler sends it)."""
+    if not label.text or not label.text.strip():
+        raise InvalidRecord(f"label for post {label.post_id!r} has no text; the trainer can only learn from labelled text")
+    return LabelRow(label.post_id, label.text, label.rating, label.labeler, None, label.source, label.labeled_at)
+
+
+def create_trainer_app(settings: Settings) -> faust.App:
+    """The trainer's faust app: labels in, training jobs out."""
+    app, declared = new_app(settings, APP_ID)
+    store = LabelStore(settings.store_path)
+    runner = JobRunner(settings)
+    deadletter = declared[topics.DEADLETTER]
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def resume() -> None:
+        """A job that was running when the trainer stopped is started again."""
+        interrupted = store.get_state(RUNNING)
+        if interrupted is not None:
+            log.warning("resuming the training job interrupted earlier (%s)", interrupted)
+            await runner.request(interrupted)
+
+    @app.agent(declared[topics.LABELS], name="bizstream.trainer.labels")
+    async def collect(stream: faust.StreamT[bytes]) -> None:
+        """Store labels (idempotent per post and labeler) and count the new ones."""
+        async for event in stream.events():
+            try:
+                store.add([label_row(Label.from_json(event.value))])
+            except InvalidRecord as exc:
+                await (await send_dead_letter(deadletter, event, "validate", exc))
+                continue
+            since = float(store.get_state(LAST_TRAINED_AT, "0") or 0)
+            if not runner.busy and store.count_since(since) >= settings.trainer.retrain_after:
+                await runner.request("labels")
+
+    @app.agent(declared[topics.DRIFT], name="bizstream.trainer.drift")
+    async def on_drift(stream: faust.StreamT[bytes]) -> None:
+        """Retrain when the drift monitor says an analyzer's error changed."""
+        async for event in stream.events():
+            try:
+                drift = DriftEvent.from_json(event.value)
+            except InvalidRecord as exc:
+                await (await send_dead_letter(deadletter, event, "validate", exc))
+                continue
+            if settings.trainer.retrain_on_drift:
+                log.warning("drift on %s (%s): retraining", drift.analyzer, drift.model_version)
+                await runner.request("drift")
+
+    return app
