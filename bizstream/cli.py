@@ -8,7 +8,7 @@ import logging
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import orjson
 import typer
@@ -16,6 +16,9 @@ from rich.console import Console
 from rich.table import Table
 
 from bizstream.errors import BizstreamError, InvalidRecord
+
+if TYPE_CHECKING:
+    import faust
 from bizstream.settings import Settings, load_settings
 
 app = typer.Typer(
@@ -93,14 +96,10 @@ def worker(
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
 ) -> None:
     """Consume posts, score them with every available analyzer, produce Scores (and dead letters). Ctrl-C stops."""
-    import faust
-
     from bizstream.stream.worker import create_app
 
     settings = _settings(config)
-    pipeline = _pipeline(settings)
-    faust_app = create_app(settings, pipeline)
-    faust.Worker(faust_app, loglevel=log_level.upper(), quiet=True).execute_from_commandline()
+    _run_faust(create_app(settings, _pipeline(settings)), log_level)
 
 
 @app.command()
@@ -109,11 +108,9 @@ def monitor(
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
 ) -> None:
     """Join labels to earlier scores, watch each analyzer's error with ADWIN, publish drift events. One per cluster."""
-    import faust
-
     from bizstream.stream.monitor import create_monitor_app
 
-    faust.Worker(create_monitor_app(_settings(config)), loglevel=log_level.upper(), quiet=True).execute_from_commandline()
+    _run_faust(create_monitor_app(_settings(config)), log_level)
 
 
 @app.command()
@@ -122,11 +119,9 @@ def trainer(
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
 ) -> None:
     """Store labels from the labels topic and retrain (in a separate process) on enough new labels or on drift."""
-    import faust
-
     from bizstream.stream.trainer import create_trainer_app
 
-    faust.Worker(create_trainer_app(_settings(config)), loglevel=log_level.upper(), quiet=True).execute_from_commandline()
+    _run_faust(create_trainer_app(_settings(config)), log_level)
 
 
 @app.command()
@@ -434,6 +429,13 @@ def export_onnx(
 
     exported = export_version(ModelRegistry(_settings(config).setfit_registry), version, keep_fp32=keep_fp32)
     out.print(f"wrote {exported.fp32} and {exported.int8}")
+
+
+def _run_faust(faust_app: "faust.App", log_level: str) -> None:
+    """Run a faust app in the foreground until SIGTERM / Ctrl-C (faust's Worker exits the process)."""
+    import faust
+
+    faust.Worker(faust_app, loglevel=log_level.upper(), quiet=True).execute_from_commandline()
 
 
 def _pipeline(settings: Settings):  # type: ignore[no-untyped-def]

@@ -341,7 +341,11 @@ class Label(WireRecord):
 
 @dataclass(frozen=True)
 class DriftEvent(WireRecord):
-    """A detector saw the error rate of an analyzer change, on ``bizstream.drift.v1``."""
+    """A detector saw the error rate of an analyzer change, on ``bizstream.drift.v1``.
+
+    ``error_before`` is the error rate over the older labels the detector let go (``window_before`` of them),
+    ``error_after`` over the recent ones it kept (``window_after``).
+    """
 
     detector: str
     analyzer: str

@@ -50,20 +50,25 @@ class ErrorMonitor:
 
     def update(self, wrong: bool, abs_error: float, model_version: str) -> DriftEvent | None:
         """Feed one labelled outcome; a DriftEvent when the error rate has changed."""
-        before, width_before = self.adwin.estimation, self.adwin.width
-        self.adwin.update(1.0 if wrong else 0.0)
+        value = 1.0 if wrong else 0.0
+        total_before = self.adwin.estimation * self.adwin.width + value
+        width_before = self.adwin.width + 1
+        self.adwin.update(value)
         self.seen += 1
         self.abs_error_sum += abs_error
         if not self.adwin.drift_detected or self.seen < self.min_labels:
             return None
+        # ADWIN dropped the older part of its window: compare the error rate of what it dropped with what it kept.
+        kept, kept_width = self.adwin.estimation * self.adwin.width, self.adwin.width
+        dropped_width = max(1, width_before - kept_width)
         return DriftEvent(
             detector=f"adwin(delta={self.delta})",
             analyzer=self.analyzer,
             model_version=model_version,
-            error_before=float(before),
+            error_before=float((total_before - kept) / dropped_width),
             error_after=float(self.adwin.estimation),
-            window_before=int(width_before),
-            window_after=int(self.adwin.width),
+            window_before=int(dropped_width),
+            window_after=int(kept_width),
         )
 
 

@@ -5,17 +5,19 @@ from __future__ import annotations
 import logging
 import os
 import uuid
-from collections.abc import Awaitable
-from typing import Any, Literal
+from collections.abc import Awaitable, Callable
+from typing import Any, Literal, TypeVar
 
 import faust
 
+from bizstream.errors import InvalidRecord
 from bizstream.records import DeadLetter
 from bizstream.settings import Settings
 from bizstream.stream import topics
 from bizstream.stream.client import DEADLETTER_TOPIC_CONFIG, MAX_REQUEST_BYTES
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def new_app(settings: Settings, app_id: str) -> tuple[faust.App, dict[str, faust.TopicT]]:
@@ -67,3 +69,12 @@ async def send_dead_letter(
     )
     log.info("dead letter %s:%s@%s (%s): %s", message.topic, message.partition, message.offset, stage, exc)
     return await deadletter.send(key=message.key, value=letter.to_json(), force=True)
+
+
+async def decode_or_dead_letter(event: faust.EventT[bytes], parse: Callable[[bytes], T], deadletter: faust.TopicT) -> T | None:
+    """``parse(event.value)``, or None after the message went to the dead-letter topic (confirmed) with the reason."""
+    try:
+        return parse(event.value)
+    except InvalidRecord as exc:
+        await (await send_dead_letter(deadletter, event, "validate", exc))
+        return None

@@ -18,7 +18,7 @@ from bizstream.learning.drift import DriftMonitor, Scored, ScoreJoin
 from bizstream.records import Label, Sentiment
 from bizstream.settings import Settings
 from bizstream.stream import topics
-from bizstream.stream.apps import new_app, send_dead_letter
+from bizstream.stream.apps import decode_or_dead_letter, new_app
 
 log = logging.getLogger(__name__)
 APP_ID = "bizstream-monitor"
@@ -49,19 +49,16 @@ def create_monitor_app(settings: Settings) -> faust.App:
     async def remember(stream: faust.StreamT[bytes]) -> None:
         """Keep each post's per-analyzer results until its label arrives."""
         async for event in stream.events():
-            try:
-                monitor.on_score(*scored_results(event.value))
-            except InvalidRecord as exc:
-                await (await send_dead_letter(deadletter, event, "validate", exc))
+            scored = await decode_or_dead_letter(event, scored_results, deadletter)
+            if scored is not None:
+                monitor.on_score(*scored)
 
     @app.agent(declared[topics.LABELS], name="bizstream.monitor.labels")
     async def watch(stream: faust.StreamT[bytes]) -> None:
         """Feed each label's outcome to the analyzers' ADWINs; publish what they detect."""
         async for event in stream.events():
-            try:
-                label = Label.from_json(event.value)
-            except InvalidRecord as exc:
-                await (await send_dead_letter(deadletter, event, "validate", exc))
+            label = await decode_or_dead_letter(event, Label.from_json, deadletter)
+            if label is None:
                 continue
             pending: list[Any] = []
             for drift in monitor.on_label(label):

@@ -22,7 +22,7 @@ from bizstream.records import DriftEvent, Label
 from bizstream.settings import Settings
 from bizstream.store.labels import LabelRow, LabelStore
 from bizstream.stream import topics
-from bizstream.stream.apps import new_app, send_dead_letter
+from bizstream.stream.apps import decode_or_dead_letter, new_app
 
 log = logging.getLogger(__name__)
 APP_ID = "bizstream-trainer"
@@ -88,11 +88,10 @@ def create_trainer_app(settings: Settings) -> faust.App:
     async def collect(stream: faust.StreamT[bytes]) -> None:
         """Store labels (idempotent per post and labeler) and count the new ones."""
         async for event in stream.events():
-            try:
-                store.add([label_row(Label.from_json(event.value))])
-            except InvalidRecord as exc:
-                await (await send_dead_letter(deadletter, event, "validate", exc))
+            row = await decode_or_dead_letter(event, lambda raw: label_row(Label.from_json(raw)), deadletter)
+            if row is None:
                 continue
+            store.add([row])
             since = float(store.get_state(LAST_TRAINED_AT, "0") or 0)
             if not runner.busy and store.count_since(since) >= settings.trainer.retrain_after:
                 await runner.request("labels")
@@ -101,12 +100,8 @@ def create_trainer_app(settings: Settings) -> faust.App:
     async def on_drift(stream: faust.StreamT[bytes]) -> None:
         """Retrain when the drift monitor says an analyzer's error changed."""
         async for event in stream.events():
-            try:
-                drift = DriftEvent.from_json(event.value)
-            except InvalidRecord as exc:
-                await (await send_dead_letter(deadletter, event, "validate", exc))
-                continue
-            if settings.trainer.retrain_on_drift:
+            drift = await decode_or_dead_letter(event, DriftEvent.from_json, deadletter)
+            if drift is not None and settings.trainer.retrain_on_drift:
                 log.warning("drift on %s (%s): retraining", drift.analyzer, drift.model_version)
                 await runner.request("drift")
 

@@ -51,8 +51,9 @@ def test_monitor_publishes_drift_only_after_the_error_changes(cluster: Cluster) 
     assert messages, "no drift event after the change"
     event = DriftEvent.from_json(messages[0].value)
     assert event.analyzer == "vader" and event.model_version == "vader-1"
-    assert event.error_before < 0.2 and event.error_after > event.error_before + 0.1
-    assert event.window_after <= 600  # detected within a bounded number of labels after the change
+    assert event.error_before < 0.2 and event.error_after > event.error_before
+    labels_after_change = event.window_before + event.window_after - 1500  # every label so far, minus phase 1
+    assert 0 < labels_after_change <= 400, labels_after_change
 
 
 def trainer_env(registry: Path, store: Path, **extra: str) -> dict[str, str]:

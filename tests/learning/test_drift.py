@@ -20,7 +20,8 @@ def test_no_alarm_before_a_known_change_and_detection_soon_after() -> None:
     assert events, "the change was never detected"
     first, event = events[0]
     assert 4000 <= first <= 4300
-    assert event.error_after > event.error_before and event.window_after < event.window_before
+    assert event.error_before < 0.2 < event.error_after
+    assert event.window_before + event.window_after == first + 1  # every label seen so far, split at the cut
     assert event.analyzer == "vader" and event.model_version == "v1" and "adwin" in event.detector
 
 
