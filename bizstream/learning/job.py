@@ -16,13 +16,16 @@ import sys
 import time
 from dataclasses import dataclass
 
+import numpy as np
+
 from bizstream.learning.model import CLASSES, Head, TorchEncoder, default_body
+from bizstream.learning.pseudo import PseudoLabel, pseudo_label
 from bizstream.learning.registry import ModelRegistry
 from bizstream.learning.replay import Example, ReplayBuffer
 from bizstream.learning.training import PROFILES, EmbeddingCache, Split, refit_head, train_full
 from bizstream.records import ModelEvent, Sentiment
 from bizstream.settings import Settings, load_settings
-from bizstream.store.labels import LabelStore
+from bizstream.store.labels import LabelRow, LabelStore
 
 log = logging.getLogger(__name__)
 RUNNING = "job_running"  # marker key: the reason of the job in progress
@@ -75,10 +78,13 @@ def _train_and_gate(settings: Settings, store: LabelStore, reason: str) -> JobRe
     mix_labels = [r.sentiment for r in new_train] + [Sentiment.from_rating(e.rating).value for e in replay_pool[:n_replay]]
     eval_texts = [r.text for r in recent_eval]
     eval_labels = [r.sentiment for r in recent_eval]
-    split = Split(mix_texts, mix_labels, eval_texts, eval_labels)
-
     registry = ModelRegistry(settings.setfit_registry)
     serving = registry.serving()
+    pseudo = _pseudo_labels(settings, store, registry, serving, len(mix_texts)) if t.pseudo_labels else []
+    mix_texts += [p.text for p in pseudo]
+    mix_labels += [p.label for p in pseudo]
+    split = Split(mix_texts, mix_labels, eval_texts, eval_labels)
+
     if t.mode == "head" and serving is not None:
         candidate = refit_head(registry, split, parent=serving, seed=settings.setfit.seed)
     else:
@@ -87,7 +93,9 @@ def _train_and_gate(settings: Settings, store: LabelStore, reason: str) -> JobRe
                                max_seq_length=settings.setfit.max_seq_length, parent=serving, show_progress=False,
                                device=settings.setfit.device)  # fmt: skip
 
-    metrics: dict[str, float] = {"new_labels": float(len(new_train)), "replay_labels": float(n_replay)}
+    metrics: dict[str, float] = {
+        "new_labels": float(len(new_train)), "replay_labels": float(n_replay), "pseudo_labels": float(len(pseudo))
+    }
     slices = {"recent": (eval_texts, eval_labels)}
     if replay_eval:
         slices["replay"] = ([e.text for e in replay_eval], [Sentiment.from_rating(e.rating).value for e in replay_eval])
@@ -110,20 +118,40 @@ def _train_and_gate(settings: Settings, store: LabelStore, reason: str) -> JobRe
     return JobResult(candidate.version, True, candidate.version, metrics, "not worse than the serving model")
 
 
-def accuracy(registry: ModelRegistry, version: str | None, texts: list[str], labels: list[str]) -> float:
-    """Accuracy of one registry version on labelled texts (embeddings from the body's cache)."""
-    if version is None or not texts:
-        return 0.0
-    metadata = registry.metadata(version)
-    body = registry.body_dir(metadata.body_id)
+def predict_proba(registry: ModelRegistry, version: str, texts: list[str]) -> np.ndarray:
+    """Class probabilities of one registry version (embeddings through the body's cache)."""
+    body = registry.body_dir(registry.metadata(version).body_id)
     cache = EmbeddingCache(body)
     try:
         embeddings = cache.encode(TorchEncoder(body), texts)
     finally:
         cache.close()
-    head = Head.load(registry.version_dir(version) / "head.safetensors")
-    predicted = [CLASSES[i] for i in head.predict_proba(embeddings).argmax(axis=1)]
+    return Head.load(registry.version_dir(version) / "head.safetensors").predict_proba(embeddings)
+
+
+def accuracy(registry: ModelRegistry, version: str | None, texts: list[str], labels: list[str]) -> float:
+    """Accuracy of one registry version on labelled texts."""
+    if version is None or not texts:
+        return 0.0
+    predicted = [CLASSES[i] for i in predict_proba(registry, version, texts).argmax(axis=1)]
     return float(sum(p == y for p, y in zip(predicted, labels, strict=True))) / len(labels)
+
+
+def _pseudo_labels(
+    settings: Settings, store: LabelStore, registry: ModelRegistry, serving: str | None, mix_size: int
+) -> list[PseudoLabel]:
+    """Pseudo-labels from the serving model on unlabelled recent posts, stored as source = pseudo."""
+    t = settings.trainer
+    limit = int(mix_size * t.pseudo_max_share / (1 - t.pseudo_max_share))  # their share of the final mix
+    posts = store.unlabelled_posts(limit * 5) if serving and limit > 0 else []
+    if not posts:
+        return []
+    chosen = pseudo_label(posts, predict_proba(registry, serving or "", [text for _, text in posts]),
+                          t.pseudo_threshold, limit, settings.setfit.seed)  # fmt: skip
+    now = time.time()
+    store.add([LabelRow(p.post_id, p.text, Sentiment(p.label).rating, f"pseudo:{serving}", None, "pseudo", now)
+               for p in chosen])  # fmt: skip
+    return chosen
 
 
 async def _publish_model_event(settings: Settings, event: ModelEvent) -> None:

@@ -34,6 +34,10 @@ MIGRATIONS: tuple[str, ...] = (
     """
     CREATE TABLE trainer_state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     """,
+    """
+    CREATE TABLE recent_posts (post_id TEXT PRIMARY KEY, text TEXT NOT NULL, seen_at REAL NOT NULL);
+    CREATE INDEX recent_posts_by_time ON recent_posts (seen_at);
+    """,
 )
 
 
@@ -117,13 +121,33 @@ class LabelStore:
                     self.db.execute("INSERT OR REPLACE INTO trainer_state VALUES (?, ?)", (key, value))
 
     def count_since(self, labeled_after: float) -> int:
-        """How many rows were labelled after a time."""
-        (n,) = self.db.execute("SELECT COUNT(*) FROM training_labels WHERE labeled_at > ?", (labeled_after,)).fetchone()
+        """How many human labels were given after a time."""
+        query = "SELECT COUNT(*) FROM training_labels WHERE labeled_at > ? AND source = 'human'"
+        (n,) = self.db.execute(query, (labeled_after,)).fetchone()
         return int(n)
 
     def rows_since(self, labeled_after: float) -> list[LabelRow]:
-        """Rows labelled after a time, oldest first."""
-        return [r for r in self.rows() if r.labeled_at > labeled_after]
+        """Human labels given after a time, oldest first."""
+        return [r for r in self.rows(source="human") if r.labeled_at > labeled_after]
+
+    def remember_posts(self, posts: Iterable[tuple[str, str]], keep: int, now: float | None = None) -> None:
+        """Keep (post id, text) of recent posts, the newest ``keep`` of them: the pool pseudo-labels come from."""
+        now = time.time() if now is None else now
+        with _transaction(self.db):
+            self.db.executemany("INSERT OR REPLACE INTO recent_posts VALUES (?, ?, ?)", [(p, t, now) for p, t in posts])
+            self.db.execute(
+                "DELETE FROM recent_posts WHERE post_id NOT IN "
+                "(SELECT post_id FROM recent_posts ORDER BY seen_at DESC, post_id LIMIT ?)",
+                (keep,),
+            )
+
+    def unlabelled_posts(self, limit: int) -> list[tuple[str, str]]:
+        """The newest remembered posts that nobody (human or pseudo) has labelled, newest first."""
+        query = (
+            "SELECT post_id, text FROM recent_posts WHERE post_id NOT IN (SELECT post_id FROM training_labels) "
+            "ORDER BY seen_at DESC, post_id LIMIT ?"
+        )
+        return [(str(p), str(t)) for p, t in self.db.execute(query, (limit,))]
 
     def count(self) -> int:
         """How many rows."""

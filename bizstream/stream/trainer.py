@@ -13,12 +13,13 @@ import logging
 import os
 import sys
 from dataclasses import dataclass, field
+from typing import cast
 
 import faust
 
 from bizstream.errors import InvalidRecord
 from bizstream.learning.job import LAST_TRAINED_AT, RUNNING
-from bizstream.records import DriftEvent, Label
+from bizstream.records import DriftEvent, Label, Post
 from bizstream.settings import Settings
 from bizstream.store.labels import LabelRow, LabelStore
 from bizstream.stream import topics
@@ -95,6 +96,25 @@ def create_trainer_app(settings: Settings) -> faust.App:
             since = float(store.get_state(LAST_TRAINED_AT, "0") or 0)
             if not runner.busy and store.count_since(since) >= settings.trainer.retrain_after:
                 await runner.request("labels")
+
+    @app.agent(declared[topics.POSTS], name="bizstream.trainer.posts")
+    async def pool(stream: faust.StreamT[bytes]) -> None:
+        """Remember recent posts' texts: the unlabelled pool pseudo-labels come from. Bad posts are the worker's
+        to dead-letter; here they are only skipped."""
+        if not (settings.trainer.pseudo_labels and settings.trainer.recent_posts):
+            async for _ in stream:  # drain: the agent must consume its topic
+                pass
+        batches = cast(faust.Stream[bytes], stream).take(500, within=1.0)
+        async for values in batches:
+            posts = []
+            for raw in values:
+                try:
+                    post = Post.from_json(raw, settings.limits)
+                except InvalidRecord:
+                    continue
+                if post.text.strip():
+                    posts.append((post.id, post.text))
+            store.remember_posts(posts, keep=settings.trainer.recent_posts)
 
     @app.agent(declared[topics.DRIFT], name="bizstream.trainer.drift")
     async def on_drift(stream: faust.StreamT[bytes]) -> None:
