@@ -198,6 +198,7 @@ class TrainerSettings:
     replay_capacity: int = 2000
     eval_share: float = 0.2  # of the new labels, held back to compare candidate and serving model
     gate_margin: float = 0.0  # promote when the candidate is no more than this much worse (accuracy) on both slices
+    drift_replay_margin: float = 0.15  # on the replay slice, after a drift event
     pseudo_labels: bool = True
     pseudo_threshold: float = 0.95
     pseudo_max_share: float = 0.2  # of each training mix
@@ -210,6 +211,7 @@ class TrainerSettings:
         _require(self.replay_capacity >= 1, f"trainer.replay_capacity must be >= 1, got {self.replay_capacity}")
         _require(0 < self.eval_share < 1, f"trainer.eval_share must be in (0, 1), got {self.eval_share}")
         _require(0 <= self.gate_margin < 1, f"trainer.gate_margin must be in [0, 1), got {self.gate_margin}")
+        _require(0 <= self.drift_replay_margin < 1, f"trainer.drift_replay_margin must be in [0, 1), got {self.drift_replay_margin}")
         _require(0 < self.pseudo_threshold <= 1, f"trainer.pseudo_threshold must be in (0, 1], got {self.pseudo_threshold}")
         _require(0 <= self.pseudo_max_share < 1, f"trainer.pseudo_max_share must be in [0, 1), got {self.pseudo_max_share}")
         _require(self.recent_posts >= 0, f"trainer.recent_posts must be >= 0, got {self.recent_posts}")
