@@ -344,7 +344,8 @@ class DriftEvent(WireRecord):
     """A detector saw the error rate of an analyzer change, on ``bizstream.drift.v1``.
 
     ``error_before`` is the error rate over the older labels the detector let go (``window_before`` of them),
-    ``error_after`` over the recent ones it kept (``window_after``).
+    ``error_after`` over the recent ones it kept (``window_after``); ``abs_error_after`` the recent mean distance
+    of the analyzer's score from the truth.
     """
 
     detector: str
@@ -354,6 +355,7 @@ class DriftEvent(WireRecord):
     error_after: float
     window_before: int
     window_after: int
+    abs_error_after: float | None = None  # recent mean |score - truth| (truth: bearish -1, neutral 0, bullish +1)
     detected_at: float = field(default_factory=now)
 
 

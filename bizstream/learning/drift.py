@@ -45,8 +45,8 @@ class ErrorMonitor:
         self.min_labels = min_labels
         self.clock = clock
         self.adwin = ADWIN(delta=delta, clock=clock)  # clock: check for change every `clock` labels
+        self.abs_error = ADWIN(delta=delta, clock=clock)  # |score - truth|: reported with each event
         self.seen = 0
-        self.abs_error_sum = 0.0
 
     def update(self, wrong: bool, abs_error: float, model_version: str) -> DriftEvent | None:
         """Feed one labelled outcome; a DriftEvent when the error rate has changed."""
@@ -54,8 +54,8 @@ class ErrorMonitor:
         total_before = self.adwin.estimation * self.adwin.width + value
         width_before = self.adwin.width + 1
         self.adwin.update(value)
+        self.abs_error.update(abs_error)
         self.seen += 1
-        self.abs_error_sum += abs_error
         if not self.adwin.drift_detected or self.seen < self.min_labels:
             return None
         # ADWIN dropped the older part of its window: compare the error rate of what it dropped with what it kept.
@@ -69,6 +69,7 @@ class ErrorMonitor:
             error_after=float(self.adwin.estimation),
             window_before=int(dropped_width),
             window_after=int(kept_width),
+            abs_error_after=float(self.abs_error.estimation),
         )
 
 

@@ -129,7 +129,7 @@ class Head:
         present = sorted(set(y.tolist()))
         if len(present) < 2:
             raise ValueError(f"training a head needs at least two classes, got only {[CLASSES[i] for i in present]}")
-        model = LogisticRegression(C=c, max_iter=2000, random_state=seed).fit(embeddings, y)
+        model = LogisticRegression(C=c, max_iter=2000, random_state=seed, class_weight="balanced").fit(embeddings, y)
         coef = np.full((len(CLASSES), embeddings.shape[1]), 0.0, dtype=np.float32)
         intercept = np.full(len(CLASSES), -1e4, dtype=np.float32)  # absent classes: ~0 probability
         if len(present) == 2:  # sklearn fits one binary column: logit for the second class vs the first

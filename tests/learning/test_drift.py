@@ -14,13 +14,15 @@ def test_no_alarm_before_a_known_change_and_detection_soon_after() -> None:
     events = []
     for i in range(6000):
         rate = 0.15 if i < 4000 else 0.45  # a 30-point jump at label 4000
-        event = monitor.update(rnd.random() < rate, 0.0, "v1")
+        wrong = rnd.random() < rate
+        event = monitor.update(wrong, 1.5 if wrong else 0.2, "v1")
         if event is not None:
             events.append((i, event))
     assert events, "the change was never detected"
     first, event = events[0]
     assert 4000 <= first <= 4300
     assert event.error_before < 0.2 < event.error_after
+    assert event.abs_error_after is not None and 0.2 < event.abs_error_after < 1.5
     assert event.window_before + event.window_after == first + 1  # every label seen so far, split at the cut
     assert event.analyzer == "vader" and event.model_version == "v1" and "adwin" in event.detector
 
