@@ -194,7 +194,7 @@ class TrainerSettings:
     retrain_after: int = 200  # new labels that trigger a training job
     retrain_on_drift: bool = True
     mode: str = "head"  # head: refit the head on the serving body (seconds); full: contrastive fine-tune (minutes)
-    new_share: float = 0.7  # of each training mix; the rest comes from the replay buffer
+    new_share: float = 0.7  # of each training mix's weight; the rest goes to the replay buffer's examples
     replay_capacity: int = 2000
     eval_share: float = 0.2  # of the new labels, held back to compare candidate and serving model
     gate_margin: float = 0.0  # promote when the candidate is no more than this much worse (accuracy) on both slices

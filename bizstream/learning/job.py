@@ -73,9 +73,13 @@ def _train_and_gate(settings: Settings, store: LabelStore, reason: str) -> JobRe
     rnd.shuffle(old)
     replay_eval = old[: max(1, int(len(old) * t.eval_share))] if old else []
     replay_pool = old[len(replay_eval) :]
-    n_replay = min(len(replay_pool), round(len(new_train) * (1 - t.new_share) / t.new_share))
+    # The head is refit from scratch, so it can learn from every remembered example: new labels and replayed ones
+    # share the training weight new_share : 1 - new_share (the contrastive body fine-tune, in "full" mode, sees the
+    # same examples unweighted).
+    n_replay = len(replay_pool) if t.new_share < 1 else 0
     mix_texts = [r.text for r in new_train] + [e.text for e in replay_pool[:n_replay]]
     mix_labels = [r.sentiment for r in new_train] + [Sentiment.from_rating(e.rating).value for e in replay_pool[:n_replay]]
+    mix_weights = [t.new_share / len(new_train)] * len(new_train) + [(1 - t.new_share) / max(1, n_replay)] * n_replay
     eval_texts = [r.text for r in recent_eval]
     eval_labels = [r.sentiment for r in recent_eval]
     registry = ModelRegistry(settings.setfit_registry)
@@ -83,7 +87,9 @@ def _train_and_gate(settings: Settings, store: LabelStore, reason: str) -> JobRe
     pseudo = _pseudo_labels(settings, store, registry, serving, len(mix_texts)) if t.pseudo_labels else []
     mix_texts += [p.text for p in pseudo]
     mix_labels += [p.label for p in pseudo]
-    split = Split(mix_texts, mix_labels, eval_texts, eval_labels)
+    mix_weights += [t.new_share / len(new_train)] * len(pseudo)  # weighed like new labels, capped in number
+    total = sum(mix_weights)
+    split = Split(mix_texts, mix_labels, eval_texts, eval_labels, [len(mix_weights) * w / total for w in mix_weights])
 
     if t.mode == "head" and serving is not None:
         candidate = refit_head(registry, split, parent=serving, seed=settings.setfit.seed)

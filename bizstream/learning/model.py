@@ -121,15 +121,24 @@ class Head:
     intercept: np.ndarray  # (3,)
 
     @classmethod
-    def fit(cls, embeddings: np.ndarray, labels: Sequence[str], seed: int = 42, c: float = 1.0) -> Head:
-        """Fit on embeddings and label names; a class with no examples gets no probability mass it did not earn."""
+    def fit(
+        cls,
+        embeddings: np.ndarray,
+        labels: Sequence[str],
+        seed: int = 42,
+        c: float = 1.0,
+        weights: Sequence[float] | None = None,
+    ) -> Head:
+        """Fit on embeddings and label names (classes weighted evenly, times per-example ``weights`` if given);
+        a class with no examples gets no probability mass it did not earn."""
         from sklearn.linear_model import LogisticRegression
 
         y = np.array([CLASSES.index(label) for label in labels])
         present = sorted(set(y.tolist()))
         if len(present) < 2:
             raise ValueError(f"training a head needs at least two classes, got only {[CLASSES[i] for i in present]}")
-        model = LogisticRegression(C=c, max_iter=2000, random_state=seed, class_weight="balanced").fit(embeddings, y)
+        model = LogisticRegression(C=c, max_iter=2000, random_state=seed, class_weight="balanced")
+        model.fit(embeddings, y, sample_weight=None if weights is None else np.asarray(weights, dtype=np.float64))
         coef = np.full((len(CLASSES), embeddings.shape[1]), 0.0, dtype=np.float32)
         intercept = np.full(len(CLASSES), -1e4, dtype=np.float32)  # absent classes: ~0 probability
         if len(present) == 2:  # sklearn fits one binary column: logit for the second class vs the first

@@ -51,6 +51,7 @@ class Split:
     train_labels: list[str]
     test_texts: list[str]
     test_labels: list[str]
+    train_weights: list[float] | None = None  # per training example (the head honours them; default: equal)
 
     @classmethod
     def from_dataset(cls, data: Any) -> Split:
@@ -170,7 +171,8 @@ def _finish(
 ) -> ModelMetadata:  # fmt: skip
     cache = EmbeddingCache(body_dir)
     try:
-        head = Head.fit(cache.encode(encoder, split.train_texts), split.train_labels, seed=int(params.get("seed", 42)))
+        head = Head.fit(cache.encode(encoder, split.train_texts), split.train_labels, seed=int(params.get("seed", 42)),
+                        weights=split.train_weights)  # fmt: skip
         metrics = evaluate(head, cache.encode(encoder, split.test_texts), split.test_labels) if split.test_texts else {}
     finally:
         cache.close()
