@@ -22,6 +22,7 @@ from bizstream.learning.model import CLASSES, Head, TorchEncoder, default_body
 from bizstream.learning.pseudo import PseudoLabel, pseudo_label
 from bizstream.learning.registry import ModelRegistry
 from bizstream.learning.replay import Example, ReplayBuffer
+from bizstream.learning.tracking import log_training
 from bizstream.learning.training import PROFILES, EmbeddingCache, Split, refit_head, train_full
 from bizstream.records import ModelEvent, Sentiment
 from bizstream.settings import Settings, load_settings
@@ -99,6 +100,7 @@ def _train_and_gate(settings: Settings, store: LabelStore, reason: str) -> JobRe
                                max_seq_length=settings.setfit.max_seq_length, parent=serving, show_progress=False,
                                device=settings.setfit.device)  # fmt: skip
 
+    log_training(settings, registry, candidate)  # every training run is tracked (tracking.enabled)
     metrics: dict[str, float] = {
         "new_labels": float(len(new_train)), "replay_labels": float(n_replay), "pseudo_labels": float(len(pseudo))
     }
