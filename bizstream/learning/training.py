@@ -14,6 +14,7 @@ import logging
 import shutil
 import sqlite3
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -132,7 +133,11 @@ def train_full(
     started = time.monotonic()
     encoder = TorchEncoder(body_source, max_seq_length=max_seq_length, device=device)
     model = SetFitModel(model_body=encoder.model, labels=list(CLASSES))
+    # SetFit writes checkpoints (with pickled optimizer state) to ./checkpoints by default: into the current
+    # directory, which may be a git checkout. Nothing of it is needed, so it goes to a temporary folder, deleted after.
+    scratch = tempfile.mkdtemp(prefix="bizstream-setfit-")
     args = TrainingArguments(
+        output_dir=scratch, save_strategy="no",
         batch_size=profile.batch_size, num_epochs=profile.num_epochs, num_iterations=profile.num_iterations,
         seed=seed, show_progress_bar=show_progress, report_to="none", max_length=max_seq_length,
     )  # fmt: skip
@@ -140,8 +145,11 @@ def train_full(
     y_train = [CLASSES.index(label) for label in split.train_labels]
     # The underlying transformers Trainer prints its log dicts to stdout; stdout belongs to our callers (JSON lines
     # from benchmarks, the CLI's output), so its chatter goes to stderr.
-    with contextlib.redirect_stdout(sys.stderr):
-        trainer.train_embeddings(split.train_texts, y_train)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            trainer.train_embeddings(split.train_texts, y_train)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
     version = registry.new_version_id()
     body_id = f"body-{version}"

@@ -67,3 +67,10 @@ def test_analyzer_swaps_to_a_promoted_version_between_batches(trained: tuple[Mod
         analyzer.wait_for_swap()
     assert versions[-1] == newer.version
     registry.promote(metadata.version)  # leave the fixture as it was
+
+
+def test_training_writes_nothing_into_the_working_directory(trained: tuple[ModelRegistry, ModelMetadata, Split]) -> None:
+    # The fixture trained a full model with the current directory being the repository (where pytest runs).
+    from tests.conftest import ROOT
+
+    assert not (ROOT / "checkpoints").exists()
