@@ -19,6 +19,8 @@ from bizstream.errors import BizstreamError, InvalidRecord
 
 if TYPE_CHECKING:
     import faust
+
+    from bizstream.labeler import LabelSession
 from bizstream.settings import Settings, load_settings
 
 app = typer.Typer(
@@ -122,6 +124,94 @@ def trainer(
     from bizstream.stream.trainer import create_trainer_app
 
     _run_faust(create_trainer_app(_settings(config)), log_level)
+
+
+@app.command()
+def sink(
+    config: ConfigOption = None,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+) -> None:
+    """Write every scored post (text, image reference, thread, Score) to SQLite, for the labeler and dashboards."""
+    from bizstream.stream.sink import create_sink_app
+
+    _run_faust(create_sink_app(_settings(config)), log_level)
+
+
+@app.command()
+def label(
+    config: ConfigOption = None,
+    active_learning: Annotated[bool, typer.Option("--active-learning", help="Most useful posts first (uncertainty + diversity), not newest first.")] = False,
+    limit: Annotated[int, typer.Option(help="Posts in this session.")] = 50,
+    labeler: Annotated[str, typer.Option(help="Your name, recorded with each label.", envvar="USER")] = "labeler",
+) -> None:
+    """Label posts from the keyboard: 1 bearish, 2 neutral, 3 bullish, s skip, u undo, q quit. Keys can come from stdin."""
+    from bizstream.labeler import LabelSession
+    from bizstream.store.labels import LabelStore
+    from bizstream.store.scored import ScoredPostStore
+
+    settings = _settings(config)
+    store = ScoredPostStore(LabelStore(settings.store_path))
+    if active_learning:
+        from bizstream.learning.suggest import get_suggested_posts
+
+        chosen = [store.get(post_id) for post_id in get_suggested_posts(settings, labeler, limit)]
+        queue = [p for p in chosen if p is not None]
+    else:
+        queue = store.unlabelled(labeler, limit)
+    session = LabelSession(settings, labeler, queue)
+    session.flush(force=True)  # labels a broker outage kept from an earlier session
+    if session.current is None:
+        out.print("nothing to label: no unlabelled scored posts (run `bizstream sink` beside the worker)")
+        return
+    keys = _keys()
+    try:
+        while session.current is not None:
+            _show(session)
+            key = next(keys, "q")
+            if not session.press(key):
+                break
+    except KeyboardInterrupt:
+        out.print("\ninterrupted")
+    finally:
+        session.flush(force=True)
+        out.print(session.progress() + f" · {session.sent} sent to {'bizstream.labels.v1'}")
+
+
+def _show(session: LabelSession) -> None:
+    post = session.current
+    assert post is not None
+    out.rule(f"post {post.post_id}" + (f" · thread {post.thread_id}" if post.thread_id else ""))
+    parent = session.parent(post)
+    if parent is not None:
+        out.print(f"[dim]in reply to {parent.post_id}: {parent.text[:200]}[/]")
+    out.print(post.text, markup=False)
+    if post.image:
+        out.print(f"[dim]image: {post.image}[/]")
+    if post.label:
+        out.print(f"model: [bold]{post.label}[/] ({(post.confidence or 0):.0%})")
+    out.print(f"[dim]{session.progress()}[/]")
+    out.print("1 bearish · 2 neutral · 3 bullish · s skip · u undo · q quit")
+
+
+def _keys() -> Iterator[str]:
+    """Single keypresses from a terminal, or the non-blank characters of stdin when it is not one (scripts, tests)."""
+    if sys.stdin.isatty():
+        import termios
+        import tty
+
+        fd = sys.stdin.fileno()
+        old = termios.tcgetattr(fd)
+        try:
+            tty.setcbreak(fd)
+            while True:
+                char = sys.stdin.read(1)
+                if char == "\x03":
+                    raise KeyboardInterrupt
+                yield char
+        finally:
+            termios.tcsetattr(fd, termios.TCSADRAIN, old)
+    for line in sys.stdin:
+        yield from (c for c in line if not c.isspace())
 
 
 @app.command()

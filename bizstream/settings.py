@@ -148,9 +148,10 @@ class StoreSettings:
     """The embedded SQLite database (training labels)."""
 
     path: str = ""  # empty: <broker.cache_dir>/bizstream.sqlite
+    keep_scored_posts: int = 100_000  # the sink keeps the newest this many scored posts
 
     def validate(self) -> None:
-        """Nothing to check beyond the type."""
+        _require(self.keep_scored_posts >= 1, f"store.keep_scored_posts must be >= 1, got {self.keep_scored_posts}")
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,16 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TABLE recent_posts (post_id TEXT PRIMARY KEY, text TEXT NOT NULL, seen_at REAL NOT NULL);
     CREATE INDEX recent_posts_by_time ON recent_posts (seen_at);
     """,
+    """
+    CREATE TABLE scored_posts (
+        post_id TEXT PRIMARY KEY, thread_id TEXT, text TEXT, image TEXT, reply_to TEXT, created_at TEXT,
+        label TEXT, score REAL, confidence REAL, probabilities TEXT, score_json TEXT, scored_at REAL,
+        seen_at REAL NOT NULL
+    );
+    CREATE INDEX scored_posts_by_time ON scored_posts (seen_at);
+    CREATE TABLE label_outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, post_id TEXT NOT NULL, payload BLOB NOT NULL);
+    CREATE TABLE labeler_skips (post_id TEXT NOT NULL, labeler TEXT NOT NULL, PRIMARY KEY (post_id, labeler));
+    """,
 )
 
 
@@ -189,6 +199,11 @@ class LabelStore:
             features=features,
         )
         return data.train_test_split(test_size=test_size, seed=seed, stratify_by_column="label")
+
+
+def transaction(db: sqlite3.Connection) -> _transaction:
+    """BEGIN IMMEDIATE ... COMMIT (ROLLBACK on an exception), for connections in autocommit mode."""
+    return _transaction(db)
 
 
 class _transaction:

@@ -1,0 +1,138 @@
+"""The labeling session behind `bizstream label`: which post is next, what each key does, and getting labels out.
+
+Every label is written to training_labels at once (so Ctrl-C never loses one) and queued in an outbox in the same
+database; the outbox is sent to bizstream.labels.v1 right away when the broker answers, and otherwise later (at the
+next label after a pause, at quit, at the next session's start). Keys: 1 bearish, 2 neutral, 3 bullish, s skip,
+u undo, q quit. Undo takes back the last label or skip; a label already sent stays on the topic, and the post's next
+label replaces it (labels are keyed by post and labeler).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+
+from bizstream.errors import BizstreamError
+from bizstream.records import Label, Sentiment
+from bizstream.settings import Settings
+from bizstream.store.labels import LabelRow, LabelStore, transaction
+from bizstream.store.scored import ScoredPost, ScoredPostStore
+from bizstream.stream import topics
+
+log = logging.getLogger(__name__)
+RATINGS = {"1": 1, "2": 2, "3": 3}
+RETRY_AFTER_S = 10.0
+
+
+@dataclass
+class LabelSession:
+    """One person's labeling session over a queue of posts."""
+
+    settings: Settings
+    labeler: str
+    queue: list[ScoredPost]
+    labels: LabelStore = field(init=False)
+    posts: ScoredPostStore = field(init=False)
+    done: list[tuple[str, ScoredPost]] = field(default_factory=list)  # ("label" | "skip", post), for undo
+    labelled: int = 0
+    skipped: int = 0
+    sent: int = 0
+    offline_since: float | None = None
+
+    def __post_init__(self) -> None:
+        self.labels = LabelStore(self.settings.store_path)
+        self.posts = ScoredPostStore(self.labels)
+        self.total = len(self.queue)
+
+    @property
+    def current(self) -> ScoredPost | None:
+        """The post on screen."""
+        return self.queue[0] if self.queue else None
+
+    def parent(self, post: ScoredPost) -> ScoredPost | None:
+        """The post this one replies to, when it is stored (thread context)."""
+        return self.posts.get(post.reply_to) if post.reply_to else None
+
+    def press(self, key: str) -> bool:
+        """Act on one key; False when the session should end."""
+        post = self.current
+        if key == "q" or post is None:
+            return False
+        if key in RATINGS:
+            self._label(post, RATINGS[key])
+        elif key == "s":
+            self.posts.skip(post.post_id, self.labeler)
+            self.done.append(("skip", self.queue.pop(0)))
+            self.skipped += 1
+        elif key == "u":
+            self._undo()
+        return self.current is not None
+
+    def pending(self) -> int:
+        """Labels waiting in the outbox."""
+        (n,) = self.labels.db.execute("SELECT COUNT(*) FROM label_outbox").fetchone()
+        return int(n)
+
+    def flush(self, force: bool = False) -> int:
+        """Send the outbox; returns how many went. A broker that is down costs one short try, then a pause."""
+        if not force and self.offline_since is not None and time.monotonic() - self.offline_since < RETRY_AFTER_S:
+            return 0
+        rows = self.labels.db.execute("SELECT id, post_id, payload FROM label_outbox ORDER BY id").fetchall()
+        if not rows:
+            return 0
+        from bizstream.stream.client import publish
+
+        try:
+            asyncio.run(asyncio.wait_for(publish(self.settings.kafka, topics.LABELS,
+                                                 [(str(p).encode(), bytes(v)) for _, p, v in rows]), timeout=10))  # fmt: skip
+        except (BizstreamError, OSError, asyncio.TimeoutError, Exception) as exc:  # boundary: keep them, try later
+            log.info("labels kept for later, the broker did not take them: %s", exc)
+            self.offline_since = time.monotonic()
+            return 0
+        with transaction(self.labels.db):
+            self.labels.db.executemany("DELETE FROM label_outbox WHERE id = ?", [(i,) for i, _, _ in rows])
+        self.offline_since = None
+        self.sent += len(rows)
+        return len(rows)
+
+    def _label(self, post: ScoredPost, rating: int) -> None:
+        label = Label(post.post_id, rating, self.labeler, text=post.text)
+        row = LabelRow(post.post_id, post.text, rating, self.labeler, post.thread_id, "human", label.labeled_at)
+        with transaction(self.labels.db):  # the label and its outbox entry together, or neither
+            self.labels.db.execute(
+                "INSERT OR REPLACE INTO training_labels (post_id, text, rating, labeler, thread_id, source, labeled_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (row.post_id, row.text, row.rating, row.labeler, row.thread_id, row.source, row.labeled_at),
+            )
+            self.labels.db.execute("INSERT INTO label_outbox (post_id, payload) VALUES (?, ?)", (post.post_id, label.to_json()))
+        self.done.append(("label", self.queue.pop(0)))
+        self.labelled += 1
+        self.flush()
+
+    def _undo(self) -> None:
+        if not self.done:
+            return
+        action, post = self.done.pop()
+        if action == "label":
+            with transaction(self.labels.db):
+                self.labels.db.execute("DELETE FROM training_labels WHERE post_id = ? AND labeler = ?", (post.post_id, self.labeler))
+                self.labels.db.execute("DELETE FROM label_outbox WHERE post_id = ?", (post.post_id,))
+            self.labelled -= 1
+        else:
+            self.posts.unskip(post.post_id, self.labeler)
+            self.skipped -= 1
+        self.queue.insert(0, post)
+
+    def progress(self) -> str:
+        """The progress line."""
+        left = len(self.queue)
+        queued = self.pending()
+        line = f"{self.labelled} labelled, {self.skipped} skipped, {left} left of {self.total}"
+        return line + (f" · {queued} waiting for the broker" if queued else "")
+
+
+def sentiment_name(rating: int) -> str:
+    """bearish / neutral / bullish."""
+    return Sentiment.from_rating(rating).value

@@ -1,0 +1,59 @@
+"""get_suggested_posts(): which unlabelled scored posts a person should label next, in priority order."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from bizstream.learning.acquisition import entropy_acquisition, hybrid_acquisition, random_acquisition
+from bizstream.learning.model import CLASSES, OnnxEncoder, TorchEncoder, default_body
+from bizstream.learning.registry import ModelRegistry
+from bizstream.settings import Settings
+from bizstream.store.labels import LabelStore
+from bizstream.store.scored import ScoredPost, ScoredPostStore
+
+STRATEGIES = ("hybrid", "entropy", "random")
+
+
+class StoredBeliefs:
+    """The fused probabilities each post was scored with: what the running system believed about it."""
+
+    def __init__(self, posts: Sequence[ScoredPost]) -> None:
+        self.by_text = {p.text: [(p.probabilities or {}).get(c, 1 / 3) for c in CLASSES] for p in posts}
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        """Probabilities in CLASSES order."""
+        return np.array([self.by_text[t] for t in texts], dtype=np.float64)
+
+
+def embedder(settings: Settings) -> Any:
+    """The serving SetFit body (INT8 ONNX when exported), or the packaged MiniLM when nothing serves yet."""
+    registry = ModelRegistry(settings.setfit_registry)
+    version = registry.serving()
+    if version is None:
+        return TorchEncoder(default_body())
+    body = registry.body_dir(registry.metadata(version).body_id)
+    onnx = body / "onnx" / "model.int8.onnx"
+    return OnnxEncoder(onnx, body / "tokenizer.json") if onnx.is_file() else TorchEncoder(body)
+
+
+def get_suggested_posts(
+    settings: Settings, labeler: str, n: int = 50, strategy: str = "hybrid", pool: int = 2000, seed: int = 0
+) -> list[str]:
+    """Post ids to label next, best first: never one already labelled (by anyone) or skipped by this labeler."""
+    if strategy not in STRATEGIES:
+        raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
+    candidates = ScoredPostStore(LabelStore(settings.store_path)).unlabelled(labeler, pool)
+    if not candidates:
+        return []
+    texts = [p.text for p in candidates]
+    model = StoredBeliefs(candidates)
+    if strategy == "random":
+        order = random_acquisition(texts, n, seed)
+    elif strategy == "entropy":
+        order = entropy_acquisition(model, texts, n)
+    else:
+        order = hybrid_acquisition(model, texts, embedder(settings).encode(texts), n, seed)
+    return [candidates[i].post_id for i in order]

@@ -1,0 +1,123 @@
+"""Scored posts in SQLite: what the sink agent writes (post fields and its Score) and what the labeler reads.
+
+Posts and scores arrive on different topics in any order; each is an upsert of its own columns, so a row is
+complete once both have come. Growth is bounded: the newest ``keep`` rows stay (``[store] keep_scored_posts``).
+The same database file holds training_labels, so "unlabelled" is one query.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from bizstream.records import Post
+from bizstream.store.labels import LabelStore, transaction
+
+
+@dataclass(frozen=True)
+class ScoredPost:
+    """A post as the labeler shows it."""
+
+    post_id: str
+    thread_id: str | None
+    text: str
+    image: str | None
+    reply_to: str | None
+    label: str | None
+    confidence: float | None
+    probabilities: dict[str, float] | None
+    seen_at: float
+
+
+class ScoredPostStore:
+    """The scored_posts table (and the labeler's outbox and skips) of the bizstream database."""
+
+    def __init__(self, labels: LabelStore) -> None:
+        self.labels = labels
+        self.db = labels.db
+
+    def add_posts(self, posts: Iterable[Post], now: float | None = None) -> None:
+        """Upsert the post columns."""
+        now = time.time() if now is None else now
+        rows = [(p.id, p.thread_id, p.text, _image_ref(p), p.reply_to, p.created_at, now) for p in posts]
+        with transaction(self.db):
+            self.db.executemany(
+                "INSERT INTO scored_posts (post_id, thread_id, text, image, reply_to, created_at, seen_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(post_id) DO UPDATE SET thread_id = excluded.thread_id, "
+                "text = excluded.text, image = excluded.image, reply_to = excluded.reply_to, "
+                "created_at = excluded.created_at",
+                rows,
+            )
+
+    def add_scores(self, scores: Iterable[dict[str, Any]], now: float | None = None) -> None:
+        """Upsert the score columns from Score messages (as decoded JSON)."""
+        now = time.time() if now is None else now
+        rows = [
+            (s["post_id"], s["thread_id"], s["label"], s["score"], s["confidence"], orjson.dumps(s["probabilities"]).decode(),
+             orjson.dumps(s).decode(), s["scored_at"], now)
+            for s in scores
+        ]  # fmt: skip
+        with transaction(self.db):
+            self.db.executemany(
+                "INSERT INTO scored_posts (post_id, thread_id, label, score, confidence, probabilities, score_json, "
+                "scored_at, seen_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(post_id) DO UPDATE SET "
+                "label = excluded.label, score = excluded.score, confidence = excluded.confidence, "
+                "probabilities = excluded.probabilities, score_json = excluded.score_json, scored_at = excluded.scored_at",
+                rows,
+            )
+
+    def retain(self, keep: int) -> int:
+        """Delete all but the newest ``keep`` rows; returns how many went."""
+        with transaction(self.db):
+            cursor = self.db.execute(
+                "DELETE FROM scored_posts WHERE post_id NOT IN "
+                "(SELECT post_id FROM scored_posts ORDER BY seen_at DESC, post_id DESC LIMIT ?)",
+                (keep,),
+            )
+        return cursor.rowcount
+
+    def unlabelled(self, labeler: str, limit: int) -> list[ScoredPost]:
+        """Scored posts with text that nobody has labelled and this labeler has not skipped, newest first."""
+        query = (
+            "SELECT post_id, thread_id, text, image, reply_to, label, confidence, probabilities, seen_at FROM scored_posts "
+            "WHERE text IS NOT NULL AND label IS NOT NULL "
+            "AND post_id NOT IN (SELECT post_id FROM training_labels) "
+            "AND post_id NOT IN (SELECT post_id FROM labeler_skips WHERE labeler = ?) "
+            "ORDER BY seen_at DESC, post_id DESC LIMIT ?"
+        )
+        return [_post(row) for row in self.db.execute(query, (labeler, limit))]
+
+    def get(self, post_id: str) -> ScoredPost | None:
+        """One post, if stored."""
+        row = self.db.execute(
+            "SELECT post_id, thread_id, text, image, reply_to, label, confidence, probabilities, seen_at "
+            "FROM scored_posts WHERE post_id = ?",
+            (post_id,),
+        ).fetchone()
+        return _post(row) if row else None
+
+    def skip(self, post_id: str, labeler: str) -> None:
+        """Remember that this labeler skipped a post (a resumed session does not show it again)."""
+        with transaction(self.db):
+            self.db.execute("INSERT OR IGNORE INTO labeler_skips VALUES (?, ?)", (post_id, labeler))
+
+    def unskip(self, post_id: str, labeler: str) -> None:
+        """Forget a skip (undo)."""
+        with transaction(self.db):
+            self.db.execute("DELETE FROM labeler_skips WHERE post_id = ? AND labeler = ?", (post_id, labeler))
+
+
+def _image_ref(post: Post) -> str | None:
+    if post.image is None:
+        return None
+    return post.image.path or post.image.url or f"inline {post.image.mime}"
+
+
+def _post(row: tuple[Any, ...]) -> ScoredPost:
+    post_id, thread_id, text, image, reply_to, label, confidence, probabilities, seen_at = row
+    return ScoredPost(str(post_id), thread_id, text or "", image, reply_to, label, confidence,
+                      orjson.loads(probabilities) if probabilities else None, float(seen_at))  # fmt: skip

@@ -1,0 +1,106 @@
+"""The sink and the labeler against a real broker, driven through stdin as a person would type."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+
+from bizstream.records import Post
+from bizstream.store.labels import LabelStore
+from bizstream.store.scored import ScoredPostStore
+from bizstream.stream import topics
+from tests.conftest import ROOT
+from tests.integration.conftest import Cluster, post_bytes
+
+pytestmark = pytest.mark.integration
+
+
+def test_sink_writes_scored_posts_for_the_labeler(cluster: Cluster, tmp_path: Path) -> None:
+    store_path = tmp_path / "bizstream.sqlite"
+    env = {"BIZSTREAM_STORE__PATH": str(store_path), "BIZSTREAM_STORE__KEEP_SCORED_POSTS": "150"}
+    cluster.start_worker("worker", **env)
+    cluster.start_worker("sink", **env)
+    cluster.produce(topics.POSTS, (post_bytes(i) for i in range(200)))
+
+    def rows() -> int:
+        if not store_path.exists():
+            return 0
+        with sqlite3.connect(store_path) as db:
+            try:
+                return int(db.execute("SELECT COUNT(*) FROM scored_posts WHERE text IS NOT NULL AND label IS NOT NULL").fetchone()[0])
+            except sqlite3.OperationalError:
+                return 0
+
+    cluster.wait_for(topics.SCORES, lambda m: len(m) >= 200 and rows() >= 150, timeout_s=120)
+    store = ScoredPostStore(LabelStore(store_path))
+    assert rows() == 150  # bounded: the newest 150 kept
+    post = store.unlabelled("me", 1)[0]
+    assert post.text and post.label in ("bearish", "neutral", "bullish") and post.probabilities
+
+
+def seed_posts(store_path: Path, n: int) -> None:
+    store = ScoredPostStore(LabelStore(store_path))
+    posts = [Post(id=f"q{i}", text=f"post number {i} about $BTC", thread_id="t", reply_to="q0" if i else None) for i in range(n)]
+    store.add_posts(posts, now=1000.0)
+    store.add_scores(
+        [{"post_id": p.id, "thread_id": "t", "label": "neutral", "score": 0.0, "confidence": 0.5,
+          "probabilities": {"bearish": 0.25, "neutral": 0.5, "bullish": 0.25}, "scored_at": 1000.0 + i}
+         for i, p in enumerate(posts)],
+        now=1000.0,
+    )  # fmt: skip
+    # Newest first: make q0 the newest so the order is q0, q1, ...
+    with sqlite3.connect(store_path) as db:
+        db.executemany("UPDATE scored_posts SET seen_at = ? WHERE post_id = ?", [(2000.0 - i, f"q{i}") for i in range(n)])
+
+
+def label(cluster: Cluster, store_path: Path, keys: str, *extra: str) -> subprocess.CompletedProcess[str]:
+    env = cluster.env(BIZSTREAM_STORE__PATH=str(store_path))
+    return subprocess.run([sys.executable, "-m", "bizstream", "label", "--labeler", "ann", "--limit", "20", *extra],
+                          input=keys, env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)  # fmt: skip
+
+
+def on_topic(cluster: Cluster) -> dict[str, int]:
+    latest: dict[str, int] = {}
+    for m in cluster.read(topics.LABELS, timeout_s=4):
+        value = orjson.loads(m.value)
+        latest[value["post_id"]] = value["rating"]
+    return latest
+
+
+def test_labeler_through_stdin_undo_outage_resume(cluster: Cluster, tmp_path: Path) -> None:
+    store_path = tmp_path / "bizstream.sqlite"
+    seed_posts(store_path, 8)
+    first = label(cluster, store_path, "1u3\ns2\nq\n")  # q0: 1, undo, 3 · q1: skip · q2: 2 · quit
+    assert first.returncode == 0, first.stderr
+    assert "in reply to q0" in first.stdout and "model: neutral" in first.stdout
+    store = LabelStore(store_path)
+    assert {r.post_id: r.rating for r in store.rows()} == {"q0": 3, "q2": 2}
+    assert on_topic(cluster) == {"q0": 3, "q2": 2}  # the latest label per post, as in SQLite
+
+    second = label(cluster, store_path, "2q")  # resumes: q0, q2 labelled and q1 skipped are not shown again
+    assert second.returncode == 0, second.stderr
+    assert {r.post_id: r.rating for r in store.rows()}["q3"] == 2
+
+    cluster.broker.stop()  # the broker goes away
+    third = label(cluster, store_path, "11q")
+    assert third.returncode == 0, third.stderr
+    assert {r.post_id for r in store.rows()} >= {"q4", "q5"}  # kept locally
+    assert "2 waiting for the broker" in third.stdout
+    cluster.broker.start()  # and comes back
+    fourth = label(cluster, store_path, "q")  # the next session sends what waited
+    assert fourth.returncode == 0, fourth.stderr
+    assert on_topic(cluster) == {"q0": 3, "q2": 2, "q3": 2, "q4": 1, "q5": 1}
+
+
+def test_active_learning_order_without_a_broker_round_trip(cluster: Cluster, tmp_path: Path) -> None:
+    store_path = tmp_path / "bizstream.sqlite"
+    seed_posts(store_path, 12)
+    result = label(cluster, store_path, "3q", "--active-learning")
+    assert result.returncode == 0, result.stderr
+    assert len(LabelStore(store_path).rows()) == 1
