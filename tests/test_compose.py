@@ -40,7 +40,7 @@ def test_compose_parses_and_every_bizstream_service_runs_a_real_command() -> Non
     assert services["kafka"]["image"].startswith("apache/kafka:4.")
     assert services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"  # KRaft, no ZooKeeper
     ours = {name: s for name, s in services.items() if "build" in s}
-    assert {"worker", "producer", "scores"} <= set(ours)
+    assert {"worker", "sink", "monitor", "trainer", "producer", "scores"} <= set(ours)
     for name, service in ours.items():
         command = service["command"]
         assert command[0] == "bizstream", name
