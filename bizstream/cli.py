@@ -47,6 +47,8 @@ ConfigOption = Annotated[
     typer.Option("--config", "-c", help="Settings file (default: $BIZSTREAM_CONFIG or config/settings.toml).", envvar=None),
 ]
 
+LogLevelOption = Annotated[str, typer.Option(help="debug, info, warning or error.")]
+
 
 def _settings(config: Path | None) -> Settings:
     return load_settings(config)
@@ -95,7 +97,7 @@ def broker_status(config: ConfigOption = None) -> None:
 @app.command()
 def worker(
     config: ConfigOption = None,
-    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    log_level: LogLevelOption = "info",
 ) -> None:
     """Consume posts, score them with every available analyzer, produce Scores (and dead letters). Ctrl-C stops."""
     from bizstream.stream.worker import create_app
@@ -107,7 +109,7 @@ def worker(
 @app.command()
 def monitor(
     config: ConfigOption = None,
-    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    log_level: LogLevelOption = "info",
 ) -> None:
     """Join labels to earlier scores, watch each analyzer's error with ADWIN, publish drift events. One per cluster."""
     from bizstream.stream.monitor import create_monitor_app
@@ -118,7 +120,7 @@ def monitor(
 @app.command()
 def trainer(
     config: ConfigOption = None,
-    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    log_level: LogLevelOption = "info",
 ) -> None:
     """Store labels from the labels topic and retrain (in a separate process) on enough new labels or on drift."""
     from bizstream.stream.trainer import create_trainer_app
@@ -129,7 +131,7 @@ def trainer(
 @app.command()
 def sink(
     config: ConfigOption = None,
-    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    log_level: LogLevelOption = "info",
 ) -> None:
     """Write every scored post (text, image reference, thread, Score) to SQLite, for the labeler and dashboards."""
     from bizstream.stream.sink import create_sink_app
