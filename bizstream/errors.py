@@ -3,6 +3,7 @@
     BizstreamError
     ├── ConfigError            bad settings; raised at start-up, never per message
     ├── InvalidRecord          a message that fails validation (goes to the dead-letter topic)
+    │   └── ImageRefused         an image that breaks a limit or a rule (size, pixels, path, URL)
     ├── AnalyzerError          an analyzer raised or ran out of time (recorded in the Score)
     │   └── AnalyzerUnavailable  an analyzer that cannot run here (missing weights, no GPU)
     └── BrokerError            the local Kafka broker could not be fetched, started or reached
@@ -21,6 +22,10 @@ class ConfigError(BizstreamError):
 
 class InvalidRecord(BizstreamError):
     """A wire message failed validation; the message says what, where and the value."""
+
+
+class ImageRefused(InvalidRecord):
+    """An image was not loaded: too big, too many pixels, outside the image folder, or a URL not allowed."""
 
 
 class AnalyzerError(BizstreamError):

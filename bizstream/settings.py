@@ -99,11 +99,16 @@ class LimitSettings:
     max_text_chars: int = 10_000
     max_image_bytes: int = 2_000_000
     max_image_pixels: int = 16_000_000
+    image_root: str = "."  # image paths in posts must lie inside this folder
+    fetch_image_urls: bool = False
+    image_url_hosts: list[str] = field(default_factory=list)  # allowed hosts (and their subdomains) when fetching
+    image_fetch_timeout_s: float = 5.0
 
     def validate(self) -> None:
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            _require(value >= 1, f"limits.{f.name} must be >= 1, got {value}")
+        for name in ("max_message_bytes", "max_text_chars", "max_image_bytes", "max_image_pixels"):
+            value = getattr(self, name)
+            _require(value >= 1, f"limits.{name} must be >= 1, got {value}")
+        _require(self.image_fetch_timeout_s > 0, f"limits.image_fetch_timeout_s must be > 0, got {self.image_fetch_timeout_s}")
 
 
 @dataclass(frozen=True)
