@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 PROJECT_NAME = "bizstream"
 ENTRY_POINT_GROUP = "bizstream"
-DEFAULT_PLUGINS: tuple[str, ...] = ("plugins.vader", "plugins.setfit")
+DEFAULT_PLUGINS: tuple[str, ...] = ("plugins.vader", "plugins.setfit", "plugins.cryptobert")
 
 
 @dataclass(frozen=True)

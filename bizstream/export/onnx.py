@@ -73,7 +73,7 @@ def export_body(body_dir: Path, keep_fp32: str = "none", opset: int = 17) -> Exp
         axes = {name: {0: "batch", 1: "sequence"} for name in (*INPUTS, "last_hidden_state")}
         with torch.no_grad():
             torch.onnx.export(
-                LastHiddenState(model), example, str(staged / "model.onnx"), input_names=list(INPUTS),
+                LastHiddenState(model).eval(), example, str(staged / "model.onnx"), input_names=list(INPUTS),
                 output_names=["last_hidden_state"], dynamic_axes=axes, opset_version=opset, dynamo=False,
             )  # fmt: skip
         quantize(staged / "model.onnx", staged / "model.int8.onnx", keep_fp32)

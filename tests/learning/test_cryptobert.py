@@ -1,0 +1,91 @@
+"""CryptoBERT's code path on a tiny random RoBERTa built from a config: load, LoRA, adapters, ONNX."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bizstream.errors import AnalyzerUnavailable
+from bizstream.learning.lora import export_onnx, load_classifier, predict_proba, train_lora, with_adapter
+from bizstream.records import Post
+from plugins.cryptobert import CryptoBertAnalyzer
+
+WORDS = "btc eth sol moon rekt pump dump to the scam wagmi ngmi buy sell rug what is wallet".split()
+TEXTS = {"bullish": ["btc to the moon", "eth pump wagmi", "buy sol moon"],
+         "bearish": ["btc rug scam", "eth dump rekt", "sell sol ngmi"],
+         "neutral": ["what is btc", "eth wallet", "sol what wallet"]}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A RoBERTa classifier with random weights and CryptoBERT's label names, saved like the real one."""
+    import torch
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast, RobertaConfig, RobertaForSequenceClassification
+
+    folder = tmp_path_factory.mktemp("tiny-cryptobert")
+    vocab = {t: i for i, t in enumerate(["<pad>", "<s>", "</s>", "<unk>", "<mask>", *WORDS])}
+    tokenizer = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    PreTrainedTokenizerFast(tokenizer_object=tokenizer, pad_token="<pad>", unk_token="<unk>", bos_token="<s>",
+                            eos_token="</s>", mask_token="<mask>", cls_token="<s>", sep_token="</s>").save_pretrained(folder)  # fmt: skip
+    torch.manual_seed(0)
+    config = RobertaConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                           intermediate_size=37, max_position_embeddings=64, pad_token_id=0, num_labels=3,
+                           id2label={0: "Bearish", 1: "Neutral", 2: "Bullish"},
+                           label2id={"Bearish": 0, "Neutral": 1, "Bullish": 2})  # fmt: skip
+    RobertaForSequenceClassification(config).save_pretrained(folder, safe_serialization=True)
+    return folder
+
+
+def test_loads_from_a_folder_and_predicts(tiny: Path) -> None:
+    analyzer = CryptoBertAnalyzer(model=str(tiny))
+    analyzer.load()
+    out = analyzer.analyze([Post(id="a", text="btc to the moon", thread_id="a"), Post(id="b", text="", thread_id="b")])
+    assert out[0] is not None and out[0].problem() is None and out[1] is None
+
+
+def test_missing_weights_make_it_unavailable_with_the_reason(tmp_path: Path) -> None:
+    with pytest.raises(AnalyzerUnavailable, match="nothing is downloaded at run time"):
+        CryptoBertAnalyzer(model="ElKulako/definitely-not-cached").load()
+    with pytest.raises(AnalyzerUnavailable, match="no weights"):
+        CryptoBertAnalyzer(model=str(tmp_path / "empty")).load()
+
+
+def test_lora_training_changes_the_adapters_which_round_trip(tiny: Path, tmp_path: Path) -> None:
+    import torch
+
+    model, tokenizer = load_classifier(str(tiny))
+    texts = [t for ts in TEXTS.values() for t in ts] * 4
+    labels = [label for label, ts in TEXTS.items() for _ in ts] * 4
+    before = predict_proba(model, tokenizer, texts)
+    peft_model = train_lora(model, tokenizer, texts, labels, tmp_path / "adapter", epochs=30, lr=5e-3)
+    lora_b = [p for n, p in peft_model.named_parameters() if "lora_B" in n]
+    assert lora_b and any(float(p.abs().sum()) > 0 for p in lora_b)  # LoRA B starts at zero; training moved it
+    assert (tmp_path / "adapter" / "adapter_model.safetensors").is_file()
+    after = predict_proba(peft_model, tokenizer, texts)
+    assert not np.allclose(before, after)
+    accuracy = float((after.argmax(1) == np.array([["bearish", "neutral", "bullish"].index(y) for y in labels])).mean())
+    assert accuracy > 0.8  # it learned the toy set
+
+    fresh, _ = load_classifier(str(tiny))
+    merged = with_adapter(fresh, tmp_path / "adapter")
+    assert np.allclose(predict_proba(merged, tokenizer, texts), after, atol=1e-5)
+    served = CryptoBertAnalyzer(model=str(tiny), adapter=str(tmp_path / "adapter"))
+    served.load()
+    probs = [p.probabilities for p in served.analyze([Post(id=str(i), text=t, thread_id="t") for i, t in enumerate(texts)]) if p]
+    assert np.allclose([[p["bearish"], p["neutral"], p["bullish"]] for p in probs], after, atol=1e-5)
+
+    # The merged model exports to ONNX (INT8) and gives the same answers.
+    import onnxruntime as ort
+
+    onnx_file = export_onnx(merged, tokenizer, tmp_path / "onnx", int8=False)
+    session = ort.InferenceSession(str(onnx_file), providers=["CPUExecutionProvider"])
+    enc = tokenizer(texts, padding=True, return_tensors="np")
+    (logits,) = session.run(["logits"], {"input_ids": enc["input_ids"].astype(np.int64), "attention_mask": enc["attention_mask"].astype(np.int64)})
+    with torch.no_grad():
+        reference = merged(**tokenizer(texts, padding=True, return_tensors="pt")).logits.numpy()
+    assert np.abs(logits - reference).max() < 1e-4
+    assert export_onnx(merged, tokenizer, tmp_path / "onnx8").name == "model.int8.onnx"
