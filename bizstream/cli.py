@@ -358,6 +358,8 @@ def plugins(config: ConfigOption = None) -> None:
         table.add_row(name, getattr(plugin, "__name__", repr(plugin)))
     out.print(table)
     table = Table("analyzer", "plugin", "version", "available", "why not")
+    for column in table.columns[:4]:
+        column.no_wrap = True  # names and versions stay whole (scripts grep them); the reason wraps
     for status in load_analyzers(pm, settings):
         table.add_row(status.name, status.plugin, status.version, "yes" if status.available else "no", status.reason or "")
     out.print(table)
