@@ -28,7 +28,7 @@ def class_order(id2label: dict[int, str]) -> list[int]:
     return [names[c] for c in CLASSES]
 
 
-def load_classifier(model: str, max_length: int = 128) -> tuple[Any, Any]:
+def load_classifier(model: str, max_length: int = 128, setting: str = "the model setting") -> tuple[Any, Any]:
     """(model, tokenizer) from a folder, or from the local hub cache; AnalyzerUnavailable with the reason otherwise."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -42,7 +42,7 @@ def load_classifier(model: str, max_length: int = 128) -> tuple[Any, Any]:
     except (OSError, ValueError) as exc:
         raise AnalyzerUnavailable(
             f"no weights for {model!r} on this machine ({type(exc).__name__}); nothing is downloaded at run time: "
-            f"put the model (safetensors) in a folder and point the setting at it"
+            f"put the model (safetensors) in a folder and point {setting} at it"
         ) from None
     tokenizer.model_max_length = max_length
     return classifier, tokenizer

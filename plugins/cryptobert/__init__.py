@@ -38,7 +38,7 @@ class CryptoBertAnalyzer:
 
     def load(self) -> None:
         """Load the weights (AnalyzerUnavailable with the reason when they are not on this machine)."""
-        model, tokenizer = load_classifier(self.model_ref, self.max_length)
+        model, tokenizer = load_classifier(self.model_ref, self.max_length, setting="[plugins.options.cryptobert] model")
         if self.adapter:
             model = with_adapter(model, Path(self.adapter).expanduser())
         self._model, self._tokenizer = model, tokenizer
