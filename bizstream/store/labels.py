@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 
+from bizstream.errors import BizstreamError
 from bizstream.records import SENTIMENTS, Sentiment
 
 # Each entry moves the schema one version on; PRAGMA user_version says how many have been applied.
@@ -198,7 +199,14 @@ class LabelStore:
             {"text": [r.text for r in rows], "label": [classes.index(r.sentiment) for r in rows], "post_id": [r.post_id for r in rows]},
             features=features,
         )
-        return data.train_test_split(test_size=test_size, seed=seed, stratify_by_column="label")
+        try:
+            return data.train_test_split(test_size=test_size, seed=seed, stratify_by_column="label")
+        except ValueError as exc:
+            counts = {c: sum(1 for r in rows if r.sentiment == c) for c in classes}
+            raise BizstreamError(
+                f"cannot split {len(rows)} labelled posts {counts} {1 - test_size:.0%}/{test_size:.0%} by label ({exc}); "
+                f"label more posts, at least 5 of each class"
+            ) from None
 
 
 def transaction(db: sqlite3.Connection) -> _transaction:

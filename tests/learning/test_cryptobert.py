@@ -89,3 +89,24 @@ def test_lora_training_changes_the_adapters_which_round_trip(tiny: Path, tmp_pat
         reference = merged(**tokenizer(texts, padding=True, return_tensors="pt")).logits.numpy()
     assert np.abs(logits - reference).max() < 1e-4
     assert export_onnx(merged, tokenizer, tmp_path / "onnx8").name == "model.int8.onnx"
+
+
+def test_train_cryptobert_command_writes_an_adapter(tiny: Path, tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    import orjson
+
+    from tests.conftest import ROOT
+
+    labels = tmp_path / "labels.jsonl"
+    rows = [{"post_id": f"x{i}", "text": t, "label": y} for i, (y, t) in enumerate((y, t) for y, ts in TEXTS.items() for t in ts * 4)]
+    labels.write_bytes(b"".join(orjson.dumps(row) + b"\n" for row in rows))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BIZSTREAM_")}
+    env.update(BIZSTREAM_BROKER__CACHE_DIR=str(tmp_path / "cache"), BIZSTREAM_PLUGINS__OPTIONS__CRYPTOBERT__MODEL=str(tiny))
+    for args in (["labels", "import", str(labels)], ["train", "cryptobert", "--epochs", "3"]):
+        result = subprocess.run([sys.executable, "-m", "bizstream", *args], env=env, cwd=ROOT, capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr[-2000:]
+    adapters = list((tmp_path / "cache" / "models" / "cryptobert" / "adapters").glob("*/adapter_model.safetensors"))
+    assert len(adapters) == 1 and "held-back accuracy" in result.stdout
