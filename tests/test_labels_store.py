@@ -74,3 +74,19 @@ def test_dataset_is_a_seeded_stratified_80_20_split(tmp_path: Path) -> None:
     texts = list(data["train"]["text"]) + list(data["test"]["text"])
     everything = dict(zip(ids, texts, strict=True))
     assert everything["p0"] == "text 0"
+
+
+def test_sink_pairing_writes_only_complete_pairs_in_either_order() -> None:
+    from bizstream.records import Post
+    from bizstream.stream.sink import Pairing
+
+    pairing = Pairing(limit=2)
+    assert pairing.add_post(Post(id="a", text="x", thread_id="t")) is None
+    pair = pairing.add_score({"post_id": "a"})
+    assert pair is not None and pair[0].id == "a"
+    assert pairing.add_score({"post_id": "b"}) is None  # the score first, the post later
+    pair = pairing.add_post(Post(id="b", text="y", thread_id="t"))
+    assert pair is not None and pair[1] == {"post_id": "b"}
+    for key in ("c", "d", "e"):
+        pairing.add_score({"post_id": key})
+    assert list(pairing.scores) == ["d", "e"]  # bounded, oldest dropped

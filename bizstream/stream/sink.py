@@ -1,8 +1,13 @@
 """The SQLite sink agent: writes every scored post (its text, image reference, thread and Score) to the embedded
-database, where the labeler (and a dashboard) can query them. Posts and scores are joined by post id in the table."""
+database, where the labeler (and a dashboard) can query them.
+
+Posts and scores come on two topics; the sink pairs them in memory by post id (bounded, oldest dropped first) and
+writes a row only when it has both, so the table holds complete rows and its size bound counts only those.
+"""
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Any, cast
 
 import faust
@@ -17,37 +22,80 @@ from bizstream.stream import topics
 from bizstream.stream.apps import new_app
 
 APP_ID = "bizstream-sink"
+PENDING = 50_000  # posts (or scores) waiting for their other half
+
+
+class Pairing:
+    """Posts and scores waiting for each other; each side bounded, oldest dropped first."""
+
+    def __init__(self, limit: int = PENDING) -> None:
+        self.limit = limit
+        self.posts: OrderedDict[str, Post] = OrderedDict()
+        self.scores: OrderedDict[str, dict[str, Any]] = OrderedDict()
+
+    def add_post(self, post: Post) -> tuple[Post, dict[str, Any]] | None:
+        """The complete pair if this post's score already came; else keep the post."""
+        score = self.scores.pop(post.id, None)
+        if score is not None:
+            return post, score
+        self._keep(self.posts, post.id, post)
+        return None
+
+    def add_score(self, score: dict[str, Any]) -> tuple[Post, dict[str, Any]] | None:
+        """The complete pair if this score's post already came; else keep the score."""
+        post = self.posts.pop(str(score["post_id"]), None)
+        if post is not None:
+            return post, score
+        self._keep(self.scores, str(score["post_id"]), score)
+        return None
+
+    def _keep(self, side: OrderedDict[str, Any], key: str, value: Any) -> None:
+        side[key] = value
+        while len(side) > self.limit:
+            side.popitem(last=False)
 
 
 def create_sink_app(settings: Settings) -> faust.App:
-    """The sink's faust app: posts and scores in, rows out."""
+    """The sink's faust app: posts and scores in, complete rows out."""
     app, declared = new_app(settings, APP_ID)
     store = ScoredPostStore(LabelStore(settings.store_path))
+    pairing = Pairing()
     keep = settings.store.keep_scored_posts
+
+    def write(pairs: list[tuple[Post, dict[str, Any]]]) -> None:
+        if pairs:
+            store.add_posts([p for p, _ in pairs])
+            store.add_scores([s for _, s in pairs])
+            store.retain(keep)
 
     @app.agent(declared[topics.POSTS], name="bizstream.sink.posts")
     async def posts(stream: faust.StreamT[bytes]) -> None:
-        """Post fields (bad posts are the worker's to dead-letter; here they are skipped)."""
+        """Posts (bad ones are the worker's to dead-letter; here they are skipped)."""
         async for values in cast(faust.Stream[bytes], stream).take(500, within=1.0):
-            good = []
+            pairs = []
             for raw in values:
                 try:
-                    good.append(Post.from_json(raw, settings.limits))
+                    pair = pairing.add_post(Post.from_json(raw, settings.limits))
                 except InvalidRecord:
                     continue
-            store.add_posts(good)
+                if pair is not None:
+                    pairs.append(pair)
+            write(pairs)
 
     @app.agent(declared[topics.SCORES], name="bizstream.sink.scores")
     async def scores(stream: faust.StreamT[bytes]) -> None:
-        """Score fields; then keep the table to its size."""
+        """Scores."""
         async for values in cast(faust.Stream[bytes], stream).take(500, within=1.0):
-            decoded: list[dict[str, Any]] = []
+            pairs = []
             for raw in values:
                 try:
-                    decoded.append(orjson.loads(raw))
+                    score = orjson.loads(raw)
                 except orjson.JSONDecodeError:
                     continue
-            store.add_scores(s for s in decoded if isinstance(s, dict) and "post_id" in s)
-            store.retain(keep)
+                if isinstance(score, dict) and "post_id" in score:
+                    pair = pairing.add_score(score)
+                    if pair is not None:
+                        pairs.append(pair)
+            write(pairs)
 
     return app
