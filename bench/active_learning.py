@@ -13,6 +13,7 @@ strategy and seed, their means, the area under each mean accuracy curve (over lo
 from __future__ import annotations
 
 import argparse
+import itertools
 import math
 import random
 import statistics
@@ -99,7 +100,7 @@ def main() -> None:
 
     def auc(points: list[dict[str, float]]) -> float:
         area = sum((math.log2(b["labels"]) - math.log2(a["labels"])) * (a["accuracy"] + b["accuracy"]) / 2
-                   for a, b in zip(points, points[1:]))  # fmt: skip
+                   for a, b in itertools.pairwise(points))  # fmt: skip
         return round(area / span, 4)
 
     hybrid_200 = next(p["accuracy"] for p in mean["hybrid"] if p["labels"] == 200)

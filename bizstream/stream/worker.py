@@ -15,13 +15,13 @@ import logging
 import os
 from collections.abc import Awaitable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Literal, cast
+from typing import Any, cast
 
 import faust
 
 from bizstream.errors import InvalidRecord
 from bizstream.pipeline import BatchResult, Pipeline
-from bizstream.records import DeadLetter, Post
+from bizstream.records import Post
 from bizstream.settings import Settings
 from bizstream.stream import topics
 from bizstream.stream.apps import new_app, send_dead_letter

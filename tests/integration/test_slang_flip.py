@@ -81,7 +81,7 @@ def test_slang_flip_drift_retrain_promote(cluster: Cluster, trained: tuple[Model
         later = posts(10_000 + 1000 * wave, flipped=True, rounds=1)
         cluster.produce(topics.POSTS, ((b"t", orjson.dumps({"id": i, "text": t})) for i, t, _ in later))
         want = {i for i, _, _ in later}
-        messages = cluster.wait_for(topics.SCORES, lambda m: want <= set(scores_by_id(m)), timeout_s=120)
+        messages = cluster.wait_for(topics.SCORES, lambda m, want=want: want <= set(scores_by_id(m)), timeout_s=120)
         versions = {scores_by_id(messages)[i]["analyzers"]["setfit"]["model_version"] for i in want}
         if versions == {promoted["version"]}:
             break

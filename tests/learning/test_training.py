@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bizstream.learning.model import CLASSES, Head, TorchEncoder
+from bizstream.learning.model import CLASSES, Head
 from bizstream.learning.registry import ModelMetadata, ModelRegistry
 from bizstream.learning.training import Split, refit_head
 from plugins.setfit import SetfitAnalyzer, load_version
