@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     import faust
 
     from bizstream.labeler import LabelSession
+    from bizstream.learning.registry import ModelRegistry
 from bizstream.settings import Settings, load_settings
 
 app = typer.Typer(
@@ -35,7 +36,7 @@ labels_app = typer.Typer(help="Training labels in the embedded SQLite store.", n
 app.add_typer(labels_app, name="labels")
 train_app = typer.Typer(help="Train models from the training labels.", invoke_without_command=True)
 app.add_typer(train_app, name="train")
-models_app = typer.Typer(help="The SetFit model registry: versions, promotion, rollback.", no_args_is_help=True)
+models_app = typer.Typer(help="Model registries (SetFit, CryptoBERT): versions, promotion, rollback.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 export_app = typer.Typer(help="Export models for serving.", no_args_is_help=True)
 app.add_typer(export_app, name="export")
@@ -467,37 +468,50 @@ def train_cryptobert(
     config: ConfigOption = None,
     epochs: Annotated[int, typer.Option(help="Passes over the training labels.")] = 1,
     lr: Annotated[float, typer.Option(help="Learning rate of the LoRA parameters.")] = 5e-4,
+    export: Annotated[bool, typer.Option("--onnx/--no-onnx", help="Export the merged model to INT8 ONNX for CPU serving.")] = True,
 ) -> None:
-    """LoRA-fine-tune CryptoBERT (r=16, alpha=32) on the training labels; evaluate on the held-back 20%."""
-    import time
-
-    import numpy as np
-
-    from bizstream.learning.lora import load_classifier, predict_proba, train_lora
-    from bizstream.learning.model import CLASSES
+    """LoRA-fine-tune CryptoBERT (r=16, alpha=32) on the training labels, add the adapter to CryptoBERT's registry,
+    and promote it when its held-back accuracy is not worse than the serving model's (trainer.gate_margin)."""
+    from bizstream.learning.cryptobert import train_version
+    from bizstream.learning.tracking import log_training
     from bizstream.learning.training import Split
     from bizstream.store.labels import LabelStore
     from plugins.cryptobert import DEFAULT_MODEL
 
     settings = _settings(config)
     split = Split.from_dataset(LabelStore(settings.store_path).dataset(seed=settings.setfit.seed))
-    model_ref = str(settings.plugins.options_for("cryptobert").get("model", DEFAULT_MODEL))
-    model, tokenizer = load_classifier(model_ref, setting="[plugins.options.cryptobert] model")
-    out_dir = settings.broker.cache_path / "models" / "cryptobert" / "adapters" / time.strftime("a%Y%m%d-%H%M%S", time.gmtime())
-    trained = train_lora(model, tokenizer, split.train_texts, split.train_labels, out_dir, epochs=epochs, lr=lr,
-                         seed=settings.setfit.seed)  # fmt: skip
-    predicted = predict_proba(trained, tokenizer, split.test_texts).argmax(axis=1)
-    accuracy = float(np.mean([CLASSES[i] == y for i, y in zip(predicted, split.test_labels, strict=True)]))
-    out.print(f"adapter in {out_dir} (held-back accuracy {accuracy:.3f}); serve it with "
-              f"[plugins.options.cryptobert] adapter = \"{out_dir}\"")  # fmt: skip
+    options = settings.plugins.options_for("cryptobert")
+    registry = _registry(settings, "cryptobert")
+    outcome = train_version(registry, str(options.get("model", DEFAULT_MODEL)), split, epochs=epochs, lr=lr,
+                            seed=settings.setfit.seed, max_length=int(options.get("max_length", 128)),
+                            gate_margin=settings.trainer.gate_margin, export=export)  # fmt: skip
+    m = outcome.metadata
+    out.print(f"trained {m.version} (adapter in {registry.version_dir(m.version)}): held-back accuracy "
+              f"{m.metrics['accuracy']:.3f}, macro-F1 {m.metrics['macro_f1']:.3f}; {outcome.incumbent} "
+              f"{outcome.incumbent_metrics['accuracy']:.3f} / {outcome.incumbent_metrics['macro_f1']:.3f}")  # fmt: skip
+    log_training(settings, registry, m)
+    out.print(f"promoted {m.version}: it serves now" if outcome.promoted else f"not promoted: {outcome.incumbent} keeps serving")
+
+
+ANALYZERS_WITH_REGISTRIES = ("setfit", "cryptobert")
+AnalyzerOption = Annotated[str, typer.Option("--analyzer", "-a", help="setfit or cryptobert.")]
+
+
+def _registry(settings: Settings, analyzer: str) -> ModelRegistry:
+    from bizstream.learning.cryptobert import registry_at
+    from bizstream.learning.registry import ModelRegistry
+
+    if analyzer == "setfit":
+        return ModelRegistry(settings.setfit_registry)
+    if analyzer == "cryptobert":
+        return registry_at(settings.cryptobert_registry)
+    raise BizstreamError(f"--analyzer must be one of {ANALYZERS_WITH_REGISTRIES}, got {analyzer!r}")
 
 
 @models_app.command("list")
-def models_list(config: ConfigOption = None) -> None:
-    """Every SetFit version, its metrics, and which one serves."""
-    from bizstream.learning.registry import ModelRegistry
-
-    registry = ModelRegistry(_settings(config).setfit_registry)
+def models_list(config: ConfigOption = None, analyzer: AnalyzerOption = "setfit") -> None:
+    """Every version, its metrics, and which one serves."""
+    registry = _registry(_settings(config), analyzer)
     serving = registry.serving()
     table = Table("version", "kind", "parent", "accuracy", "macro-F1", "examples", "serving")
     for m in registry.list():
@@ -508,11 +522,12 @@ def models_list(config: ConfigOption = None) -> None:
 
 
 @models_app.command("promote")
-def models_promote(version: Annotated[str, typer.Argument(help="The version to serve.")], config: ConfigOption = None) -> None:
-    """Serve VERSION (an atomic switch; running workers pick it up between batches)."""
-    from bizstream.learning.registry import ModelRegistry
-
-    ModelRegistry(_settings(config).setfit_registry).promote(version)
+def models_promote(
+    version: Annotated[str, typer.Argument(help="The version to serve.")], config: ConfigOption = None,
+    analyzer: AnalyzerOption = "setfit",
+) -> None:  # fmt: skip
+    """Serve VERSION (an atomic switch; SetFit workers pick it up between batches, CryptoBERT's at their next start)."""
+    _registry(_settings(config), analyzer).promote(version)
     out.print(f"{version} serves now")
 
 
@@ -521,12 +536,13 @@ def models_import(
     directory: Annotated[Path, typer.Argument(help="A registry folder written elsewhere (e.g. by bizstream.learning.standalone).")],
     config: ConfigOption = None,
     promote: Annotated[bool, typer.Option(help="Promote the newest imported version.")] = False,
+    analyzer: AnalyzerOption = "setfit",
 ) -> None:
     """Copy versions (and their bodies) from another registry folder into this one."""
     from bizstream.learning.registry import ModelRegistry
 
-    registry = ModelRegistry(_settings(config).setfit_registry)
-    added = registry.import_from(ModelRegistry(directory))
+    registry = _registry(_settings(config), analyzer)
+    added = registry.import_from(ModelRegistry(directory, payload=registry.payload))
     out.print(f"imported {len(added)} versions: {', '.join(added) or '-'}")
     if promote and added:
         registry.promote(added[-1])
@@ -534,11 +550,9 @@ def models_import(
 
 
 @models_app.command("rollback")
-def models_rollback(config: ConfigOption = None) -> None:
+def models_rollback(config: ConfigOption = None, analyzer: AnalyzerOption = "setfit") -> None:
     """Serve the version that served before the current one."""
-    from bizstream.learning.registry import ModelRegistry
-
-    out.print(f"{ModelRegistry(_settings(config).setfit_registry).rollback()} serves now")
+    out.print(f"{_registry(_settings(config), analyzer).rollback()} serves now")
 
 
 @export_app.command("onnx")

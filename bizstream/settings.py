@@ -281,6 +281,12 @@ class Settings:
         """The SetFit model registry's folder."""
         return Path(self.setfit.registry).expanduser() if self.setfit.registry else self.broker.cache_path / "models" / "setfit"
 
+    @property
+    def cryptobert_registry(self) -> Path:
+        """CryptoBERT's adapter registry: ``[plugins.options.cryptobert] registry``, or <cache>/models/cryptobert."""
+        configured = str(self.plugins.options_for("cryptobert").get("registry", ""))
+        return Path(configured).expanduser() if configured else self.broker.cache_path / "models" / "cryptobert"
+
     def validate(self) -> None:
         """Raise ConfigError on the first setting that is out of range."""
         for f in dataclasses.fields(self):

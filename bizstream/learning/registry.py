@@ -2,9 +2,12 @@
 
     <root>/bodies/<body_id>/            a sentence-transformers directory (safetensors), shared by the versions
     <root>/bodies/<body_id>/onnx/       model.onnx (fp32) and model.int8.onnx, written by `bizstream export onnx`
-    <root>/versions/<version>/          head.safetensors + metadata.json
+    <root>/versions/<version>/          the version's payload (SetFit: head.safetensors) + metadata.json
     <root>/serving -> versions/<v>      a symlink, swapped with one rename (atomic on POSIX)
     <root>/history.json                 versions that served, oldest first (rollback walks back through it)
+
+CryptoBERT's registry has versions without bodies (its base model lives outside, named by ``body_source``): each
+version holds a LoRA adapter (``adapter/``) and the merged model's INT8 ONNX export (``onnx/``).
 
 A version directory is written under a temporary name and renamed into place, so a crash never leaves a half
 model where a whole one is expected; promotion is one ``os.replace`` of a symlink, so a crash mid-way leaves the old
@@ -46,10 +49,11 @@ class ModelMetadata:
 
 
 class ModelRegistry:
-    """One analyzer's models under one root folder."""
+    """One analyzer's models under one root folder; every version holds ``payload`` (a path inside it)."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, payload: str = "head.safetensors") -> None:
         self.root = root
+        self.payload = payload
         self.bodies = root / "bodies"
         self.versions = root / "versions"
         self.serving_link = root / "serving"
@@ -80,10 +84,10 @@ class ModelRegistry:
 
     def add_version(self, staged: Path, metadata: ModelMetadata) -> Path:
         """Write metadata.json into a staged version directory and move it into place."""
-        if not (self.bodies / metadata.body_id).is_dir():
+        if metadata.body_id and not (self.bodies / metadata.body_id).is_dir():
             raise RegistryError(f"version {metadata.version} refers to body {metadata.body_id}, which is not in {self.bodies}")
-        if not (staged / "head.safetensors").is_file():
-            raise RegistryError(f"a version needs head.safetensors; {staged} has none")
+        if not (staged / self.payload).is_file():
+            raise RegistryError(f"a version needs {self.payload}; {staged} has none")
         _refuse_pickles(staged)
         (staged / "metadata.json").write_text(json.dumps(asdict(metadata), indent=2, sort_keys=True))
         target = self.versions / metadata.version
@@ -124,7 +128,8 @@ class ModelRegistry:
         for metadata in other.list():
             if not (self.versions / metadata.version).exists():
                 staged = self.staging()
-                shutil.copy2(other.version_dir(metadata.version) / "head.safetensors", staged / "head.safetensors")
+                shutil.copytree(other.version_dir(metadata.version), staged, dirs_exist_ok=True)
+                (staged / "metadata.json").unlink()
                 self.add_version(staged, metadata)
                 added.append(metadata.version)
         return added

@@ -15,7 +15,7 @@ from bizstream.learning.registry import ModelMetadata, ModelRegistry
 from bizstream.settings import Settings
 
 log = logging.getLogger(__name__)
-EXPERIMENT = "bizstream-setfit"
+EXPERIMENT = "bizstream-{analyzer}"  # one MLflow experiment per analyzer
 
 
 def tracking_uri(settings: Settings) -> str:
@@ -33,7 +33,7 @@ def log_training(settings: Settings, registry: ModelRegistry, metadata: ModelMet
     import mlflow
 
     mlflow.set_tracking_uri(uri)
-    mlflow.set_experiment(EXPERIMENT)
+    mlflow.set_experiment(EXPERIMENT.format(analyzer=metadata.analyzer))
     params = {f"param.{k}": str(v) for k, v in _flatten(metadata.params).items()}
     params.update(kind=metadata.kind, parent=str(metadata.parent), body_id=metadata.body_id,
                   body_source=metadata.body_source, data_fingerprint=metadata.data_fingerprint)  # fmt: skip

@@ -91,22 +91,56 @@ def test_lora_training_changes_the_adapters_which_round_trip(tiny: Path, tmp_pat
     assert export_onnx(merged, tokenizer, tmp_path / "onnx8").name == "model.int8.onnx"
 
 
-def test_train_cryptobert_command_writes_an_adapter(tiny: Path, tmp_path: Path) -> None:
+def test_train_cryptobert_registers_gates_and_serves_the_onnx_export(tiny: Path, tmp_path: Path) -> None:
     import os
     import subprocess
     import sys
 
     import orjson
 
+    from bizstream.learning.cryptobert import registry_at
     from tests.conftest import ROOT
 
     labels = tmp_path / "labels.jsonl"
     rows = [{"post_id": f"x{i}", "text": t, "label": y} for i, (y, t) in enumerate((y, t) for y, ts in TEXTS.items() for t in ts * 4)]
     labels.write_bytes(b"".join(orjson.dumps(row) + b"\n" for row in rows))
     env = {k: v for k, v in os.environ.items() if not k.startswith("BIZSTREAM_")}
-    env.update(BIZSTREAM_BROKER__CACHE_DIR=str(tmp_path / "cache"), BIZSTREAM_PLUGINS__OPTIONS__CRYPTOBERT__MODEL=str(tiny))
-    for args in (["labels", "import", str(labels)], ["train", "cryptobert", "--epochs", "3"]):
+    env.update(BIZSTREAM_BROKER__CACHE_DIR=str(tmp_path / "cache"), BIZSTREAM_PLUGINS__OPTIONS__CRYPTOBERT__MODEL=str(tiny),
+               BIZSTREAM_TRACKING__ENABLED="false", COLUMNS="200")  # fmt: skip
+
+    def bizstream(*args: str) -> str:
         result = subprocess.run([sys.executable, "-m", "bizstream", *args], env=env, cwd=ROOT, capture_output=True, text=True)
         assert result.returncode == 0, result.stderr[-2000:]
-    adapters = list((tmp_path / "cache" / "models" / "cryptobert" / "adapters").glob("*/adapter_model.safetensors"))
-    assert len(adapters) == 1 and "held-back accuracy" in result.stdout
+        return result.stdout
+
+    bizstream("labels", "import", str(labels))
+    first = bizstream("train", "cryptobert", "--epochs", "30", "--lr", "5e-3")
+    assert "promoted" in first and "base" in first  # compared with the base model, and better than random weights
+    registry = registry_at(tmp_path / "cache" / "models" / "cryptobert")
+    (v1,) = [m.version for m in registry.list()]
+    assert registry.serving() == v1 and registry.metadata(v1).kind == "lora"
+    assert (registry.version_dir(v1) / "adapter" / "adapter_model.safetensors").is_file()
+    assert (registry.version_dir(v1) / "onnx" / "model.int8.onnx").is_file()
+
+    # A second run that learns nothing (lr 0) is compared with v1 and not promoted.
+    second = bizstream("train", "cryptobert", "--epochs", "1", "--lr", "0", "--no-onnx")
+    assert "not promoted" in second and v1 in second
+    assert registry.serving() == v1 and len(registry.list()) == 2
+    assert v1 in bizstream("models", "list", "--analyzer", "cryptobert")
+
+    # The plugin serves the promoted version: INT8 ONNX by default, the adapter on torch on request; they agree.
+    posts = [Post(id=str(i), text=t, thread_id="t") for i, t in enumerate(t for ts in TEXTS.values() for t in ts)]
+    onnx = CryptoBertAnalyzer(model=str(tiny), registry=registry.root)
+    torch_served = CryptoBertAnalyzer(model=str(tiny), registry=registry.root, runtime="torch")
+    onnx.load()
+    torch_served.load()
+    assert (onnx.version, onnx.serving_runtime, torch_served.serving_runtime) == (v1, "onnx-int8", "torch")
+    a = np.array([[p.probabilities[c] for c in ("bearish", "neutral", "bullish")] for p in onnx.analyze(posts) if p])
+    b = np.array([[p.probabilities[c] for c in ("bearish", "neutral", "bullish")] for p in torch_served.analyze(posts) if p])
+    assert a.shape == (9, 3) and np.abs(a - b).max() < 0.1 and (a.argmax(1) == b.argmax(1)).mean() >= 8 / 9
+
+    # The ONNX path needs no base weights at all.
+    (registry_only := CryptoBertAnalyzer(model=str(tmp_path / "gone"), registry=registry.root)).load()
+    assert registry_only.serving_runtime == "onnx-int8"
+    bizstream("models", "promote", "--analyzer", "cryptobert", registry.list()[1].version)
+    assert v1 in bizstream("models", "rollback", "--analyzer", "cryptobert") and registry.serving() == v1
