@@ -7,17 +7,24 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from bizstream.records import SENTIMENTS, Post, Sentiment
+from bizstream.records import SENTIMENTS, Post, Score, Sentiment
+
+Detail = str | float | bool
 
 
 @dataclass(frozen=True)
 class Prediction:
-    """One analyzer's view of one post: score in [-1, +1], its label, confidence in [0, 1], class probabilities."""
+    """One analyzer's view of one post: score in [-1, +1], its label, confidence in [0, 1], class probabilities.
+
+    ``details`` carries what else the analyzer read from the post, for fusers downstream (LLaVA: ``sarcastic``,
+    ``ocr``, ``parsed``); it travels in the Score's per-analyzer results.
+    """
 
     score: float
     label: Sentiment
     confidence: float
     probabilities: Mapping[str, float]
+    details: Mapping[str, Detail] | None = None
 
     def problem(self) -> str | None:
         """Why this prediction is unusable, or None when it is well-formed."""
@@ -32,6 +39,10 @@ class Prediction:
         total = sum(self.probabilities.values())
         if not all(0.0 <= p <= 1.0 for p in self.probabilities.values()) or abs(total - 1.0) > 1e-3:
             return f"probabilities must be in [0, 1] and sum to 1, got {dict(self.probabilities)}"
+        if self.details is not None and not all(
+            isinstance(k, str) and isinstance(v, (str, int, float, bool)) for k, v in self.details.items()
+        ):
+            return "details must map names to strings, numbers or booleans"
         return None
 
 
@@ -54,3 +65,29 @@ class Analyzer(Protocol):
 
     def analyze(self, posts: Sequence[Post]) -> Sequence[Prediction | None]:
         """One prediction (or None) per post, in the same order."""
+
+
+@dataclass(frozen=True)
+class Context:
+    """What the pipeline knows around a post: the Score of the post it replies to, when this worker scored it."""
+
+    parent: Score | None = None
+
+
+@runtime_checkable
+class Fuser(Protocol):
+    """Refines fused Scores once every analyzer has spoken. Plugins return these from ``register_fusers``.
+
+    ``refine`` gets a batch of (post, first-stage Score with every analyzer's result, context) and returns, per post,
+    a replacement Score or ``None`` to keep the one it was given. Fusers run in order, after the analyzers, on the
+    pipeline's thread: keep them cheap. One that raises costs only its own refinement (the Score records why).
+    """
+
+    name: str
+    version: str
+
+    def load(self) -> None:
+        """Prepare; raise AnalyzerUnavailable when that is impossible here."""
+
+    def refine(self, items: Sequence[tuple[Post, Score, Context]]) -> Sequence[Score | None]:
+        """One replacement Score (or None) per item, in order."""

@@ -349,8 +349,8 @@ def demo(
 
 @app.command()
 def plugins(config: ConfigOption = None) -> None:
-    """List every plugin and analyzer, whether it is available, and why not."""
-    from bizstream.plugins import get_plugin_manager, load_analyzers
+    """List every plugin, analyzer and fuser, whether it is available, and why not."""
+    from bizstream.plugins import get_plugin_manager, load_analyzers, load_fusers
 
     settings = _settings(config)
     pm = get_plugin_manager(settings)
@@ -363,6 +363,8 @@ def plugins(config: ConfigOption = None) -> None:
         column.no_wrap = True  # names and versions stay whole (scripts grep them); the reason wraps
     for status in load_analyzers(pm, settings):
         table.add_row(status.name, status.plugin, status.version, "yes" if status.available else "no", status.reason or "")
+    for status in load_fusers(pm, settings):
+        table.add_row(f"{status.name} (fuser)", status.plugin, status.version, "yes" if status.available else "no", status.reason or "")
     out.print(table)
     if settings.plugins.disabled:
         out.print(f"disabled in settings: {', '.join(settings.plugins.disabled)}")
@@ -578,16 +580,19 @@ def _run_faust(faust_app: "faust.App", log_level: str) -> None:
 
 def _pipeline(settings: Settings):  # type: ignore[no-untyped-def]
     from bizstream.pipeline import Pipeline
-    from bizstream.plugins import get_plugin_manager, load_analyzers
+    from bizstream.plugins import get_plugin_manager, load_analyzers, load_fusers
 
-    statuses = load_analyzers(get_plugin_manager(settings), settings)
-    for status in statuses:
+    pm = get_plugin_manager(settings)
+    statuses = load_analyzers(pm, settings)
+    fusers = load_fusers(pm, settings)
+    for status in statuses + fusers:
         if not status.available:
-            err.print(f"[yellow]analyzer {status.name} unavailable:[/] {status.reason}")
+            err.print(f"[yellow]{status.name} unavailable:[/] {status.reason}")
     analyzers = [s.analyzer for s in statuses if s.analyzer is not None]
     if not analyzers:
         raise BizstreamError("no analyzer is available; run `bizstream plugins` to see why")
-    return Pipeline(analyzers, settings.fusion, settings.worker.analyzer_timeout_s, settings.routing)
+    return Pipeline(analyzers, settings.fusion, settings.worker.analyzer_timeout_s, settings.routing,
+                    fusers=[f.analyzer for f in fusers if f.analyzer is not None])  # fmt: skip
 
 
 def _lines(file: Path) -> Iterator[bytes]:

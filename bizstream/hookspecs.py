@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
-    from bizstream.analyzer import Analyzer
+    from bizstream.analyzer import Analyzer, Fuser
     from bizstream.settings import Settings
 
 hookspec = pluggy.HookspecMarker("bizstream")
@@ -21,3 +21,8 @@ hookimpl = pluggy.HookimplMarker("bizstream")
 @hookspec
 def register_analyzers(settings: Settings) -> list[Analyzer]:
     """Analyzers this plugin contributes. Called once at start-up; return an empty list to contribute none."""
+
+
+@hookspec
+def register_fusers(settings: Settings) -> list[Fuser]:
+    """Fusers this plugin contributes: they refine fused Scores after every analyzer has run (e.g. sarcasm)."""

@@ -3,6 +3,10 @@
 Plain Python with no faust import: the worker runs :meth:`Pipeline.score` off the event loop, and ``bizstream
 score`` runs the very same code with no broker.
 
+After fusion, fusers (e.g. the sarcasm fusion plugin) may refine each Score, seeing every analyzer's result and the
+Score of the post it replies to (posts are keyed by thread, so a thread's posts reach the same worker; the pipeline
+remembers the last ``context_posts`` Scores).
+
 Isolation: each analyzer runs on its own single thread with the batch's time budget. One that raises, returns
 something malformed, or overruns costs only its own output; the Score records why. A thread cannot be killed, so an
 analyzer still stuck on an earlier batch is skipped (and recorded as such) until it comes back.
@@ -10,16 +14,18 @@ analyzer still stuck on an earlier batch is skipped (and recorded as such) until
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-import time
-from collections.abc import Sequence
 import queue
 import threading
+import time
+from collections import OrderedDict
+from collections.abc import Collection, Mapping, Sequence
 from concurrent.futures import Future, wait
 from dataclasses import dataclass
 
-from bizstream.analyzer import Analyzer, Prediction
-from bizstream.records import SENTIMENTS, AnalyzerResult, Post, Route, Score, Sentiment
+from bizstream.analyzer import Analyzer, Context, Fuser, Prediction
+from bizstream.records import SENTIMENTS, AnalyzerResult, Post, Route, Score, Sentiment, label_agrees_with_score
 from bizstream.settings import FusionSettings, RoutingSettings
 
 log = logging.getLogger(__name__)
@@ -50,6 +56,8 @@ class Pipeline:
         fusion: FusionSettings,
         timeout_s: float,
         routing: RoutingSettings | None = None,
+        fusers: Sequence[Fuser] = (),
+        context_posts: int = 10_000,
     ) -> None:
         if not analyzers:
             raise ValueError("a pipeline needs at least one available analyzer")
@@ -62,6 +70,9 @@ class Pipeline:
         self.cascading = self.routing.cascade and bool(self.cheap) and bool(self.expensive)
         self._threads = {a.name: _AnalyzerThread(a) for a in analyzers}
         self._running: dict[str, Future[_Timed]] = {}
+        self.fusers = list(fusers)
+        self.context_posts = context_posts
+        self._recent: OrderedDict[str, Score] = OrderedDict()
 
     def score(self, posts: Sequence[Post]) -> BatchResult:
         """Score one batch (through the cascade when it is on). Never raises because of an analyzer or a post."""
@@ -80,14 +91,55 @@ class Pipeline:
             if ambiguous:
                 self._merge(results, ambiguous, self._run_all(self.expensive, [posts[i] for i in ambiguous]))
         scores: list[Score] = []
+        scored_posts: list[Post] = []
         unscored: list[Unscored] = []
         for post, per_post, route in zip(posts, results, routes, strict=True):
             score = self._fuse(post, per_post, route)
             if isinstance(score, Score):
                 scores.append(score)
+                scored_posts.append(post)
             else:
                 unscored.append(Unscored(post, score))
+        if self.fusers and scores:
+            scores = self._refine(scored_posts, scores)
+        for score in scores:
+            self._recent[score.post_id] = score
+            self._recent.move_to_end(score.post_id)
+        while len(self._recent) > self.context_posts:
+            self._recent.popitem(last=False)
         return BatchResult(scores, unscored)
+
+    def _refine(self, posts: list[Post], scores: list[Score]) -> list[Score]:
+        """Run the fusers in order; a fuser that raises or returns something unusable keeps the Score it was given."""
+        for fuser in self.fusers:
+            in_batch = {s.post_id: s for s in scores}
+            items = [(p, s, Context(parent=in_batch.get(p.reply_to or "") or self._recent.get(p.reply_to or "")))
+                     for p, s in zip(posts, scores, strict=True)]  # fmt: skip
+            try:
+                refined = list(fuser.refine(items))
+                if len(refined) != len(scores):
+                    raise ValueError(f"returned {len(refined)} scores for {len(scores)} posts")
+            except Exception as exc:  # boundary: a fuser costs only its own refinement
+                log.warning("fuser %s raised %s: %s", fuser.name, type(exc).__name__, exc)
+                failed = AnalyzerResult(fuser.name, fuser.version, 0.0, error=f"{type(exc).__name__}: {exc}")
+                scores = [dataclasses.replace(s, analyzers={**s.analyzers, fuser.name: failed}) for s in scores]
+                continue
+            scores = [self._accept(fuser, old, new) for old, new in zip(scores, refined, strict=True)]
+        return scores
+
+    @staticmethod
+    def _accept(fuser: Fuser, old: Score, new: Score | None) -> Score:
+        if new is None:
+            return old
+        problem = None
+        if not isinstance(new, Score) or new.post_id != old.post_id:
+            problem = f"not a Score for post {old.post_id}: {new!r:.80}"
+        elif not (-1.0 <= new.score <= 1.0 and 0.0 <= new.confidence <= 1.0 and label_agrees_with_score(new.label, new.score)):
+            problem = f"inconsistent score {new.score}, label {new.label}, confidence {new.confidence}"
+        if problem is None:
+            return new
+        failed = AnalyzerResult(fuser.name, fuser.version, 0.0, error=problem)
+        return dataclasses.replace(old, analyzers={**old.analyzers, fuser.name: failed})
 
     def is_ambiguous(self, results: dict[str, AnalyzerResult | None]) -> bool:
         """True unless a cheap analyzer is sure enough (routing.min_confidence, min_abs_score) to settle the post."""
@@ -175,6 +227,7 @@ class Pipeline:
                     label=prediction.label,
                     confidence=float(prediction.confidence),
                     probabilities={k: float(v) for k, v in prediction.probabilities.items()},
+                    details=dict(prediction.details) if prediction.details else None,
                 )
             )
         return results
@@ -187,21 +240,13 @@ class Pipeline:
     # -- fusing ----------------------------------------------------------------------------------------------------
 
     def _fuse(self, post: Post, results: dict[str, AnalyzerResult | None], route: Route) -> Score | str:
-        usable = [
-            (r, self.fusion.weight_of(name))
-            for name, r in results.items()
-            if r is not None and r.error is None and self.fusion.weight_of(name) > 0
-        ]
         present = {name: r for name, r in results.items() if r is not None}
-        if not usable:
+        probabilities = weighted_probabilities(results, self.fusion)
+        if probabilities is None:
             errors = "; ".join(f"{name}: {r.error}" for name, r in present.items() if r.error) or "none applied"
             return f"no analyzer with a positive fusion weight produced a result ({errors})"
-        # Fuse the class probabilities; the label is the most probable class and the score P(bullish) - P(bearish),
-        # so the three always agree (see records.label_agrees_with_score).
-        total = sum(weight for _, weight in usable)
-        probabilities = {
-            s.value: sum((r.probabilities or {})[s.value] * w for r, w in usable) / total for s in SENTIMENTS
-        }
+        # The label is the most probable class and the score P(bullish) - P(bearish), so the three always agree (see
+        # records.label_agrees_with_score).
         label = max(SENTIMENTS, key=lambda s: (probabilities[s.value], s is Sentiment.NEUTRAL))
         score = min(1.0, max(-1.0, probabilities["bullish"] - probabilities["bearish"]))
         return Score(
@@ -214,6 +259,21 @@ class Pipeline:
             analyzers=present,
             route=route,
         )
+
+
+def weighted_probabilities(
+    results: Mapping[str, AnalyzerResult | None], fusion: FusionSettings, skip: Collection[str] = ()
+) -> dict[str, float] | None:
+    """The fusion-weighted mean of the usable results' class probabilities (None when there are none)."""
+    usable = [
+        (r, fusion.weight_of(name))
+        for name, r in results.items()
+        if name not in skip and r is not None and r.error is None and r.probabilities and fusion.weight_of(name) > 0
+    ]
+    if not usable:
+        return None
+    total = sum(weight for _, weight in usable)
+    return {s.value: sum((r.probabilities or {})[s.value] * w for r, w in usable) / total for s in SENTIMENTS}
 
 
 _Timed = tuple[Sequence[Prediction | None], float]

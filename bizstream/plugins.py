@@ -10,12 +10,12 @@ import importlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import cast
+from typing import Any
 
 import pluggy
 
 from bizstream import hookspecs
-from bizstream.analyzer import Analyzer
+from bizstream.analyzer import Analyzer, Fuser
 from bizstream.errors import AnalyzerUnavailable, ConfigError
 from bizstream.settings import Settings
 
@@ -23,17 +23,17 @@ log = logging.getLogger(__name__)
 
 PROJECT_NAME = "bizstream"
 ENTRY_POINT_GROUP = "bizstream"
-DEFAULT_PLUGINS: tuple[str, ...] = ("plugins.vader", "plugins.setfit", "plugins.cryptobert")
+DEFAULT_PLUGINS: tuple[str, ...] = ("plugins.vader", "plugins.setfit", "plugins.cryptobert", "plugins.llava", "plugins.sarcasm")
 
 
 @dataclass(frozen=True)
 class AnalyzerStatus:
-    """One analyzer as the host found it at start-up: usable, or not and why."""
+    """One analyzer (or fuser) as the host found it at start-up: usable, or not and why."""
 
     name: str
     plugin: str
     version: str
-    analyzer: Analyzer | None
+    analyzer: Any  # the loaded Analyzer (or Fuser), None when unavailable
     reason: str | None = None
 
     @property
@@ -67,42 +67,52 @@ def get_plugin_manager(settings: Settings, entry_points: bool = True) -> pluggy.
 
 def load_analyzers(pm: pluggy.PluginManager, settings: Settings) -> list[AnalyzerStatus]:
     """Ask every plugin for its analyzers and load each one; failures are reported, never raised."""
+    return _load_all(pm.hook.register_analyzers, settings, Analyzer, "analyze")
+
+
+def load_fusers(pm: pluggy.PluginManager, settings: Settings) -> list[AnalyzerStatus]:
+    """Ask every plugin for its fusers and load each one; failures are reported, never raised."""
+    return _load_all(pm.hook.register_fusers, settings, Fuser, "refine")
+
+
+def _load_all(hook: Any, settings: Settings, protocol: type, method: str) -> list[AnalyzerStatus]:
     statuses: list[AnalyzerStatus] = []
     seen: dict[str, str] = {}
     # Call each implementation on its own: a pluggy hook call stops at the first exception, and isolation is ours.
-    for impl in reversed(pm.hook.register_analyzers.get_hookimpls()):
+    for impl in reversed(hook.get_hookimpls()):
         plugin = impl.plugin_name
         try:
             kwargs = {"settings": settings}
-            analyzers = cast(Sequence[Analyzer], impl.function(**{k: kwargs[k] for k in impl.argnames}) or [])
+            contributed: Sequence[Any] = impl.function(**{k: kwargs[k] for k in impl.argnames}) or []
         except Exception as exc:  # boundary: a broken plugin costs only itself
-            log.exception("plugin %s failed in register_analyzers", plugin)
-            statuses.append(AnalyzerStatus(f"<{plugin}>", plugin, "-", None, f"register_analyzers raised {_describe(exc)}"))
+            log.exception("plugin %s failed in %s", plugin, hook.name)
+            statuses.append(AnalyzerStatus(f"<{plugin}>", plugin, "-", None, f"{hook.name} raised {_describe(exc)}"))
             continue
-        for analyzer in analyzers:
-            statuses.append(_load_one(analyzer, plugin, seen))
+        for item in contributed:
+            statuses.append(_load_one(item, plugin, seen, protocol, method))
     for status in statuses:
         if not status.available:
-            log.warning("analyzer %s (plugin %s) is unavailable: %s", status.name, status.plugin, status.reason)
+            log.warning("%s (plugin %s) is unavailable: %s", status.name, status.plugin, status.reason)
     return statuses
 
 
-def _load_one(analyzer: Analyzer, plugin: str, seen: dict[str, str]) -> AnalyzerStatus:
-    name = getattr(analyzer, "name", None)
-    version = str(getattr(analyzer, "version", "-"))
-    if not isinstance(analyzer, Analyzer) or not isinstance(name, str) or not name:
-        return AnalyzerStatus(repr(name), plugin, version, None, "does not implement the Analyzer protocol (name, version, load, analyze)")
+def _load_one(item: Any, plugin: str, seen: dict[str, str], protocol: type, method: str) -> AnalyzerStatus:
+    loaded: Any = item  # an Analyzer or a Fuser once the isinstance check below has passed
+    name = getattr(item, "name", None)
+    version = str(getattr(item, "version", "-"))
+    if not isinstance(item, protocol) or not isinstance(name, str) or not name:
+        return AnalyzerStatus(repr(name), plugin, version, None, f"does not implement the {protocol.__name__} protocol (name, version, load, {method})")
     if name in seen:
         return AnalyzerStatus(name, plugin, version, None, f"name {name!r} is already used by plugin {seen[name]!r}")
     seen[name] = plugin
     try:
-        analyzer.load()
+        loaded.load()
     except AnalyzerUnavailable as exc:
         return AnalyzerStatus(name, plugin, version, None, str(exc))
     except Exception as exc:  # boundary: report, skip, go on
-        log.exception("analyzer %s failed to load", name)
+        log.exception("%s failed to load", name)
         return AnalyzerStatus(name, plugin, version, None, f"load() raised {_describe(exc)}")
-    return AnalyzerStatus(name, plugin, str(analyzer.version), analyzer)
+    return AnalyzerStatus(name, plugin, str(loaded.version), loaded)
 
 
 def _describe(exc: BaseException) -> str:

@@ -290,6 +290,7 @@ class AnalyzerResult:
     confidence: float | None = None
     probabilities: dict[str, float] | None = None
     error: str | None = None
+    details: dict[str, str | float | bool] | None = None  # what else the analyzer read (see Prediction.details)
 
 
 @dataclass(frozen=True)

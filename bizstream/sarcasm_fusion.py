@@ -6,15 +6,37 @@ Sarcasm evidence, combined as a noisy OR of what is available:
   opposite of the caption;
 - the image model's own answer to "is this post sarcastic?" (LLaVA);
 - the text-only sarcasm classifier (bizstream.learning.sarcasm), for posts without an image.
-When sarcasm_probability reaches ``invert_at`` the text score is inverted before the weighted mean. Weights (text 0.5,
-image 0.3, context 0.1, OCR 0.1 by default) are renormalised over the modalities present.
+When sarcasm_probability reaches ``invert_at`` the text is inverted (its bearish and bullish probabilities swap) before
+the weighted mean. Weights (text 0.5, image 0.3, context 0.1, OCR 0.1 by default) are renormalised over the modalities
+present.
+
+Each modality is a (bearish, neutral, bullish) probability triple, or a bare score s in [-1, +1] read as
+(max(-s, 0), 1 - |s|, max(s, 0)). The mean is taken over the triples, so the fused label is the most probable class
+and the fused score, P(bullish) - P(bearish), is the same weighted mean of the modalities' scores.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from bizstream.records import Sentiment, label_for_score
+from bizstream.records import SENTIMENTS, Sentiment
+
+Probs = tuple[float, float, float]  # bearish, neutral, bullish
+Modality = float | Probs
+
+
+def as_probs(value: Modality) -> Probs:
+    """A modality as a probability triple (a bare score becomes the triple with that score)."""
+    if isinstance(value, tuple):
+        return value
+    s = min(1.0, max(-1.0, float(value)))
+    return (max(-s, 0.0), 1.0 - abs(s), max(s, 0.0))
+
+
+def score_of(value: Modality) -> float:
+    """P(bullish) - P(bearish)."""
+    bearish, _, bullish = as_probs(value)
+    return bullish - bearish
 
 
 @dataclass(frozen=True)
@@ -28,13 +50,12 @@ class FusionWeights:
     incongruity: float = 0.7  # |text - image| above this is incongruous
     incongruity_probability: float = 0.8  # how much an incongruity alone says "sarcastic"
     invert_at: float = 0.7  # sarcasm_probability from which the text score is inverted
-    neutral_band: float = 0.05
 
     def __post_init__(self) -> None:
         for name in ("text", "image", "context", "ocr"):
             if getattr(self, name) < 0:
                 raise ValueError(f"weight {name} must be >= 0, got {getattr(self, name)}")
-        for name in ("incongruity", "incongruity_probability", "invert_at", "neutral_band"):
+        for name in ("incongruity", "incongruity_probability", "invert_at"):
             if not 0 <= getattr(self, name) <= 2:
                 raise ValueError(f"{name} out of range: {getattr(self, name)}")
 
@@ -43,10 +64,10 @@ class FusionWeights:
 class Signals:
     """What the analyzers said about one post; None where a modality or signal is missing."""
 
-    text: float | None = None  # text sentiment score in [-1, +1]
-    image: float | None = None  # the image's sentiment toward the coin
-    context: float | None = None  # e.g. the parent post's score
-    ocr: float | None = None  # sentiment of the text read from the image
+    text: Modality | None = None  # the text's sentiment
+    image: Modality | None = None  # the image's sentiment toward the coin
+    context: Modality | None = None  # e.g. the parent post's score
+    ocr: Modality | None = None  # sentiment of the text read from the image
     image_sarcasm: float | None = None  # the image model's P(sarcastic)
     text_sarcasm: float | None = None  # the text-only classifier's P(sarcastic)
 
@@ -57,7 +78,8 @@ class Fused:
 
     score: float
     label: Sentiment
-    confidence: float
+    confidence: float  # the probability of the label
+    probabilities: dict[str, float]
     sarcasm_probability: float
     inverted: bool
     used: dict[str, float] = field(default_factory=dict)  # modality -> weight actually applied
@@ -66,7 +88,8 @@ class Fused:
 def sarcasm_probability(signals: Signals, weights: FusionWeights) -> float:
     """Noisy OR of the available sarcasm evidence (0 when there is none)."""
     evidence = []
-    if signals.text is not None and signals.image is not None and abs(signals.text - signals.image) > weights.incongruity:
+    if (signals.text is not None and signals.image is not None
+            and abs(score_of(signals.text) - score_of(signals.image)) > weights.incongruity):  # fmt: skip
         evidence.append(weights.incongruity_probability)
     for p in (signals.image_sarcasm, signals.text_sarcasm):
         if p is not None:
@@ -78,24 +101,24 @@ def sarcasm_probability(signals: Signals, weights: FusionWeights) -> float:
 
 
 def fuse(signals: Signals, weights: FusionWeights | None = None) -> Fused:
-    """Weighted mean of the present modalities, text inverted when sarcasm is likely enough."""
+    """Weighted mean of the present modalities' probabilities, the text inverted when sarcasm is likely enough."""
     weights = weights or FusionWeights()
     sarcasm = sarcasm_probability(signals, weights)
     inverted = signals.text is not None and sarcasm >= weights.invert_at
-    parts = {
-        "text": (-signals.text if inverted else signals.text) if signals.text is not None else None,
-        "image": signals.image,
-        "context": signals.context,
-        "ocr": signals.ocr,
-    }
-    used = {name: getattr(weights, name) for name, value in parts.items() if value is not None and getattr(weights, name) > 0}
-    if not used:
+    parts: dict[str, Probs] = {}
+    for name in ("text", "image", "context", "ocr"):
+        value = getattr(signals, name)
+        if value is not None and getattr(weights, name) > 0:
+            parts[name] = as_probs(value)
+    if not parts:
         raise ValueError("nothing to fuse: no modality with a positive weight is present")
-    total = sum(used.values())
-    score = sum((parts[name] or 0.0) * w for name, w in used.items()) / total
-    score = min(1.0, max(-1.0, score))
-    label = label_for_score(score, weights.neutral_band)
-    # Confidence: how far from the neutral band the score is, discounted where the modalities disagree.
-    spread = max((abs(v - score) for v in parts.values() if v is not None), default=0.0)
-    confidence = max(0.0, min(1.0, abs(score) if label is not Sentiment.NEUTRAL else 1 - abs(score))) * (1 - spread / 4)
-    return Fused(score, label, confidence, sarcasm, inverted, {k: v / total for k, v in used.items()})
+    if inverted:
+        bearish, neutral, bullish = parts["text"]
+        parts["text"] = (bullish, neutral, bearish)
+    total = sum(getattr(weights, name) for name in parts)
+    used = {name: getattr(weights, name) / total for name in parts}
+    mean = [sum(parts[name][k] * w for name, w in used.items()) for k in range(3)]
+    probabilities = {s.value: p for s, p in zip(SENTIMENTS, mean, strict=True)}
+    label = max(SENTIMENTS, key=lambda s: (probabilities[s.value], s is Sentiment.NEUTRAL))
+    score = min(1.0, max(-1.0, probabilities["bullish"] - probabilities["bearish"]))
+    return Fused(score, label, probabilities[label.value], probabilities, sarcasm, inverted, used)
