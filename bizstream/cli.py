@@ -495,6 +495,37 @@ def train_cryptobert(
     out.print(f"promoted {m.version}: it serves now" if outcome.promoted else f"not promoted: {outcome.incumbent} keeps serving")
 
 
+@train_app.command("sarcasm")
+def train_sarcasm(
+    file: Annotated[Path, typer.Argument(help="CSV with `text` and `label` (sarcastic / not_sarcastic, or 1 / 0).")],
+    config: ConfigOption = None,
+    output: Annotated[Optional[Path], typer.Option("--out", help="Where to write the head (default: where the sarcasm fuser looks).")] = None,
+) -> None:
+    """Train the text-only sarcasm signal (a balanced logistic-regression head on all-MiniLM-L6-v2 embeddings) that
+    the sarcasm fuser uses for posts without an image."""
+    import csv
+
+    from bizstream.learning.model import TorchEncoder, default_body
+    from bizstream.learning.sarcasm import SarcasmHead
+
+    settings = _settings(config)
+    truth = {"sarcastic": True, "1": True, "true": True, "yes": True,
+             "not_sarcastic": False, "non_sarcastic": False, "0": False, "false": False, "no": False}  # fmt: skip
+    texts, sarcastic = [], []
+    with file.open(newline="", encoding="utf-8") as fh:
+        for number, row in enumerate(csv.DictReader(fh), start=2):
+            label = str(row.get("label", "")).strip().lower()
+            if not row.get("text") or label not in truth:
+                raise BizstreamError(f"{file}:{number}: needs `text` and a `label` in {sorted(truth)}, got {label!r}")
+            texts.append(row["text"])
+            sarcastic.append(truth[label])
+    head = SarcasmHead.fit(TorchEncoder(default_body()).encode(texts), sarcastic, seed=settings.setfit.seed)
+    target = output or settings.broker.cache_path / "models" / "sarcasm" / "head.safetensors"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    head.save(target)
+    out.print(f"trained on {len(texts)} posts ({sum(sarcastic)} sarcastic); wrote {target}")
+
+
 ANALYZERS_WITH_REGISTRIES = ("setfit", "cryptobert")
 AnalyzerOption = Annotated[str, typer.Option("--analyzer", "-a", help="setfit or cryptobert.")]
 

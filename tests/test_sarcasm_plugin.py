@@ -1,0 +1,148 @@
+"""The sarcasm fuser in the pipeline: image incongruity inverts the text, OCR and thread context count, text-only
+posts keep their Score, and a failing fuser costs only its own refinement."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from bizstream.analyzer import Context, Prediction
+from bizstream.llava import Reading
+from bizstream.pipeline import Pipeline
+from bizstream.plugins import get_plugin_manager, load_fusers
+from bizstream.records import Image, Post, Score, Sentiment
+from bizstream.settings import FusionSettings, Settings
+from plugins.llava import prediction_for
+from plugins.sarcasm import SarcasmFuser
+from tests.fixtures.analyzers import ConstantAnalyzer
+
+
+class FakeLlava:
+    """Reads a fixed answer off every post with an image."""
+
+    name = "llava"
+    version = "fake-1"
+
+    def __init__(self, reading: Reading) -> None:
+        self.reading = reading
+
+    def load(self) -> None:
+        """Nothing to load."""
+
+    def analyze(self, posts: Sequence[Post]) -> list[Prediction | None]:
+        """The reading for posts with an image."""
+        return [prediction_for(self.reading) if p.image else None for p in posts]
+
+
+IMAGE = Image(path="meme.png")
+CRASH = Reading(Sentiment.BEARISH, "", False, "strict", 0.8)  # a chart going to zero, no text in it
+
+
+def pipeline(reading: Reading, text_score: float = 0.8, fusers: Sequence[object] | None = None) -> Pipeline:
+    fuser = SarcasmFuser(FusionSettings())
+    fuser.load()
+    return Pipeline([ConstantAnalyzer("vader", text_score), FakeLlava(reading)], FusionSettings(), 5,
+                    fusers=list(fusers) if fusers is not None else [fuser])  # type: ignore[arg-type]  # fmt: skip
+
+
+def test_bullish_text_on_a_crashing_chart_is_sarcasm_and_comes_out_bearish() -> None:
+    (score,) = pipeline(CRASH).score([Post(id="p", text="great investment, very smart", thread_id="t", image=IMAGE)]).scores
+    assert score.label is Sentiment.BEARISH and score.score < -0.5
+    assert score.sarcasm_probability == pytest.approx(0.8)
+    part = score.analyzers["sarcasm"]
+    assert part.details == {"sarcasm_probability": pytest.approx(0.8), "inverted": True, "used": "image,text"}
+
+
+def test_congruent_text_and_image_are_not_inverted() -> None:
+    moon = Reading(Sentiment.BULLISH, "", False, "strict", 0.8)
+    (score,) = pipeline(moon).score([Post(id="p", text="wagmi", thread_id="t", image=IMAGE)]).scores
+    assert score.label is Sentiment.BULLISH and score.sarcasm_probability == 0.0
+    assert score.analyzers["sarcasm"].details["inverted"] is False  # type: ignore[index]
+
+
+def test_llava_saying_sarcastic_is_evidence_on_its_own() -> None:
+    # Text and meme both say "moon" (no incongruity), but LLaVA reads the post as sarcastic.
+    sarcastic = Reading(Sentiment.BULLISH, "", True, "strict", 0.8)
+    (score,) = pipeline(sarcastic).score([Post(id="p", text="so bullish", thread_id="t", image=IMAGE)]).scores
+    assert score.sarcasm_probability == pytest.approx(0.8) and score.label is Sentiment.BEARISH
+
+
+def test_ocr_and_the_parent_post_count_with_their_weights() -> None:
+    said = Reading(Sentiment.BULLISH, "wagmi to the moon", False, "strict", 0.8)
+    posts = [Post(id="parent", text="buy now", thread_id="t"),
+             Post(id="reply", text="agreed", thread_id="t", reply_to="parent", image=IMAGE)]  # fmt: skip
+    parent, reply = pipeline(said).score(posts).scores
+    assert "sarcasm" not in parent.analyzers and parent.sarcasm_probability is None  # text only: left as it was
+    assert reply.analyzers["sarcasm"].details["used"] == "context,image,ocr,text"  # type: ignore[index]
+    # A later batch still finds the parent (the pipeline remembers recent Scores).
+    p = pipeline(said)
+    p.score(posts[:1])
+    (later,) = p.score(posts[1:]).scores
+    assert later.analyzers["sarcasm"].details["used"] == "context,image,ocr,text"  # type: ignore[index]
+
+
+def test_text_only_posts_keep_their_score() -> None:
+    (score,) = pipeline(CRASH).score([Post(id="p", text="gm", thread_id="t")]).scores
+    assert "sarcasm" not in score.analyzers and score.label is Sentiment.BULLISH
+
+
+class Broken:
+    name = "broken"
+    version = "0"
+
+    def __init__(self, how: str) -> None:
+        self.how = how
+
+    def load(self) -> None:
+        """Nothing."""
+
+    def refine(self, items: Sequence[tuple[Post, Score, Context]]) -> list[Score | None]:
+        if self.how == "raise":
+            raise RuntimeError("fuser bug")
+        return [dataclasses.replace(s, label=Sentiment.BEARISH, score=0.9) for _, s, _ in items]  # inconsistent
+
+
+@pytest.mark.parametrize(("how", "error"), [("raise", "RuntimeError: fuser bug"), ("inconsistent", "inconsistent score")])
+def test_a_failing_fuser_costs_only_its_refinement(how: str, error: str) -> None:
+    (score,) = pipeline(CRASH, fusers=[Broken(how)]).score([Post(id="p", text="x", thread_id="t", image=IMAGE)]).scores
+    assert error in (score.analyzers["broken"].error or "")
+    assert score.label is not None and score.post_id == "p"
+
+
+def test_the_plugin_host_loads_the_sarcasm_fuser() -> None:
+    statuses = {s.name: s for s in load_fusers(get_plugin_manager(Settings(), entry_points=False), Settings())}
+    assert statuses["sarcasm"].available and isinstance(statuses["sarcasm"].analyzer, SarcasmFuser)
+
+
+def test_train_sarcasm_writes_the_head_the_fuser_uses_on_text_only_posts(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from bizstream.cli import app
+
+    sarcastic = ["oh great, another rug pull, just what I needed", "wow, losing 90% overnight, best investment ever",
+                 "love how my bags only go down, so fun", "yeah sure, this coin will totally moon, like the last ten"]
+    plain = ["bitcoin closed at 60k today", "the exchange lists a new token on monday",
+             "eth gas fees were lower this week", "i bought some sol and will hold it"]  # fmt: skip
+    data = tmp_path / "sarcasm.csv"
+    data.write_text("text,label\n" + "".join(f'"{t}",sarcastic\n' for t in sarcastic) + "".join(f'"{t}",not_sarcastic\n' for t in plain))
+    head = tmp_path / "head.safetensors"
+    result = CliRunner().invoke(app, ["train", "sarcasm", str(data), "--out", str(head)])
+    assert result.exit_code == 0, result.output
+    assert "trained on 8 posts (4 sarcastic)" in result.output and head.is_file()
+
+    fuser = SarcasmFuser(FusionSettings(), text_model=head)
+    fuser.load()
+    p = Pipeline([ConstantAnalyzer("vader", 0.8)], FusionSettings(), 5, fusers=[fuser])
+    scores = p.score([Post(id=str(i), text=t, thread_id="t") for i, t in enumerate(sarcastic + plain)]).scores
+    probabilities = [s.sarcasm_probability or 0.0 for s in scores]
+    assert all(s.analyzers["sarcasm"].details["used"] == "text" for s in scores)  # type: ignore[index]
+    assert min(probabilities[:4]) > max(probabilities[4:])  # it fits what it was trained on
+    assert [s.label for s in scores[:4]] == [Sentiment.BEARISH if q >= 0.7 else Sentiment.BULLISH for q in probabilities[:4]]
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text("text,label\nhello,maybe\n")
+    result = CliRunner().invoke(app, ["train", "sarcasm", str(bad), "--out", str(head)])
+    assert result.exit_code != 0 and "bad.csv:2" in str(result.exception or result.output)
