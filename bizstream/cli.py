@@ -474,11 +474,10 @@ def train_cryptobert(
 ) -> None:
     """LoRA-fine-tune CryptoBERT (r=16, alpha=32) on the training labels, add the adapter to CryptoBERT's registry,
     and promote it when its held-back accuracy is not worse than the serving model's (trainer.gate_margin)."""
-    from bizstream.learning.cryptobert import train_version
+    from bizstream.learning.cryptobert import DEFAULT_MODEL, train_version
     from bizstream.learning.tracking import log_training
     from bizstream.learning.training import Split
     from bizstream.store.labels import LabelStore
-    from plugins.cryptobert import DEFAULT_MODEL
 
     settings = _settings(config)
     split = Split.from_dataset(LabelStore(settings.store_path).dataset(seed=settings.setfit.seed))

@@ -209,6 +209,7 @@ class TrainerSettings:
     pseudo_threshold: float = 0.95
     pseudo_max_share: float = 0.2  # of each training mix
     recent_posts: int = 20_000  # unlabelled posts kept as the pool pseudo-labels come from
+    cryptobert: bool = False  # each job also LoRA-retrains CryptoBERT (where its weights are) and gates it
 
     def validate(self) -> None:
         _require(self.retrain_after >= 1, f"trainer.retrain_after must be >= 1, got {self.retrain_after}")

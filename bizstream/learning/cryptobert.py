@@ -27,6 +27,7 @@ from bizstream.learning.registry import ModelMetadata, ModelRegistry
 from bizstream.learning.training import Split
 
 log = logging.getLogger(__name__)
+DEFAULT_MODEL = "ElKulako/cryptobert"
 ADAPTER = "adapter"
 ONNX_INT8 = "onnx/model.int8.onnx"
 

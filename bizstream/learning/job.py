@@ -14,7 +14,7 @@ import logging
 import random
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -42,6 +42,7 @@ class JobResult:
     serving: str | None
     metrics: dict[str, float]
     why: str
+    split: Split | None = field(default=None, repr=False)  # what the candidate learned from and was gated on
 
 
 def run_training_job(settings: Settings, reason: str, publish: bool = True) -> JobResult:
@@ -49,6 +50,8 @@ def run_training_job(settings: Settings, reason: str, publish: bool = True) -> J
     store = LabelStore(settings.store_path)
     store.set_state(**{RUNNING: reason})
     result = _train_and_gate(settings, store, reason)  # if this dies, the marker stays and the trainer resumes it
+    if settings.trainer.cryptobert and result.split is not None:
+        _retrain_cryptobert(settings, result.split, reason, publish)
     store.set_state(**{RUNNING: None})
     if result.promoted and publish and result.candidate:
         event = ModelEvent("setfit", result.candidate, str(settings.setfit_registry / "versions" / result.candidate),
@@ -122,10 +125,34 @@ def _train_and_gate(settings: Settings, store: LabelStore, reason: str) -> JobRe
     store.set_state(**{LAST_TRAINED_AT: str(max(r.labeled_at for r in new))})
     if worse:
         log.warning("candidate %s not promoted: %s", candidate.version, "; ".join(worse))
-        return JobResult(candidate.version, False, serving, metrics, "worse on " + "; ".join(worse))
+        return JobResult(candidate.version, False, serving, metrics, "worse on " + "; ".join(worse), split)
     registry.promote(candidate.version)
     log.info("promoted %s (%s, %.1f s): %s", candidate.version, reason, time.time() - started_at, metrics)
-    return JobResult(candidate.version, True, candidate.version, metrics, "not worse than the serving model")
+    return JobResult(candidate.version, True, candidate.version, metrics, "not worse than the serving model", split)
+
+
+def _retrain_cryptobert(settings: Settings, split: Split, reason: str, publish: bool) -> None:
+    """LoRA-retrain CryptoBERT on the same mix (unweighted) and gate it on the recent slice; skipped, with the
+    reason, where its weights are not on this machine."""
+    from bizstream.errors import AnalyzerUnavailable
+    from bizstream.learning.cryptobert import DEFAULT_MODEL, registry_at, train_version
+
+    options = settings.plugins.options_for("cryptobert")
+    registry = registry_at(settings.cryptobert_registry)
+    try:
+        outcome = train_version(registry, str(options.get("model", DEFAULT_MODEL)),
+                                Split(split.train_texts, split.train_labels, split.test_texts, split.test_labels),
+                                seed=settings.setfit.seed, max_length=int(options.get("max_length", 128)),
+                                gate_margin=settings.trainer.gate_margin)  # fmt: skip
+    except AnalyzerUnavailable as exc:
+        log.warning("CryptoBERT not retrained: %s", exc)
+        return
+    log_training(settings, registry, outcome.metadata)
+    m = outcome.metadata
+    if outcome.promoted and publish:
+        event = ModelEvent("cryptobert", m.version, str(registry.version_dir(m.version)), m.metrics,
+                           reason if reason in ("labels", "drift", "manual") else "manual")  # type: ignore[arg-type]  # fmt: skip
+        asyncio.run(_publish_model_event(settings, event))
 
 
 def predict_proba(registry: ModelRegistry, version: str, texts: list[str]) -> np.ndarray:

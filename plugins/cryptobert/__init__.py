@@ -21,12 +21,12 @@ import numpy as np
 from bizstream.analyzer import Prediction
 from bizstream.errors import AnalyzerUnavailable, ConfigError
 from bizstream.hookspecs import hookimpl
-from bizstream.learning.cryptobert import ADAPTER, ONNX_INT8, OnnxClassifier, registry_at
+from bizstream.learning.cryptobert import ADAPTER, DEFAULT_MODEL, ONNX_INT8, OnnxClassifier, registry_at
 from bizstream.records import Post
 from bizstream.settings import Settings
 from plugins.setfit import prediction_from
 
-DEFAULT_MODEL = "ElKulako/cryptobert"
+__all__ = ["DEFAULT_MODEL", "CryptoBertAnalyzer", "register_analyzers"]
 RUNTIMES = ("auto", "torch", "onnx-int8")
 OPTIONS = {"model", "adapter", "registry", "runtime", "max_length", "batch_size"}
 

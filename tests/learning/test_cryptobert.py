@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 
 from bizstream.errors import AnalyzerUnavailable
+from bizstream.learning.registry import ModelMetadata, ModelRegistry
+from bizstream.learning.training import Split
 from bizstream.learning.lora import export_onnx, load_classifier, predict_proba, train_lora, with_adapter
 from bizstream.records import Post
 from plugins.cryptobert import CryptoBertAnalyzer
@@ -144,3 +146,26 @@ def test_train_cryptobert_registers_gates_and_serves_the_onnx_export(tiny: Path,
     assert registry_only.serving_runtime == "onnx-int8"
     bizstream("models", "promote", "--analyzer", "cryptobert", registry.list()[1].version)
     assert v1 in bizstream("models", "rollback", "--analyzer", "cryptobert") and registry.serving() == v1
+
+
+def test_the_trainer_job_retrains_cryptobert_when_asked(
+    tiny: Path, trained: tuple[ModelRegistry, ModelMetadata, Split], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from bizstream.learning.cryptobert import registry_at
+    from bizstream.learning.job import run_training_job
+    from bizstream.store.labels import LabelStore
+    from tests.learning.test_job import label_rows, setup
+
+    settings, setfit_registry = setup(trained, tmp_path)
+    store = LabelStore(settings.store_path)
+    store.add(label_rows(["$BTC", "$ETH", "$SOL", "$DOGE"], flip=False, at=1000.0))
+    missing = settings.replace(trainer={"cryptobert": True}, plugins={"options": {"cryptobert": {"model": str(tmp_path / "none")}}})
+    result = run_training_job(missing, "labels", publish=False)
+    assert result.promoted and "CryptoBERT not retrained: no weights" in caplog.text  # SetFit goes on without it
+
+    store.add(label_rows(["$ADA", "$XRP", "$LINK", "$DOT"], flip=False, at=2000.0))
+    with_weights = settings.replace(trainer={"cryptobert": True}, plugins={"options": {"cryptobert": {"model": str(tiny)}}})
+    run_training_job(with_weights, "labels", publish=False)
+    (version,) = registry_at(with_weights.cryptobert_registry).list()
+    assert version.analyzer == "cryptobert" and version.metrics["train_examples"] > 0 and version.metrics["test_examples"] > 0
+    assert setfit_registry.serving() is not None
