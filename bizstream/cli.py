@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import orjson
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from bizstream.errors import BizstreamError, InvalidRecord
@@ -362,9 +363,9 @@ def plugins(config: ConfigOption = None) -> None:
     for column in table.columns[:4]:
         column.no_wrap = True  # names and versions stay whole (scripts grep them); the reason wraps
     for status in load_analyzers(pm, settings):
-        table.add_row(status.name, status.plugin, status.version, "yes" if status.available else "no", status.reason or "")
+        table.add_row(status.name, status.plugin, status.version, "yes" if status.available else "no", escape(status.reason or ""))
     for status in load_fusers(pm, settings):
-        table.add_row(f"{status.name} (fuser)", status.plugin, status.version, "yes" if status.available else "no", status.reason or "")
+        table.add_row(f"{status.name} (fuser)", status.plugin, status.version, "yes" if status.available else "no", escape(status.reason or ""))
     out.print(table)
     if settings.plugins.disabled:
         out.print(f"disabled in settings: {', '.join(settings.plugins.disabled)}")
@@ -617,7 +618,7 @@ def _pipeline(settings: Settings):  # type: ignore[no-untyped-def]
     fusers = load_fusers(pm, settings)
     for status in statuses + fusers:
         if not status.available:
-            err.print(f"[yellow]{status.name} unavailable:[/] {status.reason}")
+            err.print(f"[yellow]{status.name} unavailable:[/] {escape(status.reason or '')}")
     analyzers = [s.analyzer for s in statuses if s.analyzer is not None]
     if not analyzers:
         raise BizstreamError("no analyzer is available; run `bizstream plugins` to see why")

@@ -73,3 +73,11 @@ def test_produce_without_a_broker_says_what_to_do(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-m", "bizstream", "produce", str(posts)], capture_output=True, text=True, env=env, cwd=ROOT, timeout=60)
     assert result.returncode == 1
     assert "cannot reach Kafka at 127.0.0.1:1" in result.stderr and "bizstream broker start" in result.stderr
+
+
+def test_unavailable_reasons_keep_their_bracketed_setting_names(tmp_path: Path) -> None:
+    env = {"BIZSTREAM_BROKER__CACHE_DIR": str(tmp_path), "PATH": "/usr/bin:/bin", "COLUMNS": "400"}
+    result = subprocess.run([sys.executable, "-m", "bizstream", "plugins"], capture_output=True, text=True, env=env, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    assert "point [plugins.options.cryptobert] model at it" in result.stdout  # not swallowed as rich markup
+    assert "sarcasm (fuser)" in result.stdout
