@@ -100,13 +100,13 @@ class Pipeline:
                 scored_posts.append(post)
             else:
                 unscored.append(Unscored(post, score))
-        if self.fusers and scores:
+        if self.fusers and scores:  # only fusers read the context, so only they pay for remembering it
             scores = self._refine(scored_posts, scores)
-        for score in scores:
-            self._recent[score.post_id] = score
-            self._recent.move_to_end(score.post_id)
-        while len(self._recent) > self.context_posts:
-            self._recent.popitem(last=False)
+            for score in scores:
+                self._recent[score.post_id] = score
+                self._recent.move_to_end(score.post_id)
+            while len(self._recent) > self.context_posts:
+                self._recent.popitem(last=False)
         return BatchResult(scores, unscored)
 
     def _refine(self, posts: list[Post], scores: list[Score]) -> list[Score]:

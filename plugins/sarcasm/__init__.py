@@ -76,41 +76,45 @@ class SarcasmFuser:
     def refine(self, items: Sequence[tuple[Post, Score, Context]]) -> list[Score | None]:
         """A sarcasm-aware Score for each post with an image result or a text sarcasm signal; None for the rest."""
         started = time.perf_counter()
-        text_sarcasm: list[float | None] = [None] * len(items)
+        out: list[Score | None] = [None] * len(items)
+        text_sarcasm: dict[int, float] = {}
         if self._sarcasm_head is not None:
             wanted = [i for i, (post, _, _) in enumerate(items) if post.text.strip()]
             if wanted:
                 p = self._sarcasm_head.probability(self._encoder.encode([items[i][0].text for i in wanted]))
-                for i, value in zip(wanted, p, strict=True):
-                    text_sarcasm[i] = float(value)
-        image_results = [self._image_result(score) for _, score, _ in items]
-        ocr_texts = [str((r.details or {}).get("ocr", "")).strip() if r else "" for r in image_results]
-        ocr_predictions = self._vader.analyze([Post(id=str(i), text=t or ".", thread_id="ocr") for i, t in enumerate(ocr_texts)])
-        out: list[Score | None] = []
-        latency_ms = 1000.0 * (time.perf_counter() - started) / max(len(items), 1)
-        for (_, score, context), image, ocr_text, ocr, sarcasm in zip(items, image_results, ocr_texts, ocr_predictions, text_sarcasm, strict=True):
-            if image is None and sarcasm is None:
-                out.append(None)
-                continue
+                text_sarcasm = {i: float(value) for i, value in zip(wanted, p, strict=True)}
+        images = {i: r for i, (_, score, _) in enumerate(items) if (r := self._image_result(score)) is not None}
+        todo = sorted(images.keys() | text_sarcasm.keys())  # text-only posts without a sarcasm signal: nothing to do
+        if not todo:
+            return out
+        ocr_texts = {i: str((r.details or {}).get("ocr", "")).strip() for i, r in images.items()}
+        ocr_texts = {i: t for i, t in ocr_texts.items() if t}
+        ocr = dict(zip(ocr_texts, self._vader.analyze([Post(id=str(i), text=t, thread_id="ocr") for i, t in ocr_texts.items()]),
+                       strict=True))  # fmt: skip
+        latency_ms = 1000.0 * (time.perf_counter() - started) / len(todo)
+        for i in todo:
+            _, score, context = items[i]
+            image = images.get(i)
             said_sarcastic = (image.details or {}).get("sarcastic") if image else None
+            ocr_prediction = ocr.get(i)
             signals = Signals(
                 text=_probs(weighted_probabilities(score.analyzers, self.fusion, skip={*self.image_analyzers, self.name})),
                 image=_probs(image.probabilities) if image else None,
                 context=_probs(context.parent.probabilities) if context.parent else None,
-                ocr=_probs(dict(ocr.probabilities)) if ocr is not None and ocr_text else None,
-                image_sarcasm=(image.confidence or 0.0) * (1.0 if said_sarcastic else 0.0) if said_sarcastic is not None and image else None,
-                text_sarcasm=sarcasm,
+                ocr=_probs(dict(ocr_prediction.probabilities)) if ocr_prediction is not None else None,
+                image_sarcasm=(image.confidence or 0.0) * float(said_sarcastic) if image and said_sarcastic is not None else None,
+                text_sarcasm=text_sarcasm.get(i),
             )  # fmt: skip
             fused = fuse(signals, self.weights)
             part = AnalyzerResult(self.name, self.version, latency_ms, score=fused.score, label=fused.label,
                                   confidence=fused.confidence, probabilities=fused.probabilities,
                                   details={"sarcasm_probability": fused.sarcasm_probability, "inverted": fused.inverted,
                                            "used": ",".join(sorted(fused.used))})  # fmt: skip
-            out.append(dataclasses.replace(
+            out[i] = dataclasses.replace(
                 score, score=fused.score, label=fused.label, confidence=fused.confidence,
                 probabilities=fused.probabilities, sarcasm_probability=fused.sarcasm_probability,
                 analyzers={**score.analyzers, self.name: part},
-            ))  # fmt: skip
+            )  # fmt: skip
         return out
 
     def _image_result(self, score: Score) -> AnalyzerResult | None:
