@@ -17,7 +17,6 @@ from typing import Any
 
 import orjson
 
-from bizstream.errors import AnalyzerUnavailable
 from bizstream.records import SENTIMENTS, Sentiment
 
 log = logging.getLogger(__name__)
@@ -136,8 +135,8 @@ def load_llava(
     import torch
     from transformers import AutoProcessor, LlavaForConditionalGeneration
 
-    local = Path(model).expanduser()
-    source = str(local) if local.exists() else model
+    from bizstream.learning.lora import offline_weights
+
     kwargs: dict[str, Any] = {"local_files_only": True, "trust_remote_code": False, "use_safetensors": True}
     if quantize_4bit:
         from transformers import BitsAndBytesConfig
@@ -149,14 +148,9 @@ def load_llava(
         kwargs["device_map"] = {"": 0}
     else:
         kwargs["dtype"] = torch.float16 if device.startswith("cuda") else torch.float32
-    try:
+    with offline_weights(model, setting) as source:
         processor: Any = AutoProcessor.from_pretrained(source, local_files_only=True, trust_remote_code=False)  # type: ignore[no-untyped-call]
         llava: Any = LlavaForConditionalGeneration.from_pretrained(source, **kwargs)
-    except (OSError, ValueError) as exc:
-        raise AnalyzerUnavailable(
-            f"no weights for {model!r} on this machine ({type(exc).__name__}); nothing is downloaded at run time: "
-            f"put the model (safetensors) in a folder and point {setting} at it"
-        ) from None
     if not quantize_4bit:
         llava = llava.to(device)
     if adapter is not None:

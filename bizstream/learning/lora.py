@@ -9,7 +9,8 @@ or for the ONNX export.
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -28,22 +29,29 @@ def class_order(id2label: dict[int, str]) -> list[int]:
     return [names[c] for c in CLASSES]
 
 
-def load_classifier(model: str, max_length: int = 128, setting: str = "the model setting") -> tuple[Any, Any]:
-    """(model, tokenizer) from a folder, or from the local hub cache; AnalyzerUnavailable with the reason otherwise."""
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
+@contextmanager
+def offline_weights(model: str, setting: str) -> Iterator[str]:
+    """The source to load ``model`` from (a folder when one exists, else the hub id, for the local cache only); a
+    loading error inside the block becomes AnalyzerUnavailable saying what to configure."""
     local = Path(model).expanduser()
-    source = str(local) if local.exists() else model
     try:
-        tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=True, trust_remote_code=False)
-        classifier = AutoModelForSequenceClassification.from_pretrained(
-            source, local_files_only=True, trust_remote_code=False, use_safetensors=True
-        ).eval()
+        yield str(local) if local.exists() else model
     except (OSError, ValueError) as exc:
         raise AnalyzerUnavailable(
             f"no weights for {model!r} on this machine ({type(exc).__name__}); nothing is downloaded at run time: "
             f"put the model (safetensors) in a folder and point {setting} at it"
         ) from None
+
+
+def load_classifier(model: str, max_length: int = 128, setting: str = "the model setting") -> tuple[Any, Any]:
+    """(model, tokenizer) from a folder, or from the local hub cache; AnalyzerUnavailable with the reason otherwise."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    with offline_weights(model, setting) as source:
+        tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=True, trust_remote_code=False)
+        classifier = AutoModelForSequenceClassification.from_pretrained(
+            source, local_files_only=True, trust_remote_code=False, use_safetensors=True
+        ).eval()
     tokenizer.model_max_length = max_length
     return classifier, tokenizer
 
