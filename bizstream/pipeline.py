@@ -121,8 +121,7 @@ class Pipeline:
                     raise ValueError(f"returned {len(refined)} scores for {len(scores)} posts")
             except Exception as exc:  # boundary: a fuser costs only its own refinement
                 log.warning("fuser %s raised %s: %s", fuser.name, type(exc).__name__, exc)
-                failed = AnalyzerResult(fuser.name, fuser.version, 0.0, error=f"{type(exc).__name__}: {exc}")
-                scores = [dataclasses.replace(s, analyzers={**s.analyzers, fuser.name: failed}) for s in scores]
+                scores = [_with_failure(s, fuser, f"{type(exc).__name__}: {exc}") for s in scores]
                 continue
             scores = [self._accept(fuser, old, new) for old, new in zip(scores, refined, strict=True)]
         return scores
@@ -136,10 +135,7 @@ class Pipeline:
             problem = f"not a Score for post {old.post_id}: {new!r:.80}"
         elif not (-1.0 <= new.score <= 1.0 and 0.0 <= new.confidence <= 1.0 and label_agrees_with_score(new.label, new.score)):
             problem = f"inconsistent score {new.score}, label {new.label}, confidence {new.confidence}"
-        if problem is None:
-            return new
-        failed = AnalyzerResult(fuser.name, fuser.version, 0.0, error=problem)
-        return dataclasses.replace(old, analyzers={**old.analyzers, fuser.name: failed})
+        return new if problem is None else _with_failure(old, fuser, problem)
 
     def is_ambiguous(self, results: dict[str, AnalyzerResult | None]) -> bool:
         """True unless a cheap analyzer is sure enough (routing.min_confidence, min_abs_score) to settle the post."""
@@ -259,6 +255,12 @@ class Pipeline:
             analyzers=present,
             route=route,
         )
+
+
+def _with_failure(score: Score, fuser: Fuser, error: str) -> Score:
+    """The Score unchanged but for a record of why the fuser left it so."""
+    failed = AnalyzerResult(fuser.name, fuser.version, 0.0, error=error)
+    return dataclasses.replace(score, analyzers={**score.analyzers, fuser.name: failed})
 
 
 def weighted_probabilities(

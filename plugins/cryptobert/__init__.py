@@ -13,6 +13,7 @@ runs without it. score = P(bullish) - P(bearish).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ import numpy as np
 from bizstream.analyzer import Prediction
 from bizstream.errors import AnalyzerUnavailable, ConfigError
 from bizstream.hookspecs import hookimpl
+from bizstream.learning.serving import HotSwap
 from bizstream.learning.cryptobert import ADAPTER, DEFAULT_MODEL, ONNX_INT8, OnnxClassifier, registry_at
 from bizstream.records import Post
 from bizstream.settings import Settings
@@ -41,8 +43,20 @@ class _Torch:
         return predict_proba(self.model, self.tokenizer, texts, self.batch_size)
 
 
+@dataclass(frozen=True)
+class Served:
+    """A loaded classifier and what it is."""
+
+    version: str
+    runtime: str
+    classifier: _Torch | OnnxClassifier
+
+
 class CryptoBertAnalyzer:
-    """A sequence classifier with the three sentiment labels: adapter, registry version, or the base model."""
+    """A sequence classifier with the three sentiment labels: adapter, registry version, or the base model.
+
+    Serving from the registry, it swaps to a newly promoted version between batches (bizstream.learning.serving).
+    """
 
     name = "cryptobert"
 
@@ -58,26 +72,42 @@ class CryptoBertAnalyzer:
         self.runtime = runtime
         self.max_length = max_length
         self.batch_size = batch_size
-        self.version = model
-        self.serving_runtime = "-"
-        self._classifier: _Torch | OnnxClassifier | None = None
+        self._fixed: Served | None = None  # the adapter or base model, when no registry version serves
+        self._swap: HotSwap[Served] | None = None
+
+    @property
+    def version(self) -> str:
+        """The version in use."""
+        served = self._served()
+        return served.version if served else self.model_ref
+
+    @property
+    def serving_runtime(self) -> str:
+        """onnx-int8 or torch."""
+        served = self._served()
+        return served.runtime if served else "-"
 
     def load(self) -> None:
         """Load what serves (AnalyzerUnavailable with the reason when its weights are not on this machine)."""
         serving = self.registry.serving() if self.registry and not self.adapter else None
         if serving is not None and self.registry is not None:
-            version_dir = self.registry.version_dir(serving)
-            onnx_ok = (version_dir / ONNX_INT8).is_file()
-            if self.runtime == "onnx-int8" and not onnx_ok:
-                raise AnalyzerUnavailable(f"runtime is onnx-int8 but {version_dir / ONNX_INT8} does not exist")
-            if self.runtime != "torch" and onnx_ok:
-                params = self.registry.metadata(serving).params
-                self._install(OnnxClassifier(version_dir, params, self.batch_size), serving, "onnx-int8")
-                return
-            self._install(self._torch(version_dir / ADAPTER), serving, "torch")
+            self._swap = HotSwap(self.registry, self._load_version, "cryptobert")
+            self._swap.start(serving)
             return
         adapter = Path(self.adapter).expanduser() if self.adapter else None
-        self._install(self._torch(adapter), f"{self.model_ref}+{adapter.name}" if adapter else self.model_ref, "torch")
+        version = f"{self.model_ref}+{adapter.name}" if adapter else self.model_ref
+        self._fixed = Served(version, "torch", self._torch(adapter))
+
+    def _load_version(self, version: str) -> Served:
+        assert self.registry is not None
+        version_dir = self.registry.version_dir(version)
+        onnx_ok = (version_dir / ONNX_INT8).is_file()
+        if self.runtime == "onnx-int8" and not onnx_ok:
+            raise AnalyzerUnavailable(f"runtime is onnx-int8 but {version_dir / ONNX_INT8} does not exist")
+        if self.runtime != "torch" and onnx_ok:
+            params = self.registry.metadata(version).params
+            return Served(version, "onnx-int8", OnnxClassifier(version_dir, params, self.batch_size))
+        return Served(version, "torch", self._torch(version_dir / ADAPTER))
 
     def _torch(self, adapter: Path | None) -> _Torch:
         from bizstream.learning.lora import load_classifier, with_adapter
@@ -87,17 +117,23 @@ class CryptoBertAnalyzer:
             model = with_adapter(model, adapter)
         return _Torch(model, tokenizer, self.batch_size)
 
-    def _install(self, classifier: _Torch | OnnxClassifier, version: str, runtime: str) -> None:
-        self._classifier, self.version, self.serving_runtime = classifier, version, runtime
+    def _served(self) -> Served | None:
+        return self._swap.current if self._swap is not None else self._fixed
+
+    def wait_for_swap(self, timeout_s: float = 60.0) -> None:
+        """Block until a background load (if any) is done; for tests."""
+        if self._swap is not None:
+            self._swap.wait_for_swap(timeout_s)
 
     def analyze(self, posts: Sequence[Post]) -> list[Prediction | None]:
-        """Predict every post with text."""
-        if self._classifier is None:
+        """Predict every post with text (swapping to a newly promoted registry version first, when one is ready)."""
+        served = self._swap.for_batch() if self._swap is not None else self._fixed
+        if served is None:
             raise RuntimeError("CryptoBertAnalyzer.analyze() called before load()")
         wanted = [i for i, p in enumerate(posts) if p.text.strip()]
         out: list[Prediction | None] = [None] * len(posts)
         if wanted:
-            rows = self._classifier.predict_proba([posts[i].text for i in wanted])
+            rows = served.classifier.predict_proba([posts[i].text for i in wanted])
             for i, row in zip(wanted, rows, strict=True):
                 out[i] = prediction_from(row)
         return out

@@ -7,8 +7,6 @@ batches in between keep being scored by the old model, so nothing is dropped.
 
 from __future__ import annotations
 
-import logging
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,10 +17,10 @@ from bizstream.errors import AnalyzerUnavailable
 from bizstream.hookspecs import hookimpl
 from bizstream.learning.model import CLASSES, Head, OnnxEncoder, SentimentModel, TorchEncoder
 from bizstream.learning.registry import ModelRegistry, RegistryError
+from bizstream.learning.serving import HotSwap
 from bizstream.records import Post, Sentiment
 from bizstream.settings import Settings
 
-log = logging.getLogger(__name__)
 ONNX_FILES = {"onnx-fp32": "model.onnx", "onnx-int8": "model.int8.onnx"}
 
 
@@ -64,11 +62,14 @@ class SetfitAnalyzer:
         self.runtime = runtime
         self.batch_size = batch_size
         self.max_seq_length = max_seq_length
-        self.version = "-"
-        self._current: Loaded | None = None
-        self._next: Loaded | None = None
-        self._loading: str | None = None
-        self._lock = threading.Lock()
+        self._swap: HotSwap[Loaded] = HotSwap(
+            self.registry, lambda v: load_version(self.registry, v, runtime, max_seq_length, batch_size), "setfit"
+        )
+
+    @property
+    def version(self) -> str:
+        """The version in use."""
+        return self._swap.version
 
     def load(self) -> None:
         """Load the serving version; unavailable (with what to do) when nothing has been trained and promoted."""
@@ -79,16 +80,13 @@ class SetfitAnalyzer:
                 f"and train one (`bizstream train setfit`)"
             )
         try:
-            self._install(load_version(self.registry, version, self.runtime, self.max_seq_length, self.batch_size))
+            self._swap.start(version)
         except RegistryError as exc:
             raise AnalyzerUnavailable(str(exc)) from None
 
     def analyze(self, posts: Sequence[Post]) -> list[Prediction | None]:
         """Predict every post with text, in batches; swap to a newly promoted version first if one is ready."""
-        self._swap_if_promoted()
-        current = self._current
-        if current is None:
-            raise RuntimeError("SetfitAnalyzer.analyze() called before load()")
+        current = self._swap.for_batch()
         wanted = [i for i, p in enumerate(posts) if p.text.strip()]
         out: list[Prediction | None] = [None] * len(posts)
         if wanted:  # the encoders batch (by length) themselves
@@ -100,42 +98,11 @@ class SetfitAnalyzer:
     @property
     def serving_runtime(self) -> str:
         """The runtime of the version in use."""
-        return self._current.runtime if self._current else "-"
-
-    def _install(self, loaded: Loaded) -> None:
-        self._current = loaded
-        self.version = loaded.version
-        log.info("setfit analyzer serves %s on %s", loaded.version, loaded.runtime)
-
-    def _swap_if_promoted(self) -> None:
-        with self._lock:
-            if self._next is not None:
-                self._install(self._next)
-                self._next = None
-        promoted = self.registry.serving()
-        if promoted is None or promoted == self.version or promoted == self._loading:
-            return
-        self._loading = promoted
-        threading.Thread(target=self._load_in_background, args=(promoted,), name="setfit-loader", daemon=True).start()
-
-    def _load_in_background(self, version: str) -> None:
-        try:
-            loaded = load_version(self.registry, version, self.runtime, self.max_seq_length, self.batch_size)
-        except Exception:  # boundary: keep serving the old version, and say why
-            log.exception("could not load newly promoted SetFit version %s; still serving %s", version, self.version)
-            return
-        finally:
-            self._loading = None
-        with self._lock:
-            self._next = loaded
+        return self._swap.current.runtime if self._swap.current else "-"
 
     def wait_for_swap(self, timeout_s: float = 60.0) -> None:
         """Block until a background load (if any) is done; for tests and benchmarks."""
-        import time
-
-        deadline = time.monotonic() + timeout_s
-        while self._loading is not None and time.monotonic() < deadline:
-            time.sleep(0.05)
+        self._swap.wait_for_swap(timeout_s)
 
 
 def prediction_from(row: Any) -> Prediction:

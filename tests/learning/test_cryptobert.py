@@ -144,7 +144,14 @@ def test_train_cryptobert_registers_gates_and_serves_the_onnx_export(tiny: Path,
     # The ONNX path needs no base weights at all.
     (registry_only := CryptoBertAnalyzer(model=str(tmp_path / "gone"), registry=registry.root)).load()
     assert registry_only.serving_runtime == "onnx-int8"
-    bizstream("models", "promote", "--analyzer", "cryptobert", registry.list()[1].version)
+    v2 = registry.list()[1].version
+    bizstream("models", "promote", "--analyzer", "cryptobert", v2)
+    # A running analyzer swaps between batches: this batch is still v1's, the next (after the load) v2's, which has
+    # no ONNX export (--no-onnx), so it serves on torch.
+    assert all(p is not None for p in onnx.analyze(posts)) and onnx.version == v1
+    onnx.wait_for_swap()
+    assert all(p is not None for p in onnx.analyze(posts))
+    assert (onnx.version, onnx.serving_runtime) == (v2, "torch")
     assert v1 in bizstream("models", "rollback", "--analyzer", "cryptobert") and registry.serving() == v1
 
 
