@@ -107,9 +107,12 @@ class Broken:
 
 @pytest.mark.parametrize(("how", "error"), [("raise", "RuntimeError: fuser bug"), ("inconsistent", "inconsistent score")])
 def test_a_failing_fuser_costs_only_its_refinement(how: str, error: str) -> None:
-    (score,) = pipeline(CRASH, fusers=[Broken(how)]).score([Post(id="p", text="x", thread_id="t", image=IMAGE)]).scores
+    post = Post(id="p", text="x", thread_id="t", image=IMAGE)
+    (score,) = pipeline(CRASH, fusers=[Broken(how)]).score([post]).scores
+    (unrefined,) = pipeline(CRASH, fusers=[]).score([post]).scores
     assert error in (score.analyzers["broken"].error or "")
-    assert score.label is not None and score.post_id == "p"
+    # Everything else is the first-stage Score, as a pipeline without fusers gives it.
+    assert (score.score, score.label, score.probabilities) == (unrefined.score, unrefined.label, unrefined.probabilities)
 
 
 def test_the_plugin_host_loads_the_sarcasm_fuser() -> None:
