@@ -559,7 +559,7 @@ def models_promote(
     version: Annotated[str, typer.Argument(help="The version to serve.")], config: ConfigOption = None,
     analyzer: AnalyzerOption = "setfit",
 ) -> None:  # fmt: skip
-    """Serve VERSION (an atomic switch; SetFit workers pick it up between batches, CryptoBERT's at their next start)."""
+    """Serve VERSION (an atomic switch; running workers pick it up between batches)."""
     _registry(_settings(config), analyzer).promote(version)
     out.print(f"{version} serves now")
 
