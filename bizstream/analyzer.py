@@ -12,12 +12,20 @@ from bizstream.records import SENTIMENTS, Post, Score, Sentiment
 Detail = str | float | bool
 
 
+# How far a prediction's score and confidence may stray from what its probabilities say (float rounding).
+TOLERANCE = 1e-3
+
+
 @dataclass(frozen=True)
 class Prediction:
     """One analyzer's view of one post: score in [-1, +1], its label, confidence in [0, 1], class probabilities.
 
+    The three summaries are derived from the probabilities, always the same way (:meth:`from_probabilities`): the
+    label is the most probable class, the score P(bullish) - P(bearish), the confidence the label's probability.
+    Build predictions with it; :meth:`problem` rejects one whose parts disagree.
+
     ``details`` carries what else the analyzer read from the post, for fusers downstream (LLaVA: ``sarcastic``,
-    ``ocr``, ``parsed``); it travels in the Score's per-analyzer results.
+    ``ocr``, ``parsed``; VADER: ``compound``); it travels in the Score's per-analyzer results.
     """
 
     score: float
@@ -26,24 +34,65 @@ class Prediction:
     probabilities: Mapping[str, float]
     details: Mapping[str, Detail] | None = None
 
+    @classmethod
+    def from_probabilities(
+        cls, probabilities: Mapping[str, float] | Sequence[float], details: Mapping[str, Detail] | None = None
+    ) -> Prediction:
+        """The prediction that (bearish, neutral, bullish) probabilities stand for (a mapping or a row in that order).
+
+        >>> p = Prediction.from_probabilities([0.1, 0.3, 0.6])
+        >>> p.label, round(p.score, 2), p.confidence
+        (<Sentiment.BULLISH: 'bullish'>, 0.5, 0.6)
+        """
+        if isinstance(probabilities, Mapping):
+            probs = {s.value: float(probabilities[s.value]) for s in SENTIMENTS}
+        else:
+            probs = {s.value: float(p) for s, p in zip(SENTIMENTS, probabilities, strict=True)}
+        label = most_probable(probs)
+        return cls(score_of(probs), label, probs[label.value], probs, details)
+
     def problem(self) -> str | None:
-        """Why this prediction is unusable, or None when it is well-formed."""
+        """Why this prediction is unusable, or None when it is well-formed and its parts agree."""
         if not (isinstance(self.score, (int, float)) and math.isfinite(self.score) and -1.0 <= self.score <= 1.0):
             return f"score must be a finite number in [-1, +1], got {self.score!r}"
         if self.label not in SENTIMENTS:
             return f"label must be one of {[s.value for s in SENTIMENTS]}, got {self.label!r}"
         if not (isinstance(self.confidence, (int, float)) and 0.0 <= self.confidence <= 1.0):
             return f"confidence must be in [0, 1], got {self.confidence!r}"
-        if set(self.probabilities) != {s.value for s in SENTIMENTS}:
+        if not isinstance(self.probabilities, Mapping) or set(self.probabilities) != {s.value for s in SENTIMENTS}:
             return f"probabilities must have exactly the keys bearish, neutral, bullish, got {sorted(self.probabilities)}"
-        total = sum(self.probabilities.values())
-        if not all(0.0 <= p <= 1.0 for p in self.probabilities.values()) or abs(total - 1.0) > 1e-3:
-            return f"probabilities must be in [0, 1] and sum to 1, got {dict(self.probabilities)}"
         if self.details is not None and not all(
             isinstance(k, str) and isinstance(v, (str, int, float, bool)) for k, v in self.details.items()
         ):
             return "details must map names to strings, numbers or booleans"
-        return None
+        return disagreement(self.score, Sentiment(self.label), self.confidence, self.probabilities)
+
+
+def most_probable(probabilities: Mapping[str, float]) -> Sentiment:
+    """The most probable class; a tie with neutral goes to neutral, one of bearish and bullish to bearish."""
+    return max(SENTIMENTS, key=lambda s: (probabilities[s.value], s is Sentiment.NEUTRAL))
+
+
+def score_of(probabilities: Mapping[str, float]) -> float:
+    """P(bullish) - P(bearish), clipped to [-1, +1]."""
+    return min(1.0, max(-1.0, probabilities[Sentiment.BULLISH.value] - probabilities[Sentiment.BEARISH.value]))
+
+
+def disagreement(score: float, label: Sentiment, confidence: float, probabilities: Mapping[str, float]) -> str | None:
+    """Why a score, label and confidence do not stand for these probabilities, or None when they do."""
+    values = [probabilities[s.value] for s in SENTIMENTS]
+    if not all(isinstance(p, (int, float)) and math.isfinite(p) and 0.0 <= p <= 1.0 for p in values):
+        return f"probabilities must be in [0, 1] and sum to 1, got {dict(probabilities)}"
+    if abs(sum(values) - 1.0) > TOLERANCE:
+        return f"probabilities must be in [0, 1] and sum to 1, got {dict(probabilities)}"
+    if probabilities[label.value] < max(values) - TOLERANCE:
+        return f"label {label.value} is not the most probable class of {dict(probabilities)}"
+    expected = score_of(probabilities)
+    if abs(score - expected) > TOLERANCE:
+        return f"score {score:.4f} disagrees with the probabilities: P(bullish) - P(bearish) = {expected:.4f}"
+    if abs(confidence - probabilities[label.value]) > TOLERANCE:
+        return f"confidence {confidence:.4f} is not the probability of the label, {probabilities[label.value]:.4f}"
+    return None
 
 
 @runtime_checkable

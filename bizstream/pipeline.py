@@ -24,8 +24,8 @@ from collections.abc import Collection, Mapping, Sequence
 from concurrent.futures import Future, wait
 from dataclasses import dataclass
 
-from bizstream.analyzer import Analyzer, Context, Fuser, Prediction
-from bizstream.records import SENTIMENTS, AnalyzerResult, Post, Route, Score, Sentiment, label_agrees_with_score
+from bizstream.analyzer import Analyzer, Context, Fuser, Prediction, disagreement
+from bizstream.records import SENTIMENTS, AnalyzerResult, Post, Route, Score
 from bizstream.settings import FusionSettings, RoutingSettings
 
 log = logging.getLogger(__name__)
@@ -133,8 +133,8 @@ class Pipeline:
         problem = None
         if not isinstance(new, Score) or new.post_id != old.post_id:
             problem = f"not a Score for post {old.post_id}: {new!r:.80}"
-        elif not (-1.0 <= new.score <= 1.0 and 0.0 <= new.confidence <= 1.0 and label_agrees_with_score(new.label, new.score)):
-            problem = f"inconsistent score {new.score}, label {new.label}, confidence {new.confidence}"
+        else:
+            problem = disagreement(new.score, new.label, new.confidence, new.probabilities)
         return new if problem is None else _with_failure(old, fuser, problem)
 
     def is_ambiguous(self, results: dict[str, AnalyzerResult | None]) -> bool:
@@ -241,17 +241,14 @@ class Pipeline:
         if probabilities is None:
             errors = "; ".join(f"{name}: {r.error}" for name, r in present.items() if r.error) or "none applied"
             return f"no analyzer with a positive fusion weight produced a result ({errors})"
-        # The label is the most probable class and the score P(bullish) - P(bearish), so the three always agree (see
-        # records.label_agrees_with_score).
-        label = max(SENTIMENTS, key=lambda s: (probabilities[s.value], s is Sentiment.NEUTRAL))
-        score = min(1.0, max(-1.0, probabilities["bullish"] - probabilities["bearish"]))
+        fused = Prediction.from_probabilities(probabilities)
         return Score(
             post_id=post.id,
             thread_id=post.thread_id,
-            score=score,
-            label=label,
-            confidence=probabilities[label.value],
-            probabilities=probabilities,
+            score=fused.score,
+            label=fused.label,
+            confidence=fused.confidence,
+            probabilities=dict(fused.probabilities),
             analyzers=present,
             route=route,
         )

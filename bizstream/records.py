@@ -51,28 +51,6 @@ IMAGE_MIME_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/web
 MAX_ID_CHARS = 256
 
 
-def label_for_score(score: float, neutral_band: float) -> Sentiment:
-    """The label a score in [-1, +1] stands for: neutral within ±neutral_band (inclusive), else its sign."""
-    if score > neutral_band:
-        return Sentiment.BULLISH
-    if score < -neutral_band:
-        return Sentiment.BEARISH
-    return Sentiment.NEUTRAL
-
-
-def label_agrees_with_score(label: Sentiment, score: float) -> bool:
-    """The invariant of a fused Score (label = most probable class, score = P(bullish) - P(bearish)).
-
-    Bullish means a positive score and bearish a negative one; neutral, being the most probable class, leaves at
-    most half the probability mass to split between the other two, so its |score| is below 0.5.
-    """
-    if label is Sentiment.BULLISH:
-        return score > 0
-    if label is Sentiment.BEARISH:
-        return score < 0
-    return abs(score) < 0.5
-
-
 def now() -> float:
     """Wall-clock seconds since the epoch, the time unit of every record."""
     return time.time()

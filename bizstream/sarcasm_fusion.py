@@ -19,7 +19,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from bizstream.records import SENTIMENTS, Sentiment
+from bizstream.analyzer import Prediction
+from bizstream.records import Sentiment
 
 Probs = tuple[float, float, float]  # bearish, neutral, bullish
 Modality = float | Probs
@@ -118,7 +119,5 @@ def fuse(signals: Signals, weights: FusionWeights | None = None) -> Fused:
     total = sum(getattr(weights, name) for name in parts)
     used = {name: getattr(weights, name) / total for name in parts}
     mean = [sum(parts[name][k] * w for name, w in used.items()) for k in range(3)]
-    probabilities = {s.value: p for s, p in zip(SENTIMENTS, mean, strict=True)}
-    label = max(SENTIMENTS, key=lambda s: (probabilities[s.value], s is Sentiment.NEUTRAL))
-    score = min(1.0, max(-1.0, probabilities["bullish"] - probabilities["bearish"]))
-    return Fused(score, label, probabilities[label.value], probabilities, sarcasm, inverted, used)
+    p = Prediction.from_probabilities(mean)
+    return Fused(p.score, p.label, p.confidence, dict(p.probabilities), sarcasm, inverted, used)

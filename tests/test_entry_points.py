@@ -29,28 +29,8 @@ def test_installed_package_is_discovered_and_scores(tmp_path: Path) -> None:
         [project.entry-points.bizstream]
         shouty = "bizstream_shouty"
     """))
-    (source / "bizstream_shouty" / "__init__.py").write_text(textwrap.dedent('''
-        from bizstream import Prediction, Sentiment, hookimpl
-
-        class Shouty:
-            """Bullish when a post is written in capitals, bearish otherwise."""
-            name = "shouty"
-            version = "shouty-1"
-            def load(self):
-                pass
-            def analyze(self, posts):
-                out = []
-                for post in posts:
-                    up = post.text.isupper()
-                    label = Sentiment.BULLISH if up else Sentiment.BEARISH
-                    probs = {"bearish": 0.0 if up else 1.0, "neutral": 0.0, "bullish": 1.0 if up else 0.0}
-                    out.append(Prediction(1.0 if up else -1.0, label, 1.0, probs))
-                return out
-
-        @hookimpl
-        def register_analyzers(settings):
-            return [Shouty()]
-    '''))
+    # The README's example plugin, packaged as its own pyproject shows.
+    (source / "bizstream_shouty" / "__init__.py").write_text((ROOT / "docs" / "examples" / "shouty.py").read_text())
     site = tmp_path / "site"
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--target", str(site), str(source)],
@@ -60,7 +40,7 @@ def test_installed_package_is_discovered_and_scores(tmp_path: Path) -> None:
     env["PYTHONPATH"] = os.pathsep.join([str(site), str(ROOT)])
     listing = subprocess.run([sys.executable, "-m", "bizstream", "plugins"], env=env, capture_output=True, text=True)
     assert listing.returncode == 0, listing.stderr
-    assert "bizstream_shouty" in listing.stdout and "shouty-1" in listing.stdout
+    assert "bizstream_shouty" in listing.stdout and "shouty" in listing.stdout
 
     posts = tmp_path / "posts.jsonl"
     posts.write_bytes(b'{"id": "a", "text": "WAGMI"}\n{"id": "b", "text": "wagmi"}\n')
@@ -68,5 +48,5 @@ def test_installed_package_is_discovered_and_scores(tmp_path: Path) -> None:
     scored = subprocess.run([sys.executable, "-m", "bizstream", "score", str(posts)], env=env, capture_output=True)
     assert scored.returncode == 0, scored.stderr
     scores = {s["post_id"]: s for s in map(orjson.loads, scored.stdout.splitlines())}
-    assert scores["a"]["analyzers"]["shouty"]["model_version"] == "shouty-1"
-    assert scores["a"]["label"] == "bullish" and scores["b"]["label"] == "bearish"
+    assert scores["a"]["analyzers"]["shouty"]["model_version"] == "1"
+    assert scores["a"]["label"] == "bullish" and scores["b"]["label"] == "neutral"

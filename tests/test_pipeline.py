@@ -5,7 +5,8 @@ import time
 import pytest
 
 from bizstream.pipeline import Pipeline
-from bizstream.records import Post, Sentiment, label_agrees_with_score
+from bizstream.analyzer import Prediction, disagreement
+from bizstream.records import Post, Sentiment
 from bizstream.settings import FusionSettings, RoutingSettings
 from tests.fixtures.analyzers import ConstantAnalyzer, HangingAnalyzer, RaisingAnalyzer, prediction
 
@@ -55,7 +56,7 @@ def test_malformed_predictions_are_recorded_per_post() -> None:
     class Sloppy(ConstantAnalyzer):
         def analyze(self, posts):  # type: ignore[no-untyped-def]
             out = [prediction(0.5) for _ in posts]
-            out[1] = prediction(0.5).__class__(7.0, Sentiment.BULLISH, 1.0, out[0].probabilities)
+            out[1] = Prediction(7.0, Sentiment.BULLISH, 1.0, out[0].probabilities)
             return out
 
     class Short(ConstantAnalyzer):
@@ -90,9 +91,9 @@ def test_fused_label_score_and_probabilities_always_agree() -> None:
             assert -1.0 <= s.score <= 1.0
             assert s.score == pytest.approx(s.probabilities["bullish"] - s.probabilities["bearish"])
             assert s.label.value == max(s.probabilities, key=s.probabilities.__getitem__)
-            assert label_agrees_with_score(s.label, s.score)
+            assert disagreement(s.score, s.label, s.confidence, s.probabilities) is None
             vader_p = s.analyzers["vader"].probabilities or {}
-            assert s.probabilities["bullish"] == pytest.approx(0.3 * vader_p["bullish"] + 0.7 * (1.0 if a > 0.05 else 0.0))
+            assert s.probabilities["bullish"] == pytest.approx(0.3 * vader_p["bullish"] + 0.7 * max(a, 0.0))
 
 
 def test_cascade_lets_confident_posts_skip_the_expensive_analyzer() -> None:
@@ -100,8 +101,8 @@ def test_cascade_lets_confident_posts_skip_the_expensive_analyzer() -> None:
         """Sure about posts mentioning 'moon', unsure about the rest."""
 
         def analyze(self, posts):  # type: ignore[no-untyped-def]
-            return [prediction(0.9) if "moon" in p.text else prediction(0.0).__class__(0.0, Sentiment.NEUTRAL, 0.4,
-                    {"bearish": 0.3, "neutral": 0.4, "bullish": 0.3}) for p in posts]  # fmt: skip
+            return [prediction(0.9) if "moon" in p.text else Prediction.from_probabilities([0.3, 0.4, 0.3])
+                    for p in posts]  # fmt: skip
 
     class Expensive(ConstantAnalyzer):
         seen: list[str] = []
@@ -116,9 +117,9 @@ def test_cascade_lets_confident_posts_skip_the_expensive_analyzer() -> None:
     result = Pipeline([Cheap("vader", 0), expensive], FusionSettings(), 5, on).score(posts)
     by_id = {s.post_id: s for s in result.scores}
     assert expensive.seen == ["b"]
-    assert by_id["a"].route == "cheap" and set(by_id["a"].analyzers) == {"vader"} and by_id["a"].score == pytest.approx(1.0)
+    assert by_id["a"].route == "cheap" and set(by_id["a"].analyzers) == {"vader"} and by_id["a"].score == pytest.approx(0.9)
     assert by_id["b"].route == "escalated" and set(by_id["b"].analyzers) == {"vader", "setfit"}
-    assert by_id["b"].probabilities["bearish"] == pytest.approx(0.3 * 0.3 + 0.7 * 1.0)
+    assert by_id["b"].probabilities["bearish"] == pytest.approx(0.3 * 0.3 + 0.7 * 0.8)
 
     expensive.seen.clear()
     off = RoutingSettings(cascade=False)

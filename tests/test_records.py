@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from bizstream.errors import InvalidRecord
-from bizstream.records import DeadLetter, Label, Post, Sentiment, label_agrees_with_score, label_for_score
+from bizstream.records import DeadLetter, Label, Post, Sentiment
 from bizstream.settings import LimitSettings
 
 LIMITS = LimitSettings(max_text_chars=100, max_image_bytes=1000, max_message_bytes=10_000)
@@ -78,19 +78,6 @@ def png(width: int, height: int) -> bytes:
     buf = io.BytesIO()
     Image.new("L", (width, height)).save(buf, format="PNG")
     return buf.getvalue()
-
-
-def test_label_agrees_with_score() -> None:
-    assert label_agrees_with_score(Sentiment.BULLISH, 0.01) and not label_agrees_with_score(Sentiment.BULLISH, -0.2)
-    assert label_agrees_with_score(Sentiment.BEARISH, -0.7) and not label_agrees_with_score(Sentiment.BEARISH, 0.0)
-    assert label_agrees_with_score(Sentiment.NEUTRAL, 0.3) and not label_agrees_with_score(Sentiment.NEUTRAL, 0.6)
-
-
-def test_label_for_score_is_symmetric_with_an_inclusive_neutral_band() -> None:
-    assert label_for_score(0.05, 0.05) is Sentiment.NEUTRAL
-    assert label_for_score(0.0501, 0.05) is Sentiment.BULLISH
-    assert label_for_score(-0.0501, 0.05) is Sentiment.BEARISH
-    assert label_for_score(1.0, 0.05) is Sentiment.BULLISH
 
 
 def test_label_ratings_are_validated() -> None:

@@ -7,6 +7,7 @@ from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 from bizstream.errors import ConfigError
 from bizstream.records import Post, Sentiment
+from bizstream.testing import check_analyzer
 from plugins.vader import SLANG_LEXICON, VaderAnalyzer, read_lexicon
 
 
@@ -70,3 +71,17 @@ def test_extra_lexicon_overrides(tmp_path: Path) -> None:
     analyzer = VaderAnalyzer(extra_lexicon=str(extra))
     analyzer.load()
     assert analyzer.predict("this coin is going to moon").label is Sentiment.BEARISH
+
+
+@pytest.mark.parametrize("compound_text", ["moon", "rekt", "ok", "what is this", "not bad", "great, another -40% day"])
+def test_label_follows_vaders_neutral_band_and_compound_is_kept(vader: VaderAnalyzer, compound_text: str) -> None:
+    p = vader.predict(compound_text)
+    compound = float(p.details["compound"]) if p.details else float("nan")
+    band = vader.neutral_band
+    expected = Sentiment.BULLISH if compound > band else Sentiment.BEARISH if compound < -band else Sentiment.NEUTRAL
+    assert p.label is expected
+    assert compound == SentimentIntensityAnalyzer().polarity_scores(compound_text)["compound"] or compound_text in ("moon", "rekt")
+
+
+def test_vader_passes_the_analyzer_checks() -> None:
+    check_analyzer(VaderAnalyzer())

@@ -26,7 +26,6 @@ from bizstream.learning.serving import HotSwap
 from bizstream.learning.cryptobert import ADAPTER, DEFAULT_MODEL, ONNX_INT8, OnnxClassifier, registry_at
 from bizstream.records import Post
 from bizstream.settings import Settings
-from plugins.setfit import prediction_from
 
 __all__ = ["DEFAULT_MODEL", "CryptoBertAnalyzer", "register_analyzers"]
 RUNTIMES = ("auto", "torch", "onnx-int8")
@@ -135,7 +134,7 @@ class CryptoBertAnalyzer:
         if wanted:
             rows = served.classifier.predict_proba([posts[i].text for i in wanted])
             for i, row in zip(wanted, rows, strict=True):
-                out[i] = prediction_from(row)
+                out[i] = Prediction.from_probabilities(row)
         return out
 
 

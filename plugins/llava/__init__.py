@@ -32,19 +32,16 @@ OPTIONS = {"model", "adapter", "force", "device", "quantize_4bit", "max_new_toke
 
 
 def prediction_for(reading: Reading) -> Prediction:
-    """The label gets the reading's confidence, the other two share the rest; nothing read = uniform."""
+    """The class read gets the reading's confidence, the other two share the rest; nothing read = uniform."""
     if reading.sentiment is None:
         probabilities = {s.value: 1.0 / 3.0 for s in SENTIMENTS}
-        label = SENTIMENTS[1]
     else:
         rest = (1.0 - reading.confidence) / 2.0
         probabilities = {s.value: reading.confidence if s is reading.sentiment else rest for s in SENTIMENTS}
-        label = reading.sentiment
     details: dict[str, str | float | bool] = {"parsed": reading.parsed, "ocr": reading.ocr}
     if reading.sarcastic is not None:
         details["sarcastic"] = reading.sarcastic
-    score = probabilities["bullish"] - probabilities["bearish"]
-    return Prediction(score, label, probabilities[label.value], probabilities, details)
+    return Prediction.from_probabilities(probabilities, details)
 
 
 class LlavaAnalyzer:

@@ -15,10 +15,10 @@ from typing import Any
 from bizstream.analyzer import Prediction
 from bizstream.errors import AnalyzerUnavailable
 from bizstream.hookspecs import hookimpl
-from bizstream.learning.model import CLASSES, Head, OnnxEncoder, SentimentModel, TorchEncoder
+from bizstream.learning.model import Head, OnnxEncoder, SentimentModel, TorchEncoder
 from bizstream.learning.registry import ModelRegistry, RegistryError
 from bizstream.learning.serving import HotSwap
-from bizstream.records import Post, Sentiment
+from bizstream.records import Post
 from bizstream.settings import Settings
 
 ONNX_FILES = {"onnx-fp32": "model.onnx", "onnx-int8": "model.int8.onnx"}
@@ -92,7 +92,7 @@ class SetfitAnalyzer:
         if wanted:  # the encoders batch (by length) themselves
             probabilities = current.model.predict_proba([posts[i].text for i in wanted])
             for i, row in zip(wanted, probabilities, strict=True):
-                out[i] = prediction_from(row)
+                out[i] = Prediction.from_probabilities(row)
         return out
 
     @property
@@ -103,14 +103,6 @@ class SetfitAnalyzer:
     def wait_for_swap(self, timeout_s: float = 60.0) -> None:
         """Block until a background load (if any) is done; for tests and benchmarks."""
         self._swap.wait_for_swap(timeout_s)
-
-
-def prediction_from(row: Any) -> Prediction:
-    """A Prediction from one row of (bearish, neutral, bullish) probabilities."""
-    probabilities = {c: float(p) for c, p in zip(CLASSES, row, strict=True)}
-    label = max(probabilities, key=probabilities.__getitem__)
-    score = probabilities["bullish"] - probabilities["bearish"]
-    return Prediction(min(1.0, max(-1.0, score)), Sentiment(label), probabilities[label], probabilities)
 
 
 @hookimpl(trylast=True)

@@ -1,8 +1,10 @@
 """VADER with a crypto / /biz/ slang lexicon: fast, rule-based, no model weights.
 
-VADER's compound score (in [-1, +1]) is the analyzer's score; its label uses VADER's usual neutral band (±0.05).
 Probabilities are a softmax over ``sharpness * (compound - band)`` for bullish, ``sharpness * (-compound - band)``
-for bearish and 0 for neutral, so the most probable class is always the label and confidence grows with |compound|.
+for bearish and 0 for neutral, where compound is VADER's score in [-1, +1] and band its usual neutral band (±0.05):
+the label is bullish above the band, bearish below it, neutral within, and confidence grows with |compound|. Like
+every analyzer's, the score is P(bullish) - P(bearish) (``Prediction.from_probabilities``); VADER's compound is kept
+in the prediction's details.
 
 Options (``[plugins.options.vader]`` in config/settings.toml): ``neutral_band`` (0.05), ``sharpness`` (5.0),
 ``extra_lexicon`` (a path to another file in slang.txt's format, read after it).
@@ -18,7 +20,7 @@ from typing import Any
 from bizstream.analyzer import Prediction
 from bizstream.errors import AnalyzerUnavailable, ConfigError
 from bizstream.hookspecs import hookimpl
-from bizstream.records import Post, Sentiment, label_for_score
+from bizstream.records import Post, Sentiment
 from bizstream.settings import Settings
 
 SLANG_LEXICON = Path(__file__).with_name("slang.txt")
@@ -80,9 +82,8 @@ class VaderAnalyzer:
         return [self.predict(post.text) if post.text.strip() else None for post in posts]
 
     def predict(self, text: str) -> Prediction:
-        """The prediction for one text."""
+        """The prediction for one text; VADER's own compound score travels in its details."""
         compound = float(self._sia.polarity_scores(text)["compound"])
-        label = label_for_score(compound, self.neutral_band)
         logits = {
             Sentiment.BEARISH.value: self.sharpness * (-compound - self.neutral_band),
             Sentiment.NEUTRAL.value: 0.0,
@@ -91,8 +92,7 @@ class VaderAnalyzer:
         peak = max(logits.values())
         exps = {k: math.exp(v - peak) for k, v in logits.items()}
         total = sum(exps.values())
-        probabilities = {k: v / total for k, v in exps.items()}
-        return Prediction(compound, label, probabilities[label.value], probabilities)
+        return Prediction.from_probabilities({k: v / total for k, v in exps.items()}, {"compound": compound})
 
 
 @hookimpl(trylast=True)

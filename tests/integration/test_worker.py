@@ -7,7 +7,8 @@ import base64
 import orjson
 import pytest
 
-from bizstream.records import Sentiment, label_agrees_with_score
+from bizstream.analyzer import disagreement
+from bizstream.records import Sentiment
 from bizstream.stream import topics
 from tests.integration.conftest import Cluster, post_bytes, scores_by_id
 
@@ -26,7 +27,7 @@ def test_every_post_gets_exactly_one_score(cluster: Cluster) -> None:
     assert sorted(s["post_id"] for s in scores) == sorted(f"p{i}" for i in range(n))
     for message, s in zip(messages, scores, strict=True):
         assert -1.0 <= s["score"] <= 1.0
-        assert label_agrees_with_score(Sentiment(s["label"]), s["score"])
+        assert disagreement(s["score"], Sentiment(s["label"]), s["confidence"], s["probabilities"]) is None
         assert s["label"] == max(s["probabilities"], key=s["probabilities"].__getitem__)
         assert message.key == s["thread_id"].encode()  # keyed by thread id
         assert s["analyzers"]["vader"]["error"] is None
