@@ -26,19 +26,23 @@ sys.path.insert(0, str(ROOT))
 
 from sklearn.metrics import accuracy_score, f1_score  # noqa: E402
 
-from bizstream.learning.model import CLASSES, default_body  # noqa: E402
+from bizstream.learning.dataset import Split
+from bizstream.learning.embeddings import default_body
 from bizstream.learning.registry import ModelRegistry  # noqa: E402
-from bizstream.learning.training import PROFILES, Split, train_full  # noqa: E402
 from bizstream.pipeline import Pipeline  # noqa: E402
-from bizstream.records import Post  # noqa: E402
+from bizstream.records import (
+    SENTIMENTS,  # noqa: E402
+    Post,  # noqa: E402
+)
 from bizstream.settings import RoutingSettings, Settings  # noqa: E402
-from plugins.setfit import SetfitAnalyzer  # noqa: E402
-from plugins.vader import VaderAnalyzer  # noqa: E402
+from bizstream_plugins.setfit.analyzer import SetfitAnalyzer  # noqa: E402
+from bizstream_plugins.setfit.training import PROFILES, train_full  # noqa: E402
+from bizstream_plugins.vader.analyzer import VaderAnalyzer  # noqa: E402
 
 
 def read(path: Path, seed: int) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
     with path.open(newline="", encoding="utf-8") as fh:
-        rows = [r for r in csv.DictReader(fh) if r["label"] in CLASSES]
+        rows = [r for r in csv.DictReader(fh) if r["label"] in SENTIMENTS]
     if rows and "split" in rows[0]:
         train = [(r["text"], r["label"]) for r in rows if r["split"] == "train"]
         test = [(r["text"], r["label"]) for r in rows if r["split"] != "train"]
@@ -52,7 +56,7 @@ def read(path: Path, seed: int) -> tuple[list[tuple[str, str]], list[tuple[str, 
 def sample(train: list[tuple[str, str]], k: int, seed: int) -> list[tuple[str, str]]:
     rnd = random.Random(seed)
     out = []
-    for label in CLASSES:
+    for label in SENTIMENTS:
         pool = [p for p in train if p[1] == label]
         out += rnd.sample(pool, min(k, len(pool)))
     return out
@@ -61,7 +65,7 @@ def sample(train: list[tuple[str, str]], k: int, seed: int) -> list[tuple[str, s
 def metrics(truth: list[str], predicted: list[str]) -> dict[str, float]:
     return {
         "accuracy": round(float(accuracy_score(truth, predicted)), 4),
-        "macro_f1": round(float(f1_score(truth, predicted, labels=list(CLASSES), average="macro", zero_division=0)), 4),
+        "macro_f1": round(float(f1_score(truth, predicted, labels=[s.value for s in SENTIMENTS], average="macro", zero_division=0)), 4),
     }
 
 

@@ -4,7 +4,7 @@ oracle that labels whatever each strategy asks for.
     .venv/bin/python bench/active_learning.py --data ../shared/data/twitter_financial_news.csv [--seeds 3]
 
 The model is the one the fast path trains: a logistic-regression head on frozen all-MiniLM-L6-v2 embeddings
-(bizstream.learning.model.Head). Every strategy starts from the same 25 random labels; at 50, 100, 200, 400 and
+(bizstream_plugins.setfit.model.Head). Every strategy starts from the same 25 random labels; at 50, 100, 200, 400 and
 800 labels the head is refit and scored on the held-out part. Prints JSON: accuracy and macro-F1 per budget,
 strategy and seed, their means, the area under each mean accuracy curve (over log2 of the budget, normalised to
 [0, 1]), and the budget random needs to reach what hybrid reaches with 200.
@@ -31,7 +31,9 @@ from accuracy import read  # noqa: E402
 from sklearn.metrics import accuracy_score, f1_score  # noqa: E402
 
 from bizstream.learning.acquisition import entropy_acquisition, hybrid_acquisition, random_acquisition  # noqa: E402
-from bizstream.learning.model import CLASSES, Head, TorchEncoder, default_body  # noqa: E402
+from bizstream.learning.embeddings import TorchEncoder, default_body
+from bizstream.records import SENTIMENTS  # noqa: E402
+from bizstream_plugins.setfit.model import Head
 
 BUDGETS = [25, 50, 100, 200, 400, 800]
 CANDIDATES = 3000  # each acquisition looks at this many random unlabelled posts (k-means on the whole pool is slow)
@@ -53,10 +55,10 @@ def curve(strategy: str, seed: int, x: np.ndarray, y: list[str], x_test: np.ndar
     points = []
     for budget_index, budget in enumerate(BUDGETS):
         head = Head.fit(x[labelled], [y[i] for i in labelled], seed=seed)
-        predicted = [CLASSES[i] for i in head.predict_proba(x_test).argmax(axis=1)]
+        predicted = [SENTIMENTS[i].value for i in head.predict_proba(x_test).argmax(axis=1)]
         points.append({
             "labels": budget, "accuracy": round(float(accuracy_score(y_test, predicted)), 4),
-            "macro_f1": round(float(f1_score(y_test, predicted, labels=list(CLASSES), average="macro", zero_division=0)), 4),
+            "macro_f1": round(float(f1_score(y_test, predicted, labels=[s.value for s in SENTIMENTS], average="macro", zero_division=0)), 4),
         })  # fmt: skip
         if budget_index + 1 == len(BUDGETS):
             break

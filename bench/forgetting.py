@@ -27,12 +27,13 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from accuracy import read, sample  # noqa: E402
 
+from bizstream.learning.embeddings import TorchEncoder, default_body
 from bizstream.learning.job import accuracy, run_training_job  # noqa: E402
-from bizstream.learning.model import Head, TorchEncoder, default_body  # noqa: E402
 from bizstream.learning.registry import ModelMetadata, ModelRegistry  # noqa: E402
 from bizstream.records import Sentiment  # noqa: E402
 from bizstream.settings import Settings  # noqa: E402
 from bizstream.store.labels import LabelRow, LabelStore  # noqa: E402
+from bizstream_plugins.setfit.model import Head  # noqa: E402
 
 
 def bootstrap(registry: ModelRegistry, texts: list[str], labels: list[str]) -> str:

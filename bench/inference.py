@@ -26,16 +26,18 @@ import orjson
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bizstream.export.onnx import export_version, quantize  # noqa: E402
-from bizstream.learning.model import OnnxEncoder, default_body  # noqa: E402
+from bizstream.export.onnx import quantize
+from bizstream.learning.dataset import Split
+from bizstream.learning.embeddings import OnnxEncoder, default_body  # noqa: E402
 from bizstream.learning.registry import ModelRegistry  # noqa: E402
-from bizstream.learning.training import PROFILES, Split, train_full  # noqa: E402
 from bizstream.pipeline import Pipeline  # noqa: E402
 from bizstream.records import Post  # noqa: E402
 from bizstream.settings import RoutingSettings, Settings  # noqa: E402
 from bizstream.store.labels import LabelStore  # noqa: E402
-from plugins.setfit import SetfitAnalyzer, load_version  # noqa: E402
-from plugins.vader import VaderAnalyzer  # noqa: E402
+from bizstream_plugins.setfit.analyzer import SetfitAnalyzer, load_version  # noqa: E402
+from bizstream_plugins.setfit.export import export_version  # noqa: E402
+from bizstream_plugins.setfit.training import PROFILES, train_full  # noqa: E402
+from bizstream_plugins.vader.analyzer import VaderAnalyzer  # noqa: E402
 
 
 def texts_from(path: Path | None, n: int) -> list[str]:

@@ -3,7 +3,7 @@
     .venv/bin/python bench/sarcasm.py --data ../shared/data/isarcasmeval_en.csv
 
 A logistic-regression head (balanced classes) on frozen all-MiniLM-L6-v2 embeddings
-(bizstream.learning.sarcasm.SarcasmHead). Prints JSON with F1, precision and recall on the sarcastic class at the
+(bizstream_plugins.sarcasm.model.SarcasmHead). Prints JSON with F1, precision and recall on the sarcastic class at the
 0.5 threshold, and at the regularisation C and threshold chosen by 5-fold cross-validation on the train split only
 (the test split is never used to choose). Anchor: the best iSarcasmEval 2022 system reached
 0.605.
@@ -24,8 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sklearn.metrics import f1_score, precision_score, recall_score  # noqa: E402
 
-from bizstream.learning.model import TorchEncoder, default_body  # noqa: E402
-from bizstream.learning.sarcasm import SarcasmHead  # noqa: E402
+from bizstream.learning.embeddings import TorchEncoder, default_body  # noqa: E402
+from bizstream_plugins.sarcasm.model import SarcasmHead  # noqa: E402
 
 
 def main() -> None:

@@ -50,7 +50,7 @@ def make_posts(n: int, prefix: str) -> list[tuple[bytes, bytes]]:
 
 
 def in_process(settings: Settings, records: list[tuple[bytes, bytes]]) -> float:
-    statuses = load_analyzers(get_plugin_manager(settings, entry_points=False), settings)
+    statuses = load_analyzers(get_plugin_manager(settings, third_party=False), settings)
     pipeline = Pipeline([s.analyzer for s in statuses if s.analyzer], settings.fusion, settings.worker.analyzer_timeout_s)
     size = settings.worker.batch_size
     started = time.perf_counter()

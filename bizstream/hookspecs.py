@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from bizstream.analyzer import Analyzer, Fuser
     from bizstream.settings import Settings
 
@@ -24,5 +26,9 @@ def register_analyzers(settings: Settings) -> list[Analyzer]:
 
 
 @hookspec
-def register_fusers(settings: Settings) -> list[Fuser]:
-    """Fusers this plugin contributes: they refine fused Scores after every analyzer has run (e.g. sarcasm)."""
+def register_fusers(settings: Settings, analyzers: Mapping[str, Analyzer]) -> list[Fuser]:
+    """Fusers this plugin contributes: they refine fused Scores after every analyzer has run (e.g. sarcasm).
+
+    Called once at start-up, after the analyzers have loaded; ``analyzers`` are the available ones by name, for a fuser
+    that needs to score text itself (e.g. the text read from an image) without importing another plugin.
+    """

@@ -1,14 +1,20 @@
-"""Builds the plugin manager: built-in plugins from DEFAULT_PLUGINS, third-party ones from the entry-point group.
+"""Builds the plugin manager and loads what plugins contribute.
 
-Nothing is loaded at import time. A plugin whose hook raises, or an analyzer whose ``load()`` fails, is reported as
-unavailable with the reason and skipped; the rest run.
+Every plugin, built-in or not, is found through the entry-point group ``bizstream`` (the built-ins are bizstream's own
+entry points, under the import name ``bizstream_plugins``); modules named in ``plugins.load`` are added to them, and
+``plugins.disabled`` blocks any by name. Nothing is loaded at import time.
+
+Loading is isolated per plugin and per analyzer: a hook that raises, or an analyzer whose ``load()`` fails, is
+reported as unavailable with the reason and skipped, and the rest run — except a :class:`ConfigError`, which means
+the settings are wrong and stops start-up with its message (bad configuration never waits for the first message).
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,14 +22,15 @@ import pluggy
 
 from bizstream import hookspecs
 from bizstream.analyzer import Analyzer, Fuser
-from bizstream.errors import AnalyzerUnavailable, ConfigError
+from bizstream.errors import AnalyzerUnavailable, BizstreamError, ConfigError
+from bizstream.pipeline import Pipeline
 from bizstream.settings import Settings
 
 log = logging.getLogger(__name__)
 
 PROJECT_NAME = "bizstream"
 ENTRY_POINT_GROUP = "bizstream"
-DEFAULT_PLUGINS: tuple[str, ...] = ("plugins.vader", "plugins.setfit", "plugins.cryptobert", "plugins.llava", "plugins.sarcasm")
+BUILTIN_DISTRIBUTION = "bizstream"  # the distribution whose entry points are the built-in plugins
 
 
 @dataclass(frozen=True)
@@ -42,16 +49,24 @@ class AnalyzerStatus:
         return self.analyzer is not None
 
 
-def get_plugin_manager(settings: Settings, entry_points: bool = True) -> pluggy.PluginManager:
-    """A plugin manager with the hook specs, the built-in plugins and (optionally) the installed third-party ones."""
+def get_plugin_manager(settings: Settings, third_party: bool = True) -> pluggy.PluginManager:
+    """A plugin manager with the hook specs and every plugin of the entry-point group (only bizstream's own when
+    ``third_party`` is False), plus the modules in ``plugins.load``."""
     pm = pluggy.PluginManager(PROJECT_NAME)
     pm.add_hookspecs(hookspecs)
     for name in settings.plugins.disabled:
         pm.set_blocked(name)
-    for module_name in DEFAULT_PLUGINS:
-        name = module_name.rpartition(".")[2]
-        if not pm.is_blocked(name):
-            pm.register(importlib.import_module(module_name), name=name)
+    found_builtins = False
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        builtin = ep.dist is not None and ep.dist.name == BUILTIN_DISTRIBUTION
+        found_builtins |= builtin
+        if (builtin or third_party) and not pm.is_blocked(ep.name) and pm.get_plugin(ep.name) is None:
+            pm.register(ep.load(), name=ep.name)
+    if not found_builtins:
+        raise ConfigError(
+            "bizstream's built-in plugins are not registered: its package metadata is missing or stale; "
+            "install it (scripts/install.sh, or pip install -e .)"
+        )
     for module_name in settings.plugins.load:
         if not pm.is_blocked(module_name):
             try:
@@ -59,31 +74,51 @@ def get_plugin_manager(settings: Settings, entry_points: bool = True) -> pluggy.
             except ImportError as exc:
                 raise ConfigError(f"plugins.load names {module_name!r}, which cannot be imported: {exc}") from None
             pm.register(module, name=module_name)
-    if entry_points:
-        pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
     pm.check_pending()
     return pm
 
 
 def load_analyzers(pm: pluggy.PluginManager, settings: Settings) -> list[AnalyzerStatus]:
-    """Ask every plugin for its analyzers and load each one; failures are reported, never raised."""
-    return _load_all(pm.hook.register_analyzers, settings, Analyzer, "analyze")
+    """Ask every plugin for its analyzers and load each one; failures are reported (ConfigError is raised)."""
+    return _load_all(pm.hook.register_analyzers, {"settings": settings}, Analyzer, "analyze")
 
 
-def load_fusers(pm: pluggy.PluginManager, settings: Settings) -> list[AnalyzerStatus]:
-    """Ask every plugin for its fusers and load each one; failures are reported, never raised."""
-    return _load_all(pm.hook.register_fusers, settings, Fuser, "refine")
+def load_fusers(
+    pm: pluggy.PluginManager, settings: Settings, analyzers: Mapping[str, Analyzer] | None = None
+) -> list[AnalyzerStatus]:
+    """Ask every plugin for its fusers, handing them the available analyzers, and load each one."""
+    kwargs = {"settings": settings, "analyzers": dict(analyzers or {})}
+    return _load_all(pm.hook.register_fusers, kwargs, Fuser, "refine")
 
 
-def _load_all(hook: Any, settings: Settings, protocol: type, method: str) -> list[AnalyzerStatus]:
+def load_pipeline(
+    settings: Settings, third_party: bool = True, report: Callable[[AnalyzerStatus], None] | None = None
+) -> Pipeline:
+    """The pipeline the worker and ``bizstream score`` run: every available analyzer and fuser. ``report`` sees each
+    unavailable one; BizstreamError when no analyzer at all is available."""
+    pm = get_plugin_manager(settings, third_party)
+    statuses = load_analyzers(pm, settings)
+    analyzers = {s.name: s.analyzer for s in statuses if s.available}
+    fusers = load_fusers(pm, settings, analyzers)
+    for status in statuses + fusers:
+        if not status.available and report is not None:
+            report(status)
+    if not analyzers:
+        raise BizstreamError("no analyzer is available; run `bizstream plugins` to see why")
+    return Pipeline(list(analyzers.values()), settings.fusion, settings.worker.analyzer_timeout_s, settings.routing,
+                    fusers=[f.analyzer for f in fusers if f.available])  # fmt: skip
+
+
+def _load_all(hook: Any, kwargs: dict[str, Any], protocol: type, method: str) -> list[AnalyzerStatus]:
     statuses: list[AnalyzerStatus] = []
     seen: dict[str, str] = {}
     # Call each implementation on its own: a pluggy hook call stops at the first exception, and isolation is ours.
     for impl in reversed(hook.get_hookimpls()):
         plugin = impl.plugin_name
         try:
-            kwargs = {"settings": settings}
             contributed: Sequence[Any] = impl.function(**{k: kwargs[k] for k in impl.argnames}) or []
+        except ConfigError as exc:  # the settings are wrong: stop here, with the plugin's own message
+            raise ConfigError(f"plugin {plugin}: {exc}") from exc
         except Exception as exc:  # boundary: a broken plugin costs only itself
             log.exception("plugin %s failed in %s", plugin, hook.name)
             statuses.append(AnalyzerStatus(f"<{plugin}>", plugin, "-", None, f"{hook.name} raised {_describe(exc)}"))
@@ -109,6 +144,8 @@ def _load_one(item: Any, plugin: str, seen: dict[str, str], protocol: type, meth
         loaded.load()
     except AnalyzerUnavailable as exc:
         return AnalyzerStatus(name, plugin, version, None, str(exc))
+    except ConfigError as exc:
+        raise ConfigError(f"{name} (plugin {plugin}): {exc}") from exc
     except Exception as exc:  # boundary: report, skip, go on
         log.exception("%s failed to load", name)
         return AnalyzerStatus(name, plugin, version, None, f"load() raised {_describe(exc)}")

@@ -231,7 +231,8 @@ def _image(value: Any, limits: LimitSettings, where: str) -> Image | None:
 
 def _check_pixels(data: bytes, limits: LimitSettings, where: str) -> None:
     """Read only the image header (Pillow opens lazily) and refuse images with too many pixels."""
-    from PIL import Image as PILImage, UnidentifiedImageError
+    from PIL import Image as PILImage
+    from PIL import UnidentifiedImageError
 
     try:
         with PILImage.open(io.BytesIO(data)) as image:

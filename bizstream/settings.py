@@ -13,7 +13,7 @@ import dataclasses
 import os
 import tomllib
 import typing
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -136,12 +136,16 @@ class PluginSettings:
     load: list[str] = field(default_factory=list)  # extra plugin modules, by import name
     options: dict[str, Any] = field(default_factory=dict)
 
-    def options_for(self, plugin: str) -> dict[str, Any]:
-        """The option table of one plugin (empty when none is set)."""
+    def options_for(self, plugin: str, allowed: Collection[str] | None = None) -> dict[str, Any]:
+        """A copy of the option table of one plugin (empty when none is set); ConfigError names any key outside
+        ``allowed`` (when given)."""
         value = self.options.get(plugin, {})
         if not isinstance(value, dict):
             raise ConfigError(f"plugins.options.{plugin} must be a table, got {value!r}")
-        return value
+        unknown = set(value) - set(allowed) if allowed is not None else set()
+        if unknown:
+            raise ConfigError(f"unknown option(s) {sorted(unknown)} in [plugins.options.{plugin}]; known: {sorted(allowed or ())}")
+        return dict(value)
 
     def validate(self) -> None:
         for name, value in self.options.items():

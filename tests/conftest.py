@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from bizstream.learning.model import default_body
+from bizstream.learning.dataset import Split
+from bizstream.learning.embeddings import default_body
 from bizstream.learning.registry import ModelMetadata, ModelRegistry
-from bizstream.learning.training import Split, TrainProfile, train_full
 from bizstream.settings import Settings
+from bizstream_plugins.setfit.training import TrainProfile, train_full
 
 ROOT = Path(__file__).resolve().parent.parent
 

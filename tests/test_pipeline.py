@@ -4,8 +4,8 @@ import time
 
 import pytest
 
-from bizstream.pipeline import Pipeline
 from bizstream.analyzer import Prediction, disagreement
+from bizstream.pipeline import Pipeline
 from bizstream.records import Post, Sentiment
 from bizstream.settings import FusionSettings, RoutingSettings
 from tests.fixtures.analyzers import ConstantAnalyzer, HangingAnalyzer, RaisingAnalyzer, prediction
@@ -79,7 +79,7 @@ def test_post_no_analyzer_could_score_is_returned_unscored() -> None:
 
 
 def test_fused_label_score_and_probabilities_always_agree() -> None:
-    from plugins.vader import VaderAnalyzer
+    from bizstream_plugins.vader.analyzer import VaderAnalyzer
 
     vader = VaderAnalyzer()
     vader.load()

@@ -17,7 +17,7 @@ from tests.fixtures.analyzers import ConstantAnalyzer, UnavailableAnalyzer
 
 @pytest.fixture
 def pm(settings: Settings) -> Iterator[pluggy.PluginManager]:
-    yield get_plugin_manager(settings, entry_points=False)
+    yield get_plugin_manager(settings, third_party=False)
 
 
 def test_builtin_vader_is_registered_and_available(pm: pluggy.PluginManager, settings: Settings) -> None:
@@ -65,16 +65,16 @@ def test_duplicate_analyzer_names_are_refused(pm: pluggy.PluginManager, settings
 
 
 def test_disabled_plugins_are_not_loaded(settings: Settings) -> None:
-    pm = get_plugin_manager(settings.replace(plugins={"disabled": ["vader"]}), entry_points=False)
+    pm = get_plugin_manager(settings.replace(plugins={"disabled": ["vader"]}), third_party=False)
     assert pm.get_plugin("vader") is None
 
 
 def test_plugins_load_setting_registers_modules_and_reports_bad_names(settings: Settings) -> None:
-    pm = get_plugin_manager(settings.replace(plugins={"load": ["tests.fixtures.analyzers"]}), entry_points=False)
+    pm = get_plugin_manager(settings.replace(plugins={"load": ["tests.fixtures.analyzers"]}), third_party=False)
     names = [s.name for s in load_analyzers(pm, settings)]
     assert {"raiser", "hanger", "vader"} <= set(names)
     with pytest.raises(ConfigError, match="plugins.load names 'no_such_module', which cannot be imported"):
-        get_plugin_manager(settings.replace(plugins={"load": ["no_such_module"]}), entry_points=False)
+        get_plugin_manager(settings.replace(plugins={"load": ["no_such_module"]}), third_party=False)
 
 
 def test_misspelled_hook_implementation_fails_at_startup(pm: pluggy.PluginManager) -> None:

@@ -18,15 +18,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from bizstream.learning.model import CLASSES, Head, TorchEncoder, default_body
+from bizstream.learning.dataset import Split
+from bizstream.learning.embeddings import EmbeddingCache, TorchEncoder, default_body
 from bizstream.learning.pseudo import PseudoLabel, pseudo_label
 from bizstream.learning.registry import ModelRegistry
 from bizstream.learning.replay import Example, ReplayBuffer
 from bizstream.learning.tracking import log_training
-from bizstream.learning.training import PROFILES, EmbeddingCache, Split, refit_head, train_full
-from bizstream.records import ModelEvent, Sentiment
+from bizstream.records import SENTIMENTS, ModelEvent, Sentiment
 from bizstream.settings import Settings, load_settings
 from bizstream.store.labels import LabelRow, LabelStore
+from bizstream_plugins.setfit.model import Head
+from bizstream_plugins.setfit.training import PROFILES, refit_head, train_full
 
 log = logging.getLogger(__name__)
 RUNNING = "job_running"  # marker key: the reason of the job in progress
@@ -135,7 +137,8 @@ def _retrain_cryptobert(settings: Settings, split: Split, reason: str, publish: 
     """LoRA-retrain CryptoBERT on the same mix (unweighted) and gate it on the recent slice; skipped, with the
     reason, where its weights are not on this machine."""
     from bizstream.errors import AnalyzerUnavailable
-    from bizstream.learning.cryptobert import DEFAULT_MODEL, registry_at, train_version
+    from bizstream_plugins.cryptobert.model import DEFAULT_MODEL, registry_at
+    from bizstream_plugins.cryptobert.training import train_version
 
     options = settings.plugins.options_for("cryptobert")
     registry = registry_at(settings.cryptobert_registry)
@@ -170,7 +173,7 @@ def accuracy(registry: ModelRegistry, version: str | None, texts: list[str], lab
     """Accuracy of one registry version on labelled texts."""
     if version is None or not texts:
         return 0.0
-    predicted = [CLASSES[i] for i in predict_proba(registry, version, texts).argmax(axis=1)]
+    predicted = [SENTIMENTS[i].value for i in predict_proba(registry, version, texts).argmax(axis=1)]
     return float(sum(p == y for p, y in zip(predicted, labels, strict=True))) / len(labels)
 
 

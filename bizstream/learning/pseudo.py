@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bizstream.learning.model import CLASSES
+from bizstream.records import SENTIMENTS
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,6 @@ def pseudo_label(
     order = [i for i in np.argsort(-confidence, kind="stable") if confidence[i] >= threshold][: max(0, limit)]
     rnd = random.Random(seed)
     return [
-        PseudoLabel(posts[i][0], strong_view(posts[i][1], rnd), CLASSES[int(probabilities[i].argmax())], float(confidence[i]))
+        PseudoLabel(posts[i][0], strong_view(posts[i][1], rnd), SENTIMENTS[int(probabilities[i].argmax())].value, float(confidence[i]))
         for i in order
     ]

@@ -8,8 +8,9 @@ from typing import Any
 import numpy as np
 
 from bizstream.learning.acquisition import entropy_acquisition, hybrid_acquisition, random_acquisition
-from bizstream.learning.model import CLASSES, OnnxEncoder, TorchEncoder, default_body
+from bizstream.learning.embeddings import OnnxEncoder, TorchEncoder, default_body
 from bizstream.learning.registry import ModelRegistry
+from bizstream.records import SENTIMENTS
 from bizstream.settings import Settings
 from bizstream.store.labels import LabelStore
 from bizstream.store.scored import ScoredPost, ScoredPostStore
@@ -21,10 +22,10 @@ class StoredBeliefs:
     """The fused probabilities each post was scored with: what the running system believed about it."""
 
     def __init__(self, posts: Sequence[ScoredPost]) -> None:
-        self.by_text = {p.text: [(p.probabilities or {}).get(c, 1 / 3) for c in CLASSES] for p in posts}
+        self.by_text = {p.text: [(p.probabilities or {}).get(c, 1 / 3) for c in SENTIMENTS] for p in posts}
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
-        """Probabilities in CLASSES order."""
+        """Probabilities in SENTIMENTS order."""
         return np.array([self.by_text[t] for t in texts], dtype=np.float64)
 
 

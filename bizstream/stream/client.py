@@ -15,7 +15,6 @@ from bizstream.errors import BrokerError
 from bizstream.settings import KafkaSettings
 from bizstream.stream import topics
 
-
 # Big enough for anything the broker accepts (a dead letter carries its message base64-encoded: 4/3 its size).
 MAX_REQUEST_BYTES = 16 * 1024 * 1024
 # Topic-level limit for the dead-letter topic, so the dead letter of any post the broker accepted fits.

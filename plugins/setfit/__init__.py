@@ -1,108 +1,16 @@
-"""The SetFit analyzer: serves the promoted model from the SetFit registry, on ONNX Runtime or torch.
+"""SetFit: a sentence-embedding body with a logistic-regression head (model.py), trained in full or head-only
+(training.py, standalone.py on a GPU box), exported to INT8 ONNX (export.py), served from its registry with hot
+swaps between batches (analyzer.py).
 
-score = P(bullish) − P(bearish); label = the most probable class; confidence = its probability. When another
-version is promoted, the next batch notices, a background thread loads it, and the batch after that uses it — the
-batches in between keep being scored by the old model, so nothing is dropped.
+This module holds the plugin's hook implementations only. bizstream finds it through its entry point in
+pyproject.toml (``setfit = "bizstream_plugins.setfit"``), as it finds any third-party plugin.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
-
-from bizstream.analyzer import Prediction
-from bizstream.errors import AnalyzerUnavailable
 from bizstream.hookspecs import hookimpl
-from bizstream.learning.model import Head, OnnxEncoder, SentimentModel, TorchEncoder
-from bizstream.learning.registry import ModelRegistry, RegistryError
-from bizstream.learning.serving import HotSwap
-from bizstream.records import Post
 from bizstream.settings import Settings
-
-ONNX_FILES = {"onnx-fp32": "model.onnx", "onnx-int8": "model.int8.onnx"}
-
-
-@dataclass(frozen=True)
-class Loaded:
-    """A model version ready to serve."""
-
-    version: str
-    runtime: str
-    model: SentimentModel
-
-
-def load_version(registry: ModelRegistry, version: str, runtime: str, max_seq_length: int, batch_size: int = 16) -> Loaded:
-    """Build the model of one registry version on the requested runtime ("auto": INT8 ONNX when exported)."""
-    metadata = registry.metadata(version)
-    body = registry.body_dir(metadata.body_id)
-    if runtime == "auto":
-        runtime = "onnx-int8" if (body / "onnx" / ONNX_FILES["onnx-int8"]).is_file() else "torch"
-    head = Head.load(registry.version_dir(version) / "head.safetensors")
-    length = int(metadata.params.get("max_seq_length", max_seq_length))
-    encoder: Any
-    if runtime == "torch":
-        encoder = TorchEncoder(body, max_seq_length=length, batch_size=batch_size)
-    else:
-        onnx_file = body / "onnx" / ONNX_FILES[runtime]
-        if not onnx_file.is_file():
-            raise AnalyzerUnavailable(f"setfit.runtime is {runtime} but {onnx_file} does not exist; run `bizstream export onnx`")
-        encoder = OnnxEncoder(onnx_file, body / "tokenizer.json", max_seq_length=length, batch_size=batch_size)
-    return Loaded(version, runtime, SentimentModel(encoder, head))
-
-
-class SetfitAnalyzer:
-    """Serves whatever version the registry's serving pointer names, swapping between batches."""
-
-    name = "setfit"
-
-    def __init__(self, registry: Path, runtime: str = "auto", batch_size: int = 16, max_seq_length: int = 128) -> None:
-        self.registry = ModelRegistry(registry)
-        self.runtime = runtime
-        self.batch_size = batch_size
-        self.max_seq_length = max_seq_length
-        self._swap: HotSwap[Loaded] = HotSwap(
-            self.registry, lambda v: load_version(self.registry, v, runtime, max_seq_length, batch_size), "setfit"
-        )
-
-    @property
-    def version(self) -> str:
-        """The version in use."""
-        return self._swap.version
-
-    def load(self) -> None:
-        """Load the serving version; unavailable (with what to do) when nothing has been trained and promoted."""
-        version = self.registry.serving()
-        if version is None:
-            raise AnalyzerUnavailable(
-                f"no SetFit model is serving in {self.registry.root}; import labels (`bizstream labels import FILE`) "
-                f"and train one (`bizstream train setfit`)"
-            )
-        try:
-            self._swap.start(version)
-        except RegistryError as exc:
-            raise AnalyzerUnavailable(str(exc)) from None
-
-    def analyze(self, posts: Sequence[Post]) -> list[Prediction | None]:
-        """Predict every post with text, in batches; swap to a newly promoted version first if one is ready."""
-        current = self._swap.for_batch()
-        wanted = [i for i, p in enumerate(posts) if p.text.strip()]
-        out: list[Prediction | None] = [None] * len(posts)
-        if wanted:  # the encoders batch (by length) themselves
-            probabilities = current.model.predict_proba([posts[i].text for i in wanted])
-            for i, row in zip(wanted, probabilities, strict=True):
-                out[i] = Prediction.from_probabilities(row)
-        return out
-
-    @property
-    def serving_runtime(self) -> str:
-        """The runtime of the version in use."""
-        return self._swap.current.runtime if self._swap.current else "-"
-
-    def wait_for_swap(self, timeout_s: float = 60.0) -> None:
-        """Block until a background load (if any) is done; for tests and benchmarks."""
-        self._swap.wait_for_swap(timeout_s)
+from bizstream_plugins.setfit.analyzer import SetfitAnalyzer
 
 
 @hookimpl(trylast=True)

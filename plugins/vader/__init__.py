@@ -1,105 +1,17 @@
-"""VADER with a crypto / /biz/ slang lexicon: fast, rule-based, no model weights.
+"""VADER with a crypto / /biz/ slang lexicon (analyzer.py, slang.txt): fast, rule-based, no model weights.
 
-Probabilities are a softmax over ``sharpness * (compound - band)`` for bullish, ``sharpness * (-compound - band)``
-for bearish and 0 for neutral, where compound is VADER's score in [-1, +1] and band its usual neutral band (±0.05):
-the label is bullish above the band, bearish below it, neutral within, and confidence grows with |compound|. Like
-every analyzer's, the score is P(bullish) - P(bearish) (``Prediction.from_probabilities``); VADER's compound is kept
-in the prediction's details.
-
-Options (``[plugins.options.vader]`` in config/settings.toml): ``neutral_band`` (0.05), ``sharpness`` (5.0),
-``extra_lexicon`` (a path to another file in slang.txt's format, read after it).
+This module holds the plugin's hook implementations only. bizstream finds it through its entry point in
+pyproject.toml (``vader = "bizstream_plugins.vader"``), as it finds any third-party plugin.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
-from pathlib import Path
-from typing import Any
-
-from bizstream.analyzer import Prediction
-from bizstream.errors import AnalyzerUnavailable, ConfigError
 from bizstream.hookspecs import hookimpl
-from bizstream.records import Post, Sentiment
 from bizstream.settings import Settings
-
-SLANG_LEXICON = Path(__file__).with_name("slang.txt")
-
-
-def read_lexicon(path: Path) -> dict[str, float]:
-    """Parse a lexicon file: ``token valence`` per line, ``#`` comments; errors name the line."""
-    entries: dict[str, float] = {}
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        content = line.split("#", 1)[0].strip()
-        if not content:
-            continue
-        parts = content.split()
-        if len(parts) != 2:
-            raise ConfigError(f"{path}:{number}: expected 'token valence', got {line!r}")
-        token, value = parts
-        try:
-            valence = float(value)
-        except ValueError:
-            raise ConfigError(f"{path}:{number}: valence must be a number, got {value!r}") from None
-        if not -4.0 <= valence <= 4.0:
-            raise ConfigError(f"{path}:{number}: valence must be in [-4, +4], got {valence}")
-        entries[token.lower()] = valence
-    return entries
-
-
-class VaderAnalyzer:
-    """VADER plus the slang lexicon; thread-safe once loaded (scoring only reads the lexicon)."""
-
-    name = "vader"
-
-    def __init__(self, neutral_band: float = 0.05, sharpness: float = 5.0, extra_lexicon: str | None = None) -> None:
-        if not 0.0 <= neutral_band < 1.0:
-            raise ConfigError(f"plugins.options.vader.neutral_band must be in [0, 1), got {neutral_band}")
-        if sharpness <= 0:
-            raise ConfigError(f"plugins.options.vader.sharpness must be > 0, got {sharpness}")
-        self.neutral_band = neutral_band
-        self.sharpness = sharpness
-        self.extra_lexicon = extra_lexicon
-        self.version = "vader-3.3.2+slang"
-        self._sia: Any = None
-
-    def load(self) -> None:
-        """Build VADER's analyzer and merge the slang lexicon (and the extra one, if configured) into it."""
-        try:
-            from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
-        except ImportError as exc:
-            raise AnalyzerUnavailable(f"vaderSentiment is not installed ({exc}); pip install vaderSentiment") from None
-        sia = SentimentIntensityAnalyzer()
-        sia.lexicon.update(read_lexicon(SLANG_LEXICON))
-        if self.extra_lexicon:
-            sia.lexicon.update(read_lexicon(Path(self.extra_lexicon).expanduser()))
-        self._sia = sia
-
-    def analyze(self, posts: Sequence[Post]) -> list[Prediction | None]:
-        """Score each post's text; posts with no text (image only) are not VADER's to judge."""
-        if self._sia is None:
-            raise RuntimeError("VaderAnalyzer.analyze() called before load()")
-        return [self.predict(post.text) if post.text.strip() else None for post in posts]
-
-    def predict(self, text: str) -> Prediction:
-        """The prediction for one text; VADER's own compound score travels in its details."""
-        compound = float(self._sia.polarity_scores(text)["compound"])
-        logits = {
-            Sentiment.BEARISH.value: self.sharpness * (-compound - self.neutral_band),
-            Sentiment.NEUTRAL.value: 0.0,
-            Sentiment.BULLISH.value: self.sharpness * (compound - self.neutral_band),
-        }
-        peak = max(logits.values())
-        exps = {k: math.exp(v - peak) for k, v in logits.items()}
-        total = sum(exps.values())
-        return Prediction.from_probabilities({k: v / total for k, v in exps.items()}, {"compound": compound})
+from bizstream_plugins.vader.analyzer import OPTIONS, VaderAnalyzer
 
 
 @hookimpl(trylast=True)
 def register_analyzers(settings: Settings) -> list[VaderAnalyzer]:
     """The VADER analyzer, configured from ``[plugins.options.vader]``."""
-    options = settings.plugins.options_for("vader")
-    unknown = set(options) - {"neutral_band", "sharpness", "extra_lexicon"}
-    if unknown:
-        raise ConfigError(f"unknown option(s) {sorted(unknown)} in [plugins.options.vader]")
-    return [VaderAnalyzer(**options)]
+    return [VaderAnalyzer(**settings.plugins.options_for("vader", OPTIONS))]

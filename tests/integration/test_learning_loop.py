@@ -10,9 +10,9 @@ from pathlib import Path
 import orjson
 import pytest
 
+from bizstream.learning.dataset import Split
 from bizstream.learning.job import RUNNING
 from bizstream.learning.registry import ModelMetadata, ModelRegistry
-from bizstream.learning.training import Split
 from bizstream.records import AnalyzerResult, DriftEvent, Label, Score, Sentiment
 from bizstream.store.labels import LabelRow, LabelStore
 from bizstream.stream import topics

@@ -7,9 +7,10 @@ from pathlib import Path
 import orjson
 import pytest
 
+from bizstream.learning.dataset import Split
 from bizstream.learning.registry import ModelMetadata, ModelRegistry
-from bizstream.learning.training import Split, refit_head
 from bizstream.stream import topics
+from bizstream_plugins.setfit.training import refit_head
 from tests.integration.conftest import Cluster, post_bytes, scores_by_id
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -9,9 +9,9 @@ from pathlib import Path
 import orjson
 import pytest
 
+from bizstream.learning.dataset import Split
 from bizstream.learning.job import accuracy
 from bizstream.learning.registry import ModelMetadata, ModelRegistry
-from bizstream.learning.training import Split
 from bizstream.records import Label, Sentiment
 from bizstream.stream import topics
 from tests.conftest import BEARISH, BULLISH, NEUTRAL

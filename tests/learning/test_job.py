@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from bizstream.learning.dataset import Split
 from bizstream.learning.job import LAST_TRAINED_AT, RUNNING, run_training_job
 from bizstream.learning.registry import ModelMetadata, ModelRegistry
 from bizstream.learning.replay import ReplayBuffer
-from bizstream.learning.training import Split
 from bizstream.settings import Settings
 from bizstream.store.labels import LabelRow, LabelStore
 from tests.conftest import ROOT, separable

@@ -6,13 +6,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bizstream.learning.dataset import Split
 from bizstream.learning.job import run_training_job
 from bizstream.learning.pseudo import pseudo_label, strong_view
 from bizstream.learning.registry import ModelMetadata, ModelRegistry
-from bizstream.learning.training import Split
+from bizstream.store.labels import LabelStore
 from tests.conftest import separable
 from tests.learning.test_job import label_rows, setup
-from bizstream.store.labels import LabelStore
 
 
 def test_strong_view_disturbs_the_wording_but_keeps_most_of_it() -> None:

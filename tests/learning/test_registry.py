@@ -6,8 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bizstream.learning.model import Head
 from bizstream.learning.registry import ModelMetadata, ModelRegistry, RegistryError
+from bizstream_plugins.setfit.model import Head
 
 
 def add(registry: ModelRegistry, body_id: str = "body-1", parent: str | None = None) -> str:

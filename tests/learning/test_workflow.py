@@ -11,12 +11,11 @@ from pathlib import Path
 import orjson
 import pytest
 
+from bizstream.learning.dataset import Split
 from bizstream.learning.registry import ModelMetadata, ModelRegistry
 from bizstream.learning.tracking import log_training
-from bizstream.learning.training import Split
 from bizstream.settings import Settings
-from tests.conftest import ROOT
-from tests.conftest import separable
+from tests.conftest import ROOT, separable
 
 
 def test_training_runs_are_tracked_in_mlflow(trained: tuple[ModelRegistry, ModelMetadata, Split], tmp_path: Path) -> None:
@@ -54,7 +53,7 @@ def test_train_elsewhere_import_refit_rollback(tmp_path: Path) -> None:
     # "The GPU box": the standalone entry point, here on the CPU with the small profile.
     remote = tmp_path / "remote-registry"
     result = subprocess.run(
-        [sys.executable, "-m", "bizstream.learning.standalone", "--labels", str(exported), "--out", str(remote),
+        [sys.executable, "-m", "bizstream_plugins.setfit.standalone", "--labels", str(exported), "--out", str(remote),
          "--profile", "cpu", "--device", "cpu"],
         env=env, cwd=ROOT, capture_output=True, text=True,
     )  # fmt: skip

@@ -2,7 +2,7 @@
 
 On the box (a fresh clone, `scripts/install.sh`, the labels file copied over)::
 
-    .venv/bin/python -m bizstream.learning.standalone --labels labels.jsonl --out registry \\
+    .venv/bin/python -m bizstream_plugins.setfit.standalone --labels labels.jsonl --out registry \\
         --profile seed --device cuda --body sentence-transformers/paraphrase-mpnet-base-v2
 
 Back home::
@@ -22,15 +22,16 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bizstream.learning.model import default_body
+from bizstream.learning.dataset import Split
+from bizstream.learning.embeddings import default_body
 from bizstream.learning.registry import ModelRegistry
-from bizstream.learning.training import PROFILES, Split, train_full
 from bizstream.store.labels import LabelStore
+from bizstream_plugins.setfit.training import PROFILES, train_full
 
 
 def main(argv: list[str] | None = None) -> int:
     """Parse arguments, train, print the new version's metadata as JSON."""
-    parser = argparse.ArgumentParser(prog="python -m bizstream.learning.standalone", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m bizstream_plugins.setfit.standalone", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument("--labels", type=Path, required=True, help="labels file (JSON lines or CSV)")
     parser.add_argument("--out", type=Path, required=True, help="registry folder to write (created if missing)")

@@ -1,4 +1,5 @@
-"""Sequence classifiers (CryptoBERT and the like) with LoRA adapters: load, predict, fine-tune, export.
+"""Sequence classifiers (CryptoBERT and the like) with LoRA adapters: load, predict, fine-tune; and the INT8 ONNX
+export of a version served on onnxruntime alone (:class:`OnnxClassifier`).
 
 The base model loads from a local folder, or from a hub id only when its files are already in the local Hugging Face
 cache: nothing is downloaded at run time. safetensors only, trust_remote_code=False. LoRA (peft; r=16, alpha=32 by
@@ -9,38 +10,34 @@ or for the ONNX export.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from bizstream.errors import AnalyzerUnavailable
-from bizstream.learning.model import CLASSES
+from bizstream.learning.registry import ModelRegistry
+from bizstream.learning.weights import offline_weights
+from bizstream.records import SENTIMENTS
+
+DEFAULT_MODEL = "ElKulako/cryptobert"
+ADAPTER = "adapter"  # a version's LoRA adapter folder
+ONNX_INT8 = "onnx/model.int8.onnx"  # a version's merged model, INT8, served without torch
+
+
+def registry_at(root: Path) -> ModelRegistry:
+    """CryptoBERT's registry: every version holds a LoRA adapter."""
+    return ModelRegistry(root, payload=f"{ADAPTER}/adapter_model.safetensors")
 
 
 def class_order(id2label: dict[int, str]) -> list[int]:
-    """Model output column for each of CLASSES (bearish, neutral, bullish), from the model's own label names."""
+    """Model output column for each of SENTIMENTS (bearish, neutral, bullish), from the model's own label names."""
     names = {str(v).strip().lower(): int(k) for k, v in id2label.items()}
-    missing = [c for c in CLASSES if c not in names]
+    missing = [c.value for c in SENTIMENTS if c.value not in names]
     if missing:
         raise AnalyzerUnavailable(f"the model's labels {sorted(id2label.values())} lack {missing}; it must name bearish, neutral and bullish")
-    return [names[c] for c in CLASSES]
-
-
-@contextmanager
-def offline_weights(model: str, setting: str) -> Iterator[str]:
-    """The source to load ``model`` from (a folder when one exists, else the hub id, for the local cache only); a
-    loading error inside the block becomes AnalyzerUnavailable saying what to configure."""
-    local = Path(model).expanduser()
-    try:
-        yield str(local) if local.exists() else model
-    except (OSError, ValueError) as exc:
-        raise AnalyzerUnavailable(
-            f"no weights for {model!r} on this machine ({type(exc).__name__}); nothing is downloaded at run time: "
-            f"put the model (safetensors) in a folder and point {setting} at it"
-        ) from None
+    return [names[c.value] for c in SENTIMENTS]
 
 
 def load_classifier(model: str, max_length: int = 128, setting: str = "the model setting") -> tuple[Any, Any]:
@@ -52,12 +49,15 @@ def load_classifier(model: str, max_length: int = 128, setting: str = "the model
         classifier = AutoModelForSequenceClassification.from_pretrained(
             source, local_files_only=True, trust_remote_code=False, use_safetensors=True
         ).eval()
-    tokenizer.model_max_length = max_length
+    # Never past the model's own position table: a long post would index outside it (RoBERTa's positions start after
+    # its padding index, so two of them are not usable).
+    positions = getattr(classifier.config, "max_position_embeddings", None)
+    tokenizer.model_max_length = min(max_length, positions - 2) if positions else max_length
     return classifier, tokenizer
 
 
 def predict_proba(model: Any, tokenizer: Any, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
-    """(n, 3) probabilities in CLASSES order."""
+    """(n, 3) probabilities in SENTIMENTS order."""
     import torch
 
     order = class_order(model.config.id2label)
@@ -80,7 +80,7 @@ def train_lora(
 
     torch.manual_seed(seed)
     order = class_order(model.config.id2label)
-    targets = [order[CLASSES.index(label)] for label in labels]
+    targets = [order[SENTIMENTS.index(label)] for label in labels]
     peft_model = get_peft_model(model, LoraConfig(task_type=TaskType.SEQ_CLS, r=r, lora_alpha=alpha,
                                                   target_modules=["query", "value"], lora_dropout=0.0))  # fmt: skip
     optimizer = torch.optim.AdamW([p for p in peft_model.parameters() if p.requires_grad], lr=lr)
@@ -110,35 +110,29 @@ def with_adapter(model: Any, adapter_dir: Path, merge: bool = True) -> Any:
     return adapted.merge_and_unload() if merge else adapted
 
 
-def export_onnx(model: Any, tokenizer: Any, out_dir: Path, int8: bool = True) -> Path:
-    """Export a (merged) classifier's logits to ONNX, INT8-quantized by default; returns the file to serve."""
-    import torch
-    from onnxruntime.quantization import QuantType, quantize_dynamic
+class OnnxClassifier:
+    """A version's INT8 ONNX export with its tokenizer.json, on onnxruntime; never imports torch."""
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    fp32 = out_dir / "model.onnx"
+    def __init__(self, version_dir: Path, params: dict[str, Any], batch_size: int = 32) -> None:
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
 
-    class Logits(torch.nn.Module):
-        def __init__(self, inner: Any) -> None:
-            super().__init__()
-            self.inner = inner
+        self.session = ort.InferenceSession(str(version_dir / ONNX_INT8), providers=["CPUExecutionProvider"])
+        self.tokenizer = Tokenizer.from_file(str(version_dir / "onnx" / "tokenizer.json"))
+        self.tokenizer.enable_truncation(max_length=int(params.get("max_length", 128)))
+        self.tokenizer.enable_padding(pad_id=int(params.get("pad_token_id", 0)))
+        self.order = [int(i) for i in params["class_order"]]
+        self.batch_size = batch_size
 
-        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-            return self.inner(input_ids=input_ids, attention_mask=attention_mask).logits  # type: ignore[no-any-return]
-
-    # Eager attention traces into a graph whose padding mask follows the inputs; the SDPA path bakes in the example's.
-    if hasattr(model, "set_attn_implementation"):
-        model.set_attn_implementation("eager")
-    example = tokenizer(["example text", "another one here"], padding=True, return_tensors="pt")
-    axes = {n: {0: "batch", 1: "sequence"} for n in ("input_ids", "attention_mask")} | {"logits": {0: "batch"}}
-    with torch.no_grad():
-        # The wrapper must be in eval mode too: the exporter restores each module's mode afterwards, and a wrapper in
-        # training mode would leave the caller's model with dropout on.
-        torch.onnx.export(Logits(model).eval(), (example["input_ids"], example["attention_mask"]), str(fp32),
-                          input_names=["input_ids", "attention_mask"], output_names=["logits"], dynamic_axes=axes,
-                          opset_version=17, dynamo=False)  # fmt: skip
-    if not int8:
-        return fp32
-    int8_file = out_dir / "model.int8.onnx"
-    quantize_dynamic(str(fp32), str(int8_file), weight_type=QuantType.QInt8, per_channel=True, op_types_to_quantize=["MatMul"])
-    return int8_file
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        """(n, 3) probabilities in SENTIMENTS order."""
+        out = []
+        for start in range(0, len(texts), self.batch_size):
+            encodings = self.tokenizer.encode_batch(list(texts[start : start + self.batch_size]))
+            ids = np.array([e.ids for e in encodings], dtype=np.int64)
+            mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+            (logits,) = self.session.run(["logits"], {"input_ids": ids, "attention_mask": mask})
+            logits = logits[:, self.order]
+            exp = np.exp(logits - logits.max(axis=1, keepdims=True))
+            out.append(exp / exp.sum(axis=1, keepdims=True))
+        return np.concatenate(out) if out else np.zeros((0, 3))

@@ -5,7 +5,7 @@ Sarcasm evidence, combined as a noisy OR of what is available:
 - incongruity: the text and the image disagree strongly (|text_score - image_score| > 0.7), the meme says the
   opposite of the caption;
 - the image model's own answer to "is this post sarcastic?" (LLaVA);
-- the text-only sarcasm classifier (bizstream.learning.sarcasm), for posts without an image.
+- the text-only sarcasm classifier (bizstream_plugins.sarcasm.model), for posts without an image.
 When sarcasm_probability reaches ``invert_at`` the text is inverted (its bearish and bullish probabilities swap) before
 the weighted mean. Weights (text 0.5, image 0.3, context 0.1, OCR 0.1 by default) are renormalised over the modalities
 present.
@@ -41,7 +41,7 @@ def score_of(value: Modality) -> float:
 
 
 @dataclass(frozen=True)
-class FusionWeights:
+class ModalityWeights:
     """Weights of each modality and the sarcasm rules; bad values are rejected at construction."""
 
     text: float = 0.5
@@ -86,7 +86,7 @@ class Fused:
     used: dict[str, float] = field(default_factory=dict)  # modality -> weight actually applied
 
 
-def sarcasm_probability(signals: Signals, weights: FusionWeights) -> float:
+def sarcasm_probability(signals: Signals, weights: ModalityWeights) -> float:
     """Noisy OR of the available sarcasm evidence (0 when there is none)."""
     evidence = []
     if (signals.text is not None and signals.image is not None
@@ -101,9 +101,9 @@ def sarcasm_probability(signals: Signals, weights: FusionWeights) -> float:
     return 1.0 - not_sarcastic
 
 
-def fuse(signals: Signals, weights: FusionWeights | None = None) -> Fused:
+def fuse(signals: Signals, weights: ModalityWeights | None = None) -> Fused:
     """Weighted mean of the present modalities' probabilities, the text inverted when sarcasm is likely enough."""
-    weights = weights or FusionWeights()
+    weights = weights or ModalityWeights()
     sarcasm = sarcasm_probability(signals, weights)
     inverted = signals.text is not None and sarcasm >= weights.invert_at
     parts: dict[str, Probs] = {}

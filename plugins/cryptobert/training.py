@@ -14,27 +14,14 @@ from __future__ import annotations
 
 import logging
 import shutil
-from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
-import numpy as np
-
-from bizstream.learning.lora import class_order, export_onnx, load_classifier, predict_proba, train_lora, with_adapter
-from bizstream.learning.model import CLASSES
+from bizstream.learning.dataset import Split, classification_metrics
 from bizstream.learning.registry import ModelMetadata, ModelRegistry
-from bizstream.learning.training import Split
+from bizstream_plugins.cryptobert.export import export_onnx
+from bizstream_plugins.cryptobert.model import ADAPTER, class_order, load_classifier, predict_proba, train_lora, with_adapter
 
 log = logging.getLogger(__name__)
-DEFAULT_MODEL = "ElKulako/cryptobert"
-ADAPTER = "adapter"
-ONNX_INT8 = "onnx/model.int8.onnx"
-
-
-def registry_at(root: Path) -> ModelRegistry:
-    """CryptoBERT's registry: every version holds a LoRA adapter."""
-    return ModelRegistry(root, payload=f"{ADAPTER}/adapter_model.safetensors")
 
 
 @dataclass(frozen=True)
@@ -45,16 +32,6 @@ class Outcome:
     incumbent: str  # the version it was compared with, or "base"
     incumbent_metrics: dict[str, float]
     promoted: bool
-
-
-def evaluate(probabilities: np.ndarray, labels: Sequence[str]) -> dict[str, float]:
-    """Accuracy and macro-F1 of (n, 3) probabilities in CLASSES order against label names."""
-    from sklearn.metrics import f1_score
-
-    predicted = [CLASSES[i] for i in probabilities.argmax(axis=1)]
-    accuracy = float(np.mean([p == y for p, y in zip(predicted, labels, strict=True)])) if labels else 0.0
-    macro_f1 = float(f1_score(list(labels), predicted, labels=list(CLASSES), average="macro", zero_division=0))
-    return {"accuracy": accuracy, "macro_f1": macro_f1}
 
 
 def train_version(
@@ -68,7 +45,7 @@ def train_version(
     baseline, tokenizer = load_classifier(model_ref, max_length)
     if incumbent is not None:
         baseline = with_adapter(baseline, registry.version_dir(incumbent) / ADAPTER)
-    incumbent_metrics = evaluate(predict_proba(baseline, tokenizer, split.test_texts), split.test_labels)
+    incumbent_metrics = classification_metrics(predict_proba(baseline, tokenizer, split.test_texts), split.test_labels)
     del baseline
 
     base, tokenizer = load_classifier(model_ref, max_length)  # fresh: the incumbent's adapter was merged into the other
@@ -76,7 +53,7 @@ def train_version(
     try:
         trained = train_lora(base, tokenizer, split.train_texts, split.train_labels, staged / ADAPTER,
                              r=r, alpha=alpha, epochs=epochs, lr=lr, seed=seed)  # fmt: skip
-        metrics = evaluate(predict_proba(trained, tokenizer, split.test_texts), split.test_labels)
+        metrics = classification_metrics(predict_proba(trained, tokenizer, split.test_texts), split.test_labels)
         merged = trained.merge_and_unload()
         order = class_order(merged.config.id2label)
         if export:
@@ -89,7 +66,7 @@ def train_version(
             metrics={**metrics, "train_examples": float(len(split.train_texts)),
                      "test_examples": float(len(split.test_texts))},
             kind="lora",
-            params={"r": r, "alpha": alpha, "epochs": epochs, "lr": lr, "seed": seed, "max_length": max_length,
+            params={"r": r, "alpha": alpha, "epochs": epochs, "lr": lr, "seed": seed, "max_length": int(tokenizer.model_max_length),
                     "class_order": order, "pad_token_id": int(tokenizer.pad_token_id or 0)},
         )  # fmt: skip
         registry.add_version(staged, metadata)
@@ -102,31 +79,3 @@ def train_version(
     log.info("cryptobert %s: accuracy %.3f vs %s %.3f -> %s", metadata.version, metrics["accuracy"],
              incumbent or "base", incumbent_metrics["accuracy"], "promoted" if promoted else "kept aside")  # fmt: skip
     return Outcome(metadata, incumbent or "base", incumbent_metrics, promoted)
-
-
-class OnnxClassifier:
-    """A version's INT8 ONNX export with its tokenizer.json, on onnxruntime; never imports torch."""
-
-    def __init__(self, version_dir: Path, params: dict[str, Any], batch_size: int = 32) -> None:
-        import onnxruntime as ort
-        from tokenizers import Tokenizer
-
-        self.session = ort.InferenceSession(str(version_dir / ONNX_INT8), providers=["CPUExecutionProvider"])
-        self.tokenizer = Tokenizer.from_file(str(version_dir / "onnx" / "tokenizer.json"))
-        self.tokenizer.enable_truncation(max_length=int(params.get("max_length", 128)))
-        self.tokenizer.enable_padding(pad_id=int(params.get("pad_token_id", 0)))
-        self.order = [int(i) for i in params["class_order"]]
-        self.batch_size = batch_size
-
-    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
-        """(n, 3) probabilities in CLASSES order."""
-        out = []
-        for start in range(0, len(texts), self.batch_size):
-            encodings = self.tokenizer.encode_batch(list(texts[start : start + self.batch_size]))
-            ids = np.array([e.ids for e in encodings], dtype=np.int64)
-            mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
-            (logits,) = self.session.run(["logits"], {"input_ids": ids, "attention_mask": mask})
-            logits = logits[:, self.order]
-            exp = np.exp(logits - logits.max(axis=1, keepdims=True))
-            out.append(exp / exp.sum(axis=1, keepdims=True))
-        return np.concatenate(out) if out else np.zeros((0, 3))

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from bizstream.records import Sentiment
-from bizstream.sarcasm_fusion import FusionWeights, Signals, fuse, sarcasm_probability
+from bizstream_plugins.sarcasm.rules import ModalityWeights, Signals, fuse, sarcasm_probability
 
 
 def test_incongruity_between_text_and_image_is_sarcasm_and_inverts_the_text() -> None:
@@ -42,9 +42,9 @@ def test_text_sarcasm_signal_inverts_only_when_confident() -> None:
     assert fuse(Signals(text=0.9, text_sarcasm=0.9)).label is Sentiment.BEARISH
     assert fuse(Signals(text=0.9, text_sarcasm=0.5)).label is Sentiment.BULLISH
     # Several weak signals add up (noisy OR): 1 - 0.5 * 0.5 = 0.75 >= 0.7
-    assert sarcasm_probability(Signals(image_sarcasm=0.5, text_sarcasm=0.5), FusionWeights()) == pytest.approx(0.75)
+    assert sarcasm_probability(Signals(image_sarcasm=0.5, text_sarcasm=0.5), ModalityWeights()) == pytest.approx(0.75)
 
 
 def test_bad_weights_are_rejected() -> None:
     with pytest.raises(ValueError, match="weight image must be >= 0"):
-        FusionWeights(image=-0.1)
+        ModalityWeights(image=-0.1)

@@ -10,13 +10,14 @@ from pathlib import Path
 import pytest
 
 from bizstream.analyzer import Context, Prediction
-from bizstream.llava import Reading
 from bizstream.pipeline import Pipeline
 from bizstream.plugins import get_plugin_manager, load_fusers
 from bizstream.records import Image, Post, Score, Sentiment
 from bizstream.settings import FusionSettings, Settings
-from plugins.llava import prediction_for
-from plugins.sarcasm import SarcasmFuser
+from bizstream_plugins.llava.analyzer import prediction_for
+from bizstream_plugins.llava.model import Reading
+from bizstream_plugins.sarcasm.fuser import SarcasmFuser
+from bizstream_plugins.vader.analyzer import VaderAnalyzer
 from tests.fixtures.analyzers import ConstantAnalyzer
 
 
@@ -41,8 +42,14 @@ IMAGE = Image(path="meme.png")
 CRASH = Reading(Sentiment.BEARISH, "", False, "strict", 0.8)  # a chart going to zero, no text in it
 
 
+def vader() -> VaderAnalyzer:
+    analyzer = VaderAnalyzer()
+    analyzer.load()
+    return analyzer
+
+
 def pipeline(reading: Reading, text_score: float = 0.8, fusers: Sequence[object] | None = None) -> Pipeline:
-    fuser = SarcasmFuser(FusionSettings())
+    fuser = SarcasmFuser(FusionSettings(), ocr_scorer=vader())  # the host hands over VADER for the OCR text
     fuser.load()
     return Pipeline([ConstantAnalyzer("vader", text_score), FakeLlava(reading)], FusionSettings(), 5,
                     fusers=list(fusers) if fusers is not None else [fuser])  # type: ignore[arg-type]  # fmt: skip
@@ -105,7 +112,7 @@ class Broken:
         return [dataclasses.replace(s, label=Sentiment.BEARISH, score=0.9) for _, s, _ in items]  # inconsistent
 
 
-@pytest.mark.parametrize(("how", "error"), [("raise", "RuntimeError: fuser bug"), ("inconsistent", "inconsistent score")])
+@pytest.mark.parametrize(("how", "error"), [("raise", "RuntimeError: fuser bug"), ("inconsistent", "disagrees with the probabilities")])
 def test_a_failing_fuser_costs_only_its_refinement(how: str, error: str) -> None:
     post = Post(id="p", text="x", thread_id="t", image=IMAGE)
     (score,) = pipeline(CRASH, fusers=[Broken(how)]).score([post]).scores
@@ -115,9 +122,23 @@ def test_a_failing_fuser_costs_only_its_refinement(how: str, error: str) -> None
     assert (score.score, score.label, score.probabilities) == (unrefined.score, unrefined.label, unrefined.probabilities)
 
 
-def test_the_plugin_host_loads_the_sarcasm_fuser() -> None:
-    statuses = {s.name: s for s in load_fusers(get_plugin_manager(Settings(), entry_points=False), Settings())}
-    assert statuses["sarcasm"].available and isinstance(statuses["sarcasm"].analyzer, SarcasmFuser)
+def test_the_plugin_host_loads_the_sarcasm_fuser_and_hands_it_the_ocr_analyzer() -> None:
+    scorer = vader()
+    pm = get_plugin_manager(Settings(), third_party=False)
+    statuses = {s.name: s for s in load_fusers(pm, Settings(), {"vader": scorer})}
+    assert statuses["sarcasm"].available and statuses["sarcasm"].analyzer.ocr_scorer is scorer
+    # Another analyzer can read the OCR text; without one the fuser still runs, and OCR text does not count.
+    other = Settings().replace(plugins={"options": {"sarcasm": {"ocr_analyzer": "shouty"}}})
+    (status,) = load_fusers(pm, other, {"vader": scorer})
+    assert status.available and status.analyzer.ocr_scorer is None
+
+
+def test_ocr_text_does_not_count_without_an_ocr_analyzer() -> None:
+    said = Reading(Sentiment.BULLISH, "wagmi to the moon", False, "strict", 0.8)
+    fuser = SarcasmFuser(FusionSettings())
+    fuser.load()
+    (score,) = pipeline(said, fusers=[fuser]).score([Post(id="p", text="agreed", thread_id="t", image=IMAGE)]).scores
+    assert score.analyzers["sarcasm"].details["used"] == "image,text"  # type: ignore[index]
 
 
 def test_train_sarcasm_writes_the_head_the_fuser_uses_on_text_only_posts(tmp_path: Path) -> None:

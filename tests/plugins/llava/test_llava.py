@@ -13,11 +13,12 @@ import pytest
 from PIL import Image as PILImage
 
 from bizstream.errors import AnalyzerUnavailable, InvalidRecord
-from bizstream.learning.llava_qlora import Meme, read_memes, train
-from bizstream.llava import CONFIDENCE, parse_answer, prompt_for
 from bizstream.records import Image, Post, Sentiment
 from bizstream.settings import LimitSettings
-from plugins.llava import LlavaAnalyzer, prediction_for
+from bizstream.testing import check_analyzer
+from bizstream_plugins.llava.analyzer import LlavaAnalyzer, prediction_for
+from bizstream_plugins.llava.model import CONFIDENCE, parse_answer, prompt_for
+from bizstream_plugins.llava.training import Meme, read_memes, train
 
 ANSWER = '{"sentiment": "bullish", "ocr": "to the moon", "sarcastic": false}'
 
@@ -34,8 +35,15 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
     byte-level BPE tokenizer with <image>, and LlavaProcessor — saved as the real one is."""
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import (CLIPImageProcessorPil, CLIPVisionConfig, LlamaConfig, LlavaConfig,
-                              LlavaForConditionalGeneration, LlavaProcessor, PreTrainedTokenizerFast)  # fmt: skip
+    from transformers import (
+        CLIPImageProcessorPil,
+        CLIPVisionConfig,
+        LlamaConfig,
+        LlavaConfig,
+        LlavaForConditionalGeneration,  # fmt: skip
+        LlavaProcessor,
+        PreTrainedTokenizerFast,
+    )
 
     folder = tmp_path_factory.mktemp("tiny-llava")
     tokenizer = Tokenizer(models.BPE())
@@ -149,6 +157,7 @@ def test_generates_on_posts_with_images_and_survives_what_it_says(tiny: Path) ->
     for prediction in (out[0], out[2], out[4]):
         assert prediction is not None and prediction.problem() is None  # random weights: whatever it said was read
         assert prediction.details is not None and prediction.details["parsed"] in {"strict", "lenient", "words", "none"}
+    check_analyzer(analyzer, load=False)
 
 
 def test_qlora_loop_teaches_the_json_answer_which_the_analyzer_then_reads(tiny: Path, tmp_path: Path) -> None:

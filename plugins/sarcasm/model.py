@@ -1,6 +1,6 @@
 """A text-only sarcasm signal: a logistic-regression head on sentence embeddings, trained on sarcasm labels.
 
-It is the fallback signal where a post has no image to be incongruous with (see bizstream/sarcasm_fusion.py). The head is
+It is the fallback signal where a post has no image to be incongruous with (see rules.py). The head is
 numpy, stored in safetensors like the sentiment head.
 """
 
@@ -9,8 +9,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from bizstream.settings import Settings
+
+
+def default_head_path(settings: Settings) -> Path:
+    """Where `bizstream train sarcasm` writes the head and the fuser looks for it by default."""
+    return settings.broker.cache_path / "models" / "sarcasm" / "head.safetensors"
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
     from bizstream.labeler import LabelSession
     from bizstream.learning.registry import ModelRegistry
+    from bizstream.pipeline import Pipeline
 from bizstream.settings import Settings, load_settings
 
 app = typer.Typer(
@@ -362,9 +363,10 @@ def plugins(config: ConfigOption = None) -> None:
     table = Table("analyzer", "plugin", "version", "available", "why not")
     for column in table.columns[:4]:
         column.no_wrap = True  # names and versions stay whole (scripts grep them); the reason wraps
-    for status in load_analyzers(pm, settings):
+    analyzers = load_analyzers(pm, settings)
+    for status in analyzers:
         table.add_row(status.name, status.plugin, status.version, "yes" if status.available else "no", escape(status.reason or ""))
-    for status in load_fusers(pm, settings):
+    for status in load_fusers(pm, settings, {s.name: s.analyzer for s in analyzers if s.available}):
         table.add_row(f"{status.name} (fuser)", status.plugin, status.version, "yes" if status.available else "no", escape(status.reason or ""))
     out.print(table)
     if settings.plugins.disabled:
@@ -435,11 +437,12 @@ def train_setfit(
     promote: Annotated[Optional[bool], typer.Option("--promote/--no-promote", help="Promote the new version (default: only when nothing serves yet).")] = None,
 ) -> None:
     """Train a SetFit model on the training labels (80/20 stratified split), evaluate it, add it to the registry."""
-    from bizstream.learning.model import default_body
+    from bizstream.learning.dataset import Split
+    from bizstream.learning.embeddings import default_body
     from bizstream.learning.registry import ModelRegistry
     from bizstream.learning.tracking import log_training, tracking_uri
-    from bizstream.learning.training import PROFILES, Split, refit_head, train_full
     from bizstream.store.labels import LabelStore
+    from bizstream_plugins.setfit.training import PROFILES, refit_head, train_full
 
     settings = _settings(config)
     store = LabelStore(settings.store_path)
@@ -475,10 +478,11 @@ def train_cryptobert(
 ) -> None:
     """LoRA-fine-tune CryptoBERT (r=16, alpha=32) on the training labels, add the adapter to CryptoBERT's registry,
     and promote it when its held-back accuracy is not worse than the serving model's (trainer.gate_margin)."""
-    from bizstream.learning.cryptobert import DEFAULT_MODEL, train_version
+    from bizstream.learning.dataset import Split
     from bizstream.learning.tracking import log_training
-    from bizstream.learning.training import Split
     from bizstream.store.labels import LabelStore
+    from bizstream_plugins.cryptobert.model import DEFAULT_MODEL
+    from bizstream_plugins.cryptobert.training import train_version
 
     settings = _settings(config)
     split = Split.from_dataset(LabelStore(settings.store_path).dataset(seed=settings.setfit.seed))
@@ -503,27 +507,12 @@ def train_sarcasm(
 ) -> None:
     """Train the text-only sarcasm signal (a balanced logistic-regression head on all-MiniLM-L6-v2 embeddings) that
     the sarcasm fuser uses for posts without an image."""
-    import csv
-
-    from bizstream.learning.model import TorchEncoder, default_body
-    from bizstream.learning.sarcasm import SarcasmHead
+    from bizstream_plugins.sarcasm.model import default_head_path
+    from bizstream_plugins.sarcasm.training import train_from_csv
 
     settings = _settings(config)
-    truth = {"sarcastic": True, "1": True, "true": True, "yes": True,
-             "not_sarcastic": False, "non_sarcastic": False, "0": False, "false": False, "no": False}  # fmt: skip
-    texts, sarcastic = [], []
-    with file.open(newline="", encoding="utf-8") as fh:
-        for number, row in enumerate(csv.DictReader(fh), start=2):
-            label = str(row.get("label", "")).strip().lower()
-            if not row.get("text") or label not in truth:
-                raise BizstreamError(f"{file}:{number}: needs `text` and a `label` in {sorted(truth)}, got {label!r}")
-            texts.append(row["text"])
-            sarcastic.append(truth[label])
-    head = SarcasmHead.fit(TorchEncoder(default_body()).encode(texts), sarcastic, seed=settings.setfit.seed)
-    target = output or settings.broker.cache_path / "models" / "sarcasm" / "head.safetensors"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    head.save(target)
-    out.print(f"trained on {len(texts)} posts ({sum(sarcastic)} sarcastic); wrote {target}")
+    trained = train_from_csv(file, output or default_head_path(settings), seed=settings.setfit.seed)
+    out.print(f"trained on {trained.examples} posts ({trained.sarcastic} sarcastic); wrote {trained.path}")
 
 
 ANALYZERS_WITH_REGISTRIES = ("setfit", "cryptobert")
@@ -531,8 +520,8 @@ AnalyzerOption = Annotated[str, typer.Option("--analyzer", "-a", help="setfit or
 
 
 def _registry(settings: Settings, analyzer: str) -> ModelRegistry:
-    from bizstream.learning.cryptobert import registry_at
     from bizstream.learning.registry import ModelRegistry
+    from bizstream_plugins.cryptobert.model import registry_at
 
     if analyzer == "setfit":
         return ModelRegistry(settings.setfit_registry)
@@ -566,7 +555,7 @@ def models_promote(
 
 @models_app.command("import")
 def models_import(
-    directory: Annotated[Path, typer.Argument(help="A registry folder written elsewhere (e.g. by bizstream.learning.standalone).")],
+    directory: Annotated[Path, typer.Argument(help="A registry folder written elsewhere (e.g. by bizstream_plugins.setfit.standalone).")],
     config: ConfigOption = None,
     promote: Annotated[bool, typer.Option(help="Promote the newest imported version.")] = False,
     analyzer: AnalyzerOption = "setfit",
@@ -595,8 +584,8 @@ def export_onnx(
     keep_fp32: Annotated[str, typer.Option(help="none (fastest), or ffn-out: keep the feed-forward outputs in fp32 (slower, closer to torch).")] = "none",
 ) -> None:
     """Export the SetFit body to ONNX and an INT8-quantized copy; the analyzer serves INT8 when setfit.runtime=auto."""
-    from bizstream.export.onnx import export_version
     from bizstream.learning.registry import ModelRegistry
+    from bizstream_plugins.setfit.export import export_version
 
     exported = export_version(ModelRegistry(_settings(config).setfit_registry), version, keep_fp32=keep_fp32)
     out.print(f"wrote {exported.fp32} and {exported.int8}")
@@ -609,21 +598,10 @@ def _run_faust(faust_app: "faust.App", log_level: str) -> None:
     faust.Worker(faust_app, loglevel=log_level.upper(), quiet=True).execute_from_commandline()
 
 
-def _pipeline(settings: Settings):  # type: ignore[no-untyped-def]
-    from bizstream.pipeline import Pipeline
-    from bizstream.plugins import get_plugin_manager, load_analyzers, load_fusers
+def _pipeline(settings: Settings) -> Pipeline:
+    from bizstream.plugins import load_pipeline
 
-    pm = get_plugin_manager(settings)
-    statuses = load_analyzers(pm, settings)
-    fusers = load_fusers(pm, settings)
-    for status in statuses + fusers:
-        if not status.available:
-            err.print(f"[yellow]{status.name} unavailable:[/] {escape(status.reason or '')}")
-    analyzers = [s.analyzer for s in statuses if s.analyzer is not None]
-    if not analyzers:
-        raise BizstreamError("no analyzer is available; run `bizstream plugins` to see why")
-    return Pipeline(analyzers, settings.fusion, settings.worker.analyzer_timeout_s, settings.routing,
-                    fusers=[f.analyzer for f in fusers if f.analyzer is not None])  # fmt: skip
+    return load_pipeline(settings, report=lambda s: err.print(f"[yellow]{s.name} unavailable:[/] {escape(s.reason or '')}"))
 
 
 def _lines(file: Path) -> Iterator[bytes]:

@@ -9,22 +9,20 @@ full fine-tunes run less often.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import shutil
-import sqlite3
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from bizstream.learning.model import CLASSES, Head, TorchEncoder
+from bizstream.learning.dataset import Split, classification_metrics
+from bizstream.learning.embeddings import EmbeddingCache, TorchEncoder
 from bizstream.learning.registry import ModelMetadata, ModelRegistry, RegistryError
+from bizstream.records import SENTIMENTS
+from bizstream_plugins.setfit.model import Head
 
 log = logging.getLogger(__name__)
 
@@ -44,78 +42,6 @@ PROFILES: dict[str, TrainProfile] = {
 }
 
 
-@dataclass(frozen=True)
-class Split:
-    """Texts and label names for training and for the held-back evaluation."""
-
-    train_texts: list[str]
-    train_labels: list[str]
-    test_texts: list[str]
-    test_labels: list[str]
-    train_weights: list[float] | None = None  # per training example (the head honours them; default: equal)
-
-    @classmethod
-    def from_dataset(cls, data: Any) -> Split:
-        """From the DatasetDict that LabelStore.dataset() returns."""
-        names = data["train"].features["label"].names
-        return cls(
-            list(data["train"]["text"]), [names[i] for i in data["train"]["label"]],
-            list(data["test"]["text"]), [names[i] for i in data["test"]["label"]],
-        )  # fmt: skip
-
-    def fingerprint(self) -> str:
-        """A hash of the training data, recorded with the model."""
-        digest = hashlib.sha256()
-        for text, label in sorted(zip(self.train_texts, self.train_labels, strict=True)):
-            digest.update(text.encode() + b"\0" + label.encode() + b"\n")
-        return "sha256:" + digest.hexdigest()[:16]
-
-
-class EmbeddingCache:
-    """Embeddings of texts under one body, keyed by the text's hash, in the body's folder."""
-
-    def __init__(self, body_dir: Path) -> None:
-        self.db = sqlite3.connect(body_dir / "embeddings.sqlite")
-        self.db.execute("CREATE TABLE IF NOT EXISTS embeddings (key BLOB PRIMARY KEY, vector BLOB NOT NULL)")
-
-    def encode(self, encoder: TorchEncoder, texts: Sequence[str]) -> np.ndarray:
-        """Embeddings for ``texts``, computing (and storing) only the ones not cached yet."""
-        keys = [hashlib.sha256(t.encode()).digest() for t in texts]
-        found: dict[bytes, np.ndarray] = {}
-        for start in range(0, len(keys), 500):
-            chunk = keys[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            for key, blob in self.db.execute(f"SELECT key, vector FROM embeddings WHERE key IN ({marks})", chunk):
-                found[key] = np.frombuffer(blob, dtype=np.float32)
-        missing = list(dict.fromkeys(i for i, k in enumerate(keys) if k not in found))
-        if missing:
-            vectors = encoder.encode([texts[i] for i in missing])
-            with self.db:
-                self.db.executemany(
-                    "INSERT OR REPLACE INTO embeddings VALUES (?, ?)",
-                    [(keys[i], v.astype(np.float32).tobytes()) for i, v in zip(missing, vectors, strict=True)],
-                )
-            for i, v in zip(missing, vectors, strict=True):
-                found[keys[i]] = v
-        return np.stack([found[k] for k in keys])
-
-    def close(self) -> None:
-        """Close the database."""
-        self.db.close()
-
-
-def evaluate(head: Head, embeddings: np.ndarray, labels: Sequence[str]) -> dict[str, float]:
-    """Accuracy and macro-F1 on held-back data."""
-    from sklearn.metrics import accuracy_score, f1_score
-
-    predicted = [CLASSES[i] for i in head.predict_proba(embeddings).argmax(axis=1)]
-    return {
-        "accuracy": float(accuracy_score(labels, predicted)),
-        "macro_f1": float(f1_score(labels, predicted, labels=list(CLASSES), average="macro", zero_division=0)),
-        "eval_examples": float(len(labels)),
-    }
-
-
 def train_full(
     registry: ModelRegistry,
     split: Split,
@@ -132,7 +58,7 @@ def train_full(
 
     started = time.monotonic()
     encoder = TorchEncoder(body_source, max_seq_length=max_seq_length, device=device)
-    model = SetFitModel(model_body=encoder.model, labels=list(CLASSES))
+    model = SetFitModel(model_body=encoder.model, labels=[s.value for s in SENTIMENTS])
     # SetFit writes checkpoints (with pickled optimizer state) to ./checkpoints by default: into the current
     # directory, which may be a git checkout. Nothing of it is needed, so it goes to a temporary folder, deleted after.
     scratch = tempfile.mkdtemp(prefix="bizstream-setfit-")
@@ -142,7 +68,7 @@ def train_full(
         seed=seed, show_progress_bar=show_progress, report_to="none", max_length=max_seq_length,
     )  # fmt: skip
     trainer = Trainer(model=model, args=args)
-    y_train = [CLASSES.index(label) for label in split.train_labels]
+    y_train = [SENTIMENTS.index(label) for label in split.train_labels]
     # The underlying transformers Trainer prints its log dicts to stdout; stdout belongs to our callers (JSON lines
     # from benchmarks, the CLI's output), so its chatter goes to stderr.
     try:
@@ -181,7 +107,8 @@ def _finish(
     try:
         head = Head.fit(cache.encode(encoder, split.train_texts), split.train_labels, seed=int(params.get("seed", 42)),
                         weights=split.train_weights)  # fmt: skip
-        metrics = evaluate(head, cache.encode(encoder, split.test_texts), split.test_labels) if split.test_texts else {}
+        metrics = (classification_metrics(head.predict_proba(cache.encode(encoder, split.test_texts)), split.test_labels)
+                   if split.test_texts else {})  # fmt: skip
     finally:
         cache.close()
     metrics["train_examples"] = float(len(split.train_texts))

@@ -1,24 +1,22 @@
-"""A sentence-embedding body plus a logistic-regression head: the SetFit model bizstream trains and serves.
+"""Sentence embeddings: the encoders every text model here builds on, the default body, and a cache of embeddings.
 
-The head is plain numpy (weights in ``head.safetensors``, never pickle), so serving needs no scikit-learn and, with
-the ONNX body, no torch. Two encoders produce the same embeddings: :class:`TorchEncoder` (sentence-transformers, for
-training and as the reference) and :class:`OnnxEncoder` (onnxruntime + tokenizers, for CPU serving).
+Two encoders produce the same embeddings: :class:`TorchEncoder` (sentence-transformers, for training and as the
+reference) and :class:`OnnxEncoder` (onnxruntime + tokenizers, for CPU serving; never imports torch). SetFit's body,
+the sarcasm head and active learning's k-means all read texts through them.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+import sqlite3
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 
 from bizstream.errors import AnalyzerUnavailable
-from bizstream.records import SENTIMENTS
-
-CLASSES: tuple[str, ...] = tuple(s.value for s in SENTIMENTS)  # bearish, neutral, bullish: column order everywhere
 
 
 def default_body() -> Path:
@@ -113,75 +111,34 @@ def pool(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return normalised
 
 
-@dataclass(frozen=True)
-class Head:
-    """Multinomial logistic regression over embeddings; rows of ``coef`` follow CLASSES."""
+class EmbeddingCache:
+    """Embeddings of texts under one body, keyed by the text's hash, in the body's folder."""
 
-    coef: np.ndarray  # (3, dim)
-    intercept: np.ndarray  # (3,)
+    def __init__(self, body_dir: Path) -> None:
+        self.db = sqlite3.connect(body_dir / "embeddings.sqlite")
+        self.db.execute("CREATE TABLE IF NOT EXISTS embeddings (key BLOB PRIMARY KEY, vector BLOB NOT NULL)")
 
-    @classmethod
-    def fit(
-        cls,
-        embeddings: np.ndarray,
-        labels: Sequence[str],
-        seed: int = 42,
-        c: float = 1.0,
-        weights: Sequence[float] | None = None,
-    ) -> Head:
-        """Fit on embeddings and label names (classes weighted evenly, times per-example ``weights`` if given);
-        a class with no examples gets no probability mass it did not earn."""
-        from sklearn.linear_model import LogisticRegression
+    def encode(self, encoder: Encoder, texts: Sequence[str]) -> np.ndarray:
+        """Embeddings for ``texts``, computing (and storing) only the ones not cached yet."""
+        keys = [hashlib.sha256(t.encode()).digest() for t in texts]
+        found: dict[bytes, np.ndarray] = {}
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for key, blob in self.db.execute(f"SELECT key, vector FROM embeddings WHERE key IN ({marks})", chunk):
+                found[key] = np.frombuffer(blob, dtype=np.float32)
+        missing = list(dict.fromkeys(i for i, k in enumerate(keys) if k not in found))
+        if missing:
+            vectors = encoder.encode([texts[i] for i in missing])
+            with self.db:
+                self.db.executemany(
+                    "INSERT OR REPLACE INTO embeddings VALUES (?, ?)",
+                    [(keys[i], v.astype(np.float32).tobytes()) for i, v in zip(missing, vectors, strict=True)],
+                )
+            for i, v in zip(missing, vectors, strict=True):
+                found[keys[i]] = v
+        return np.stack([found[k] for k in keys])
 
-        y = np.array([CLASSES.index(label) for label in labels])
-        present = sorted(set(y.tolist()))
-        if len(present) < 2:
-            raise ValueError(f"training a head needs at least two classes, got only {[CLASSES[i] for i in present]}")
-        model = LogisticRegression(C=c, max_iter=2000, random_state=seed, class_weight="balanced")
-        model.fit(embeddings, y, sample_weight=None if weights is None else np.asarray(weights, dtype=np.float64))
-        coef = np.full((len(CLASSES), embeddings.shape[1]), 0.0, dtype=np.float32)
-        intercept = np.full(len(CLASSES), -1e4, dtype=np.float32)  # absent classes: ~0 probability
-        if len(present) == 2:  # sklearn fits one binary column: logit for the second class vs the first
-            coef[present[1]], intercept[present[1]] = model.coef_[0], model.intercept_[0]
-            coef[present[0]], intercept[present[0]] = 0.0, 0.0
-        else:
-            for row, cls_index in enumerate(model.classes_):
-                coef[cls_index], intercept[cls_index] = model.coef_[row], model.intercept_[row]
-        return cls(coef, intercept)
-
-    def predict_proba(self, embeddings: np.ndarray) -> np.ndarray:
-        """Class probabilities, shape (n, 3), columns in CLASSES order."""
-        logits = embeddings @ self.coef.T + self.intercept
-        logits -= logits.max(axis=1, keepdims=True)
-        exp = np.exp(logits)
-        probabilities: np.ndarray = exp / exp.sum(axis=1, keepdims=True)
-        return probabilities
-
-    def save(self, path: Path) -> None:
-        """safetensors, with the class order in its metadata."""
-        from safetensors.numpy import save_file
-
-        save_file({"coef": self.coef, "intercept": self.intercept}, str(path), metadata={"classes": ",".join(CLASSES)})
-
-    @classmethod
-    def load(cls, path: Path) -> Head:
-        """Read a head written by :meth:`save`; refuses another class order."""
-        from safetensors import safe_open
-
-        with safe_open(str(path), framework="numpy") as fh:
-            classes = (fh.metadata() or {}).get("classes")
-            if classes != ",".join(CLASSES):
-                raise ValueError(f"{path}: head classes are {classes!r}, expected {','.join(CLASSES)!r}")
-            return cls(fh.get_tensor("coef"), fh.get_tensor("intercept"))
-
-
-@dataclass
-class SentimentModel:
-    """An encoder and a head: texts in, class probabilities out."""
-
-    encoder: Any  # Encoder
-    head: Head
-
-    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
-        """(n, 3) probabilities in CLASSES order."""
-        return self.head.predict_proba(self.encoder.encode(texts))
+    def close(self) -> None:
+        """Close the database."""
+        self.db.close()

@@ -8,11 +8,13 @@ import numpy as np
 import pytest
 
 from bizstream.errors import AnalyzerUnavailable
+from bizstream.learning.dataset import Split
 from bizstream.learning.registry import ModelMetadata, ModelRegistry
-from bizstream.learning.training import Split
-from bizstream.learning.lora import export_onnx, load_classifier, predict_proba, train_lora, with_adapter
 from bizstream.records import Post
-from plugins.cryptobert import CryptoBertAnalyzer
+from bizstream.testing import check_analyzer
+from bizstream_plugins.cryptobert.analyzer import CryptoBertAnalyzer
+from bizstream_plugins.cryptobert.export import export_onnx
+from bizstream_plugins.cryptobert.model import load_classifier, predict_proba, train_lora, with_adapter
 
 WORDS = "btc eth sol moon rekt pump dump to the scam wagmi ngmi buy sell rug what is wallet".split()
 TEXTS = {"bullish": ["btc to the moon", "eth pump wagmi", "buy sol moon"],
@@ -47,6 +49,7 @@ def test_loads_from_a_folder_and_predicts(tiny: Path) -> None:
     analyzer.load()
     out = analyzer.analyze([Post(id="a", text="btc to the moon", thread_id="a"), Post(id="b", text="", thread_id="b")])
     assert out[0] is not None and out[0].problem() is None and out[1] is None
+    check_analyzer(analyzer, load=False)
 
 
 def test_missing_weights_make_it_unavailable_with_the_reason(tmp_path: Path) -> None:
@@ -100,7 +103,7 @@ def test_train_cryptobert_registers_gates_and_serves_the_onnx_export(tiny: Path,
 
     import orjson
 
-    from bizstream.learning.cryptobert import registry_at
+    from bizstream_plugins.cryptobert.model import registry_at
     from tests.conftest import ROOT
 
     labels = tmp_path / "labels.jsonl"
@@ -140,6 +143,7 @@ def test_train_cryptobert_registers_gates_and_serves_the_onnx_export(tiny: Path,
     a = np.array([[p.probabilities[c] for c in ("bearish", "neutral", "bullish")] for p in onnx.analyze(posts) if p])
     b = np.array([[p.probabilities[c] for c in ("bearish", "neutral", "bullish")] for p in torch_served.analyze(posts) if p])
     assert a.shape == (9, 3) and np.abs(a - b).max() < 0.1 and (a.argmax(1) == b.argmax(1)).mean() >= 8 / 9
+    check_analyzer(onnx, load=False, atol=0.05)
 
     # The ONNX path needs no base weights at all.
     (registry_only := CryptoBertAnalyzer(model=str(tmp_path / "gone"), registry=registry.root)).load()
@@ -158,9 +162,9 @@ def test_train_cryptobert_registers_gates_and_serves_the_onnx_export(tiny: Path,
 def test_the_trainer_job_retrains_cryptobert_when_asked(
     tiny: Path, trained: tuple[ModelRegistry, ModelMetadata, Split], tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from bizstream.learning.cryptobert import registry_at
     from bizstream.learning.job import run_training_job
     from bizstream.store.labels import LabelStore
+    from bizstream_plugins.cryptobert.model import registry_at
     from tests.learning.test_job import label_rows, setup
 
     settings, setfit_registry = setup(trained, tmp_path)

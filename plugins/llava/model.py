@@ -131,11 +131,11 @@ def load_llava(
     model: str, device: str, quantize_4bit: bool, setting: str = "the model setting", adapter: Path | None = None
 ) -> tuple[Any, Any]:
     """(model, processor) from a folder or the local hub cache; 4-bit NF4 (bitsandbytes) when asked, on CUDA; with
-    a LoRA adapter (bizstream.learning.llava_qlora) applied when one is given (merged unless the base is 4-bit)."""
+    a LoRA adapter (bizstream_plugins.llava.training) applied when one is given (merged unless the base is 4-bit)."""
     import torch
     from transformers import AutoProcessor, LlavaForConditionalGeneration
 
-    from bizstream.learning.lora import offline_weights
+    from bizstream.learning.weights import offline_weights
 
     kwargs: dict[str, Any] = {"local_files_only": True, "trust_remote_code": False, "use_safetensors": True}
     if quantize_4bit:

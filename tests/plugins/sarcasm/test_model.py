@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bizstream.learning.sarcasm import SarcasmHead
+from bizstream_plugins.sarcasm.model import SarcasmHead
 
 
 def test_sarcasm_head_learns_and_round_trips(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 from bizstream.errors import ConfigError
 from bizstream.records import Post, Sentiment
 from bizstream.testing import check_analyzer
-from plugins.vader import SLANG_LEXICON, VaderAnalyzer, read_lexicon
+from bizstream_plugins.vader.analyzer import SLANG_LEXICON, VaderAnalyzer, read_lexicon
 
 
 @pytest.fixture(scope="module")

@@ -2,11 +2,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from bizstream.learning.model import CLASSES, Head
+from bizstream.learning.dataset import Split
 from bizstream.learning.registry import ModelMetadata, ModelRegistry
-from bizstream.learning.training import Split, refit_head
-from plugins.setfit import SetfitAnalyzer, load_version
-from bizstream.records import Post
+from bizstream.records import SENTIMENTS, Post
+from bizstream_plugins.setfit.analyzer import SetfitAnalyzer, load_version
+from bizstream_plugins.setfit.model import Head
+from bizstream_plugins.setfit.training import refit_head
 
 
 def test_full_training_learns_the_separable_set(trained: tuple[ModelRegistry, ModelMetadata, Split]) -> None:
@@ -18,7 +19,7 @@ def test_full_training_learns_the_separable_set(trained: tuple[ModelRegistry, Mo
     assert not [p for p in body.rglob("*") if p.suffix in {".bin", ".pkl", ".pt"}]
     loaded = load_version(registry, metadata.version, "torch", 128)
     probabilities = loaded.model.predict_proba(["$XRP to the moon, buying more", "$XRP crashed, I lost everything"])
-    assert [CLASSES[i] for i in probabilities.argmax(axis=1)] == ["bullish", "bearish"]
+    assert [SENTIMENTS[i].value for i in probabilities.argmax(axis=1)] == ["bullish", "bearish"]
 
 
 def test_head_fast_path_changes_predictions_after_new_labels(trained: tuple[ModelRegistry, ModelMetadata, Split]) -> None:
@@ -34,19 +35,19 @@ def test_head_fast_path_changes_predictions_after_new_labels(trained: tuple[Mode
     assert new.kind == "head" and new.body_id == metadata.body_id and new.parent == metadata.version
     assert new.metrics["train_seconds"] < 60
     after = load_version(registry, new.version, "torch", 128).model.predict_proba(probe)
-    bearish = CLASSES.index("bearish")
+    bearish = SENTIMENTS.index("bearish")
     assert (after[:, bearish] > before[:, bearish] + 0.2).all()
 
 
 def test_head_round_trips_through_safetensors(tmp_path) -> None:  # type: ignore[no-untyped-def]
     rng = np.random.default_rng(0)
     x = rng.normal(size=(60, 8)).astype(np.float32)
-    labels = [CLASSES[i % 3] for i in range(60)]
+    labels = [SENTIMENTS[i % 3].value for i in range(60)]
     head = Head.fit(x, labels)
     head.save(tmp_path / "h.safetensors")
     assert np.allclose(Head.load(tmp_path / "h.safetensors").predict_proba(x), head.predict_proba(x))
     two = Head.fit(x, ["bearish" if i % 2 else "bullish" for i in range(60)])  # a class with no examples
-    assert two.predict_proba(x)[:, CLASSES.index("neutral")].max() < 1e-6
+    assert two.predict_proba(x)[:, SENTIMENTS.index("neutral")].max() < 1e-6
 
 
 def test_analyzer_swaps_to_a_promoted_version_between_batches(trained: tuple[ModelRegistry, ModelMetadata, Split]) -> None:

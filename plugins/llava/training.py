@@ -1,6 +1,6 @@
 """QLoRA fine-tuning of LLaVA-1.5 on memes: LoRA adapters on the language model over the 4-bit (NF4) base.
 
-    python -m bizstream.learning.llava_qlora --model /models/llava-1.5-7b-hf --data memes.jsonl --out adapters/meme-v1
+    python -m bizstream_plugins.llava.training --model /models/llava-1.5-7b-hf --data memes.jsonl --out adapters/meme-v1
 
 The dataset is JSON lines, one meme per line; image paths are relative to the file's folder:
 
@@ -8,7 +8,7 @@ The dataset is JSON lines, one meme per line; image paths are relative to the fi
 
 ``image``, ``text`` (may be empty) and ``label`` (bearish / neutral / bullish) are required; ``ocr`` (the text in the
 image) and ``sarcastic`` (true / false) are optional and, when given, taught too. Each example is the analyzer's own
-prompt (bizstream.llava.prompt_for) followed by the JSON answer it should give; the loss counts only the answer's
+prompt (bizstream_plugins.llava.model.prompt_for) followed by the JSON answer it should give; the loss counts only the answer's
 tokens. Images go through bizstream.images (byte and pixel limits). The base stays frozen (4-bit on CUDA; full
 precision with --no-4bit, for CPU runs on small models); only the adapters train and are saved (safetensors).
 Serve them with ``[plugins.options.llava] adapter = "<out>"``.
@@ -31,9 +31,9 @@ import orjson
 
 from bizstream.errors import InvalidRecord
 from bizstream.images import decode
-from bizstream.llava import prompt_for
 from bizstream.records import Sentiment
 from bizstream.settings import LimitSettings
+from bizstream_plugins.llava.model import prompt_for
 
 log = logging.getLogger(__name__)
 # The language model's projections; the vision tower (which has q_proj/k_proj/v_proj too) stays as it is.
@@ -107,7 +107,7 @@ def train(
     import torch
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 
-    from bizstream.llava import load_llava
+    from bizstream_plugins.llava.model import load_llava
 
     limits = limits or LimitSettings()
     torch.manual_seed(seed)

@@ -1,0 +1,54 @@
+"""What a model learns from and is judged on: a split of labelled texts, and the metrics every model reports.
+
+Class columns follow :data:`bizstream.records.SENTIMENTS` (bearish, neutral, bullish) everywhere; label names are
+their values.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from bizstream.records import SENTIMENTS
+
+
+@dataclass(frozen=True)
+class Split:
+    """Texts and label names for training and for the held-back evaluation."""
+
+    train_texts: list[str]
+    train_labels: list[str]
+    test_texts: list[str]
+    test_labels: list[str]
+    train_weights: list[float] | None = None  # per training example (the head honours them; default: equal)
+
+    @classmethod
+    def from_dataset(cls, data: Any) -> Split:
+        """From the DatasetDict that LabelStore.dataset() returns."""
+        names = data["train"].features["label"].names
+        return cls(
+            list(data["train"]["text"]), [names[i] for i in data["train"]["label"]],
+            list(data["test"]["text"]), [names[i] for i in data["test"]["label"]],
+        )  # fmt: skip
+
+    def fingerprint(self) -> str:
+        """A hash of the training data, recorded with the model."""
+        digest = hashlib.sha256()
+        for text, label in sorted(zip(self.train_texts, self.train_labels, strict=True)):
+            digest.update(text.encode() + b"\0" + label.encode() + b"\n")
+        return "sha256:" + digest.hexdigest()[:16]
+
+
+def classification_metrics(probabilities: np.ndarray, labels: Sequence[str]) -> dict[str, float]:
+    """Accuracy and macro-F1 of (n, 3) probabilities (columns in SENTIMENTS order) against label names."""
+    from sklearn.metrics import f1_score
+
+    predicted = [SENTIMENTS[i].value for i in np.asarray(probabilities).argmax(axis=1)] if len(labels) else []
+    accuracy = float(np.mean([p == y for p, y in zip(predicted, labels, strict=True)])) if len(labels) else 0.0
+    macro_f1 = float(f1_score(list(labels), predicted, labels=[s.value for s in SENTIMENTS], average="macro",
+                              zero_division=0)) if len(labels) else 0.0  # fmt: skip
+    return {"accuracy": accuracy, "macro_f1": macro_f1, "eval_examples": float(len(labels))}
