@@ -75,7 +75,7 @@ def run_pipeline(pipeline: Pipeline, posts: list[Post]) -> tuple[list[str], dict
     routes: dict[str, int] = {}
     started = time.perf_counter()
     for i in range(0, len(posts), 256):
-        result = pipeline.score(posts[i : i + 256])
+        result = pipeline.process(posts[i : i + 256])
         assert not result.unscored, result.unscored[:1]
         for s in result.scores:
             fused.append(s.label.value)

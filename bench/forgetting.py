@@ -28,12 +28,14 @@ sys.path.insert(0, str(ROOT / "bench"))
 from accuracy import read, sample  # noqa: E402
 
 from bizstream.learning.embeddings import TorchEncoder, default_body
-from bizstream.learning.job import accuracy, run_training_job  # noqa: E402
+from bizstream.learning.job import run_training_job
 from bizstream.learning.registry import ModelMetadata, ModelRegistry  # noqa: E402
+from bizstream.learning.trainers import accuracy
 from bizstream.records import Sentiment  # noqa: E402
 from bizstream.settings import Settings  # noqa: E402
 from bizstream.store.labels import LabelRow, LabelStore  # noqa: E402
 from bizstream_plugins.setfit.model import Head  # noqa: E402
+from bizstream_plugins.setfit.training import SetfitTrainer  # noqa: E402
 
 
 def bootstrap(registry: ModelRegistry, texts: list[str], labels: list[str]) -> str:
@@ -69,7 +71,7 @@ def run(new_share: float, a_train: list, b_train: list, a_test: list, b_test: li
     second = run_training_job(settings, "labels", publish=False)
 
     def acc(version: str | None, data: list) -> float:  # type: ignore[type-arg]
-        return round(accuracy(registry, version, [t for t, _ in data], [y for _, y in data]), 4)
+        return round(accuracy(SetfitTrainer(registry), version, [t for t, _ in data], [y for _, y in data]), 4)
 
     return {
         "a_accuracy_after_a": acc(a_model, a_test), "b_accuracy_after_a": acc(a_model, b_test),

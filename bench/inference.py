@@ -33,6 +33,7 @@ from bizstream.learning.registry import ModelRegistry  # noqa: E402
 from bizstream.pipeline import Pipeline  # noqa: E402
 from bizstream.records import Post  # noqa: E402
 from bizstream.settings import RoutingSettings, Settings  # noqa: E402
+from bizstream.store.label_files import read_label_file  # noqa: E402
 from bizstream.store.labels import LabelStore  # noqa: E402
 from bizstream_plugins.setfit.analyzer import SetfitAnalyzer, load_version  # noqa: E402
 from bizstream_plugins.setfit.export import export_version  # noqa: E402
@@ -78,7 +79,7 @@ def main() -> None:
         split = Split([t for t, _ in chosen], [label for _, label in chosen], [], [])
     else:
         store = LabelStore(work / "labels.sqlite")
-        store.import_file(ROOT / "data" / "sample_labels.jsonl")
+        store.add(read_label_file(ROOT / "data" / "sample_labels.jsonl").rows)
         split = Split.from_dataset(store.dataset())
     trained = train_full(registry, split, default_body(), PROFILES["cpu"], show_progress=False)
     registry.promote(trained.version)
@@ -107,9 +108,9 @@ def main() -> None:
     cascade_rates = {}
     for on in (True, False):
         pipeline = Pipeline([vader, setfit], settings.fusion, 3600, RoutingSettings(cascade=on))
-        pipeline.score(posts[:256])
+        pipeline.process(posts[:256])
         started = time.perf_counter()
-        routes = [s.route for i in range(0, len(posts), 256) for s in pipeline.score(posts[i : i + 256]).scores]
+        routes = [s.route for i in range(0, len(posts), 256) for s in pipeline.process(posts[i : i + 256]).scores]
         cascade_rates["cascade" if on else "vader_plus_setfit_every_post"] = {
             "posts_per_s": round(len(posts) / (time.perf_counter() - started), 1),
             "settled_by_vader": round(routes.count("cheap") / len(routes), 3),

@@ -56,7 +56,7 @@ def in_process(settings: Settings, records: list[tuple[bytes, bytes]]) -> float:
     started = time.perf_counter()
     for i in range(0, len(records), size):
         posts = [Post.from_json(value, settings.limits) for _, value in records[i : i + size]]
-        for score in pipeline.score(posts).scores:
+        for score in pipeline.process(posts).scores:
             score.to_json()
     seconds = time.perf_counter() - started
     pipeline.close()

@@ -5,7 +5,6 @@ The public surface for plugin authors is re-exported here; everything else is re
 
 from bizstream.analyzer import Analyzer, Prediction
 from bizstream.errors import (
-    AnalyzerError,
     AnalyzerUnavailable,
     BizstreamError,
     BrokerError,
@@ -18,7 +17,6 @@ from bizstream.settings import Settings, load_settings
 
 __all__ = [
     "Analyzer",
-    "AnalyzerError",
     "AnalyzerUnavailable",
     "BizstreamError",
     "BrokerError",

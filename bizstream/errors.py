@@ -4,8 +4,7 @@
     ├── ConfigError            bad settings; raised at start-up, never per message
     ├── InvalidRecord          a message that fails validation (goes to the dead-letter topic)
     │   └── ImageRefused         an image that breaks a limit or a rule (size, pixels, path, URL)
-    ├── AnalyzerError          an analyzer raised or ran out of time (recorded in the Score)
-    │   └── AnalyzerUnavailable  an analyzer that cannot run here (missing weights, no GPU)
+    ├── AnalyzerUnavailable    an analyzer (fuser, trainer) that cannot run here: missing weights, no GPU
     └── BrokerError            the local Kafka broker could not be fetched, started or reached
 """
 
@@ -28,11 +27,7 @@ class ImageRefused(InvalidRecord):
     """An image was not loaded: too big, too many pixels, outside the image folder, or a URL not allowed."""
 
 
-class AnalyzerError(BizstreamError):
-    """An analyzer failed on a batch."""
-
-
-class AnalyzerUnavailable(AnalyzerError):
+class AnalyzerUnavailable(BizstreamError):
     """An analyzer cannot run on this machine; the message says why."""
 
 

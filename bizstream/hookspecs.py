@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from bizstream.analyzer import Analyzer, Fuser
+    from bizstream.learning.trainers import Trainer
     from bizstream.settings import Settings
 
 hookspec = pluggy.HookspecMarker("bizstream")
@@ -32,3 +33,9 @@ def register_fusers(settings: Settings, analyzers: Mapping[str, Analyzer]) -> li
     Called once at start-up, after the analyzers have loaded; ``analyzers`` are the available ones by name, for a fuser
     that needs to score text itself (e.g. the text read from an image) without importing another plugin.
     """
+
+
+@hookspec
+def register_trainers(settings: Settings) -> list[Trainer]:
+    """Trainers this plugin contributes: each trains new versions of one analyzer's model (``bizstream train NAME``,
+    the trainer agent's retraining job). Called when a training starts, in the process that trains."""

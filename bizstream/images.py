@@ -8,12 +8,14 @@ redirects, a byte limit and a timeout.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import io
 import ipaddress
 import socket
 import ssl
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -41,18 +43,38 @@ def decode(data: bytes, limits: LimitSettings) -> PILImage.Image:
     """Check size, then header pixel count, then decode with decompression-bomb warnings as errors."""
     if len(data) > limits.max_image_bytes:
         raise ImageRefused(f"image is {len(data)} bytes, more than limits.max_image_bytes={limits.max_image_bytes}")
+    with _guarded():
+        opened = _open_within(data, limits)
+        opened.load()
+        return opened.convert("RGB")
+
+
+def check_header(data: bytes, limits: LimitSettings) -> tuple[int, int]:
+    """(width, height) from the image header alone, nothing decoded; ImageRefused when it cannot be read or has too
+    many pixels. Post validation runs this on inline images; :func:`decode` runs it before decoding."""
+    with _guarded():
+        with _open_within(data, limits) as opened:
+            return opened.size
+
+
+def _open_within(data: bytes, limits: LimitSettings) -> PILImage.Image:
+    opened = PILImage.open(io.BytesIO(data))  # lazy: reads the header only
+    width, height = opened.size
+    if width * height > limits.max_image_pixels:
+        raise ImageRefused(
+            f"image is {width}x{height} = {width * height} pixels, more than "
+            f"limits.max_image_pixels={limits.max_image_pixels} (a decompression bomb?)"
+        )
+    return opened
+
+
+@contextlib.contextmanager
+def _guarded() -> Iterator[None]:
+    """Pillow's decompression-bomb warnings as errors, and every way Pillow refuses bytes as ImageRefused."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", PILImage.DecompressionBombWarning)
-            opened = PILImage.open(io.BytesIO(data))
-            width, height = opened.size
-            if width * height > limits.max_image_pixels:
-                raise ImageRefused(
-                    f"image is {width}x{height} = {width * height} pixels, more than "
-                    f"limits.max_image_pixels={limits.max_image_pixels} (a decompression bomb?)"
-                )
-            opened.load()
-            return opened.convert("RGB")
+            yield
     except ImageRefused:
         raise
     except (PILImage.DecompressionBombError, PILImage.DecompressionBombWarning) as exc:

@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from bizstream.errors import BizstreamError
 from bizstream.records import Label, Sentiment
 from bizstream.settings import Settings
-from bizstream.store.labels import LabelRow, LabelStore, transaction
-from bizstream.store.scored import ScoredPost, ScoredPostStore
+from bizstream.store.database import transaction
+from bizstream.store.labels import LabelRow, LabelStore
+from bizstream.store.scored import PostForLabeling, ScoredPostStore
 from bizstream.stream import topics
 
 log = logging.getLogger(__name__)
@@ -32,10 +33,10 @@ class LabelSession:
 
     settings: Settings
     labeler: str
-    queue: list[ScoredPost]
+    queue: list[PostForLabeling]
     labels: LabelStore = field(init=False)
     posts: ScoredPostStore = field(init=False)
-    done: list[tuple[str, ScoredPost]] = field(default_factory=list)  # ("label" | "skip", post), for undo
+    done: list[tuple[str, PostForLabeling]] = field(default_factory=list)  # ("label" | "skip", post), for undo
     labelled: int = 0
     skipped: int = 0
     sent: int = 0
@@ -47,11 +48,11 @@ class LabelSession:
         self.total = len(self.queue)
 
     @property
-    def current(self) -> ScoredPost | None:
+    def current(self) -> PostForLabeling | None:
         """The post on screen."""
         return self.queue[0] if self.queue else None
 
-    def parent(self, post: ScoredPost) -> ScoredPost | None:
+    def parent(self, post: PostForLabeling) -> PostForLabeling | None:
         """The post this one replies to, when it is stored (thread context)."""
         return self.posts.get(post.reply_to) if post.reply_to else None
 
@@ -97,7 +98,7 @@ class LabelSession:
         self.sent += len(rows)
         return len(rows)
 
-    def _label(self, post: ScoredPost, rating: int) -> None:
+    def _label(self, post: PostForLabeling, rating: int) -> None:
         label = Label(post.post_id, rating, self.labeler, text=post.text)
         row = LabelRow(post.post_id, post.text, rating, self.labeler, post.thread_id, "human", label.labeled_at)
         with transaction(self.labels.db):  # the label and its outbox entry together, or neither

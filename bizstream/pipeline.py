@@ -1,6 +1,6 @@
 """Analyze a batch of posts with every analyzer, isolated from each other, and fuse the results into Scores.
 
-Plain Python with no faust import: the worker runs :meth:`Pipeline.score` off the event loop, and ``bizstream
+Plain Python with no faust import: the worker runs :meth:`Pipeline.process` off the event loop, and ``bizstream
 score`` runs the very same code with no broker.
 
 After fusion, fusers (e.g. the sarcasm fusion plugin) may refine each Score, seeing every analyzer's result and the
@@ -74,7 +74,7 @@ class Pipeline:
         self.context_posts = context_posts
         self._recent: OrderedDict[str, Score] = OrderedDict()
 
-    def score(self, posts: Sequence[Post]) -> BatchResult:
+    def process(self, posts: Sequence[Post]) -> BatchResult:
         """Score one batch (through the cascade when it is on). Never raises because of an analyzer or a post."""
         if not posts:
             return BatchResult([], [])

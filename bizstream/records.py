@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
-import io
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -230,22 +229,13 @@ def _image(value: Any, limits: LimitSettings, where: str) -> Image | None:
 
 
 def _check_pixels(data: bytes, limits: LimitSettings, where: str) -> None:
-    """Read only the image header (Pillow opens lazily) and refuse images with too many pixels."""
-    from PIL import Image as PILImage
-    from PIL import UnidentifiedImageError
+    """Refuse an inline image Pillow cannot read or with too many pixels, from its header alone (bizstream.images)."""
+    from bizstream.images import check_header
 
     try:
-        with PILImage.open(io.BytesIO(data)) as image:
-            width, height = image.size
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise InvalidRecord(f"'image.data' is not an image Pillow can read: {exc} ({where})") from None
-    except PILImage.DecompressionBombError as exc:
-        raise InvalidRecord(f"'image.data' looks like a decompression bomb: {exc} ({where})") from None
-    if width * height > limits.max_image_pixels:
-        raise InvalidRecord(
-            f"inline image is {width}x{height} = {width * height} pixels, more than "
-            f"limits.max_image_pixels={limits.max_image_pixels} ({where})"
-        )
+        check_header(data, limits)
+    except InvalidRecord as exc:
+        raise InvalidRecord(f"inline {exc} ({where})") from None
 
 
 def _drop_none(record: Any) -> dict[str, Any]:

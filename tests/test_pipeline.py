@@ -16,7 +16,7 @@ POSTS = [Post(id=str(i), text=f"post {i}", thread_id=f"t{i % 3}") for i in range
 def test_fusion_uses_the_configured_weights() -> None:
     fusion = FusionSettings(weights={"up": 0.75, "down": 0.25})
     pipeline = Pipeline([ConstantAnalyzer("up", 1.0), ConstantAnalyzer("down", -1.0)], fusion, timeout_s=5)
-    result = pipeline.score(POSTS)
+    result = pipeline.process(POSTS)
     assert [s.post_id for s in result.scores] == [p.id for p in POSTS]
     for s in result.scores:
         assert s.score == pytest.approx(0.5)
@@ -29,7 +29,7 @@ def test_fusion_uses_the_configured_weights() -> None:
 def test_zero_weight_analyzer_is_reported_but_not_fused() -> None:
     fusion = FusionSettings(weights={"up": 1.0, "down": 0.0})
     pipeline = Pipeline([ConstantAnalyzer("up", 0.6), ConstantAnalyzer("down", -1.0)], fusion, timeout_s=5)
-    s = pipeline.score(POSTS[:1]).scores[0]
+    s = pipeline.process(POSTS[:1]).scores[0]
     assert s.probabilities == s.analyzers["up"].probabilities  # "down" had no say
     assert s.analyzers["down"].score == -1.0
 
@@ -38,7 +38,7 @@ def test_a_raising_and_a_hanging_analyzer_cost_only_their_own_output() -> None:
     analyzers = [ConstantAnalyzer("ok", -0.5), RaisingAnalyzer("raiser", 1.0), HangingAnalyzer("hanger", 1.0, 2.0)]
     pipeline = Pipeline(analyzers, FusionSettings(), timeout_s=0.3)
     started = time.monotonic()
-    result = pipeline.score(POSTS)
+    result = pipeline.process(POSTS)
     assert time.monotonic() - started < 1.5  # bounded by the time budget, not by the hang
     assert len(result.scores) == len(POSTS) and not result.unscored
     for s in result.scores:
@@ -47,7 +47,7 @@ def test_a_raising_and_a_hanging_analyzer_cost_only_their_own_output() -> None:
         assert "timed out" in s.failures["hanger"]
         assert "ok" not in s.failures
     # While the hung call is still running, the next batch skips that analyzer instead of piling up threads.
-    again = pipeline.score(POSTS[:2])
+    again = pipeline.process(POSTS[:2])
     assert "still busy" in again.scores[0].failures["hanger"]
     pipeline.close()
 
@@ -64,7 +64,7 @@ def test_malformed_predictions_are_recorded_per_post() -> None:
             return [prediction(0.5)]
 
     pipeline = Pipeline([Sloppy("sloppy", 0), Short("short", 0), ConstantAnalyzer("ok", 0.2)], FusionSettings(), 5)
-    scores = pipeline.score(POSTS[:3]).scores
+    scores = pipeline.process(POSTS[:3]).scores
     assert "score must be a finite number in [-1, +1], got 7.0" in scores[1].failures["sloppy"]
     assert "sloppy" not in scores[0].failures
     assert all("returned 1 predictions for 3 posts" in s.failures["short"] for s in scores)
@@ -72,7 +72,7 @@ def test_malformed_predictions_are_recorded_per_post() -> None:
 
 def test_post_no_analyzer_could_score_is_returned_unscored() -> None:
     pipeline = Pipeline([RaisingAnalyzer("raiser", 1.0)], FusionSettings(), timeout_s=5)
-    result = pipeline.score(POSTS[:2])
+    result = pipeline.process(POSTS[:2])
     assert result.scores == []
     assert [u.post.id for u in result.unscored] == ["0", "1"]
     assert "raiser: RuntimeError: boom" in result.unscored[0].reason
@@ -87,7 +87,7 @@ def test_fused_label_score_and_probabilities_always_agree() -> None:
     posts = [Post(id=str(i), text=t, thread_id="t") for i, t in enumerate(texts)]
     for a in (-1.0, -0.3, -0.05, 0.0, 0.04, 0.2, 1.0):
         pipeline = Pipeline([vader, ConstantAnalyzer("setfit", a)], FusionSettings(), 5)
-        for s in pipeline.score(posts).scores:
+        for s in pipeline.process(posts).scores:
             assert -1.0 <= s.score <= 1.0
             assert s.score == pytest.approx(s.probabilities["bullish"] - s.probabilities["bearish"])
             assert s.label.value == max(s.probabilities, key=s.probabilities.__getitem__)
@@ -114,7 +114,7 @@ def test_cascade_lets_confident_posts_skip_the_expensive_analyzer() -> None:
     posts = [Post(id="a", text="to the moon", thread_id="t"), Post(id="b", text="hmm", thread_id="t")]
     on = RoutingSettings(cascade=True, cheap=["vader"])
     expensive = Expensive("setfit", 0)
-    result = Pipeline([Cheap("vader", 0), expensive], FusionSettings(), 5, on).score(posts)
+    result = Pipeline([Cheap("vader", 0), expensive], FusionSettings(), 5, on).process(posts)
     by_id = {s.post_id: s for s in result.scores}
     assert expensive.seen == ["b"]
     assert by_id["a"].route == "cheap" and set(by_id["a"].analyzers) == {"vader"} and by_id["a"].score == pytest.approx(0.9)
@@ -123,6 +123,6 @@ def test_cascade_lets_confident_posts_skip_the_expensive_analyzer() -> None:
 
     expensive.seen.clear()
     off = RoutingSettings(cascade=False)
-    result = Pipeline([Cheap("vader", 0), expensive], FusionSettings(), 5, off).score(posts)
+    result = Pipeline([Cheap("vader", 0), expensive], FusionSettings(), 5, off).process(posts)
     assert sorted(expensive.seen) == ["a", "b"]
     assert {s.route for s in result.scores} == {"all"}

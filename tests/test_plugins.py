@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import importlib.metadata
+import inspect
 import re
 from collections.abc import Iterator
 
@@ -88,8 +90,43 @@ def test_misspelled_hook_implementation_fails_at_startup(pm: pluggy.PluginManage
         pm.check_pending()
 
 
-def test_every_hook_is_documented() -> None:
+def test_every_hook_is_documented_under_its_full_signature() -> None:
+    """The datasette way: a section per hook, headed by the signature in hookspecs.py, with an example."""
     doc = (ROOT / "docs" / "hooks.md").read_text()
-    documented = set(re.findall(r"^## (\w+)\(", doc, flags=re.M))
-    specs = {name for name in dir(hookspecs) if hasattr(getattr(hookspecs, name), "bizstream_spec")}
-    assert specs == documented
+    headings = set(re.findall(r"^## (\w+\(.*)$", doc, flags=re.M))
+    specs = {name: getattr(hookspecs, name) for name in dir(hookspecs) if hasattr(getattr(hookspecs, name), "bizstream_spec")}
+    expected = {f"{name}{inspect.signature(spec)}".replace("'", "") for name, spec in specs.items()}
+    assert headings == expected
+    for name in specs:
+        section = doc.split(f"## {name}(", 1)[1].split("\n## ", 1)[0]
+        assert f"def {name}(" in section, f"the {name} section has no example"
+
+
+def test_a_config_error_in_a_hook_stops_start_up(settings: Settings) -> None:
+    class Misconfigured:
+        @hookimpl
+        def register_analyzers(self) -> list[ConstantAnalyzer]:
+            raise ConfigError("[plugins.options.mine] threshold must be in [0, 1], got 7")
+
+    pm = get_plugin_manager(settings, third_party=False)
+    pm.register(Misconfigured(), name="mine")
+    with pytest.raises(ConfigError, match=r"plugin mine: \[plugins.options.mine\] threshold must be in \[0, 1\], got 7"):
+        load_analyzers(pm, settings)
+
+
+def test_a_bad_builtin_option_stops_start_up_naming_the_key(settings: Settings) -> None:
+    bad = settings.replace(plugins={"options": {"vader": {"sharpnes": 2.0}}})
+    with pytest.raises(ConfigError, match=r"unknown option\(s\) \['sharpnes'\] in \[plugins.options.vader\]"):
+        load_analyzers(get_plugin_manager(bad, third_party=False), bad)
+    worse = settings.replace(plugins={"options": {"vader": {"neutral_band": 3.0}}})
+    with pytest.raises(ConfigError, match="neutral_band must be in"):
+        load_analyzers(get_plugin_manager(worse, third_party=False), worse)
+
+
+def test_builtins_are_found_through_entry_points_under_a_bizstream_owned_name(settings: Settings) -> None:
+    pm = get_plugin_manager(settings, third_party=False)
+    modules = {name: getattr(plugin, "__name__", "") for name, plugin in pm.list_name_plugin()}
+    assert modules == {name: f"bizstream_plugins.{name}" for name in ("vader", "setfit", "cryptobert", "llava", "sarcasm")}
+    # What the installed distribution puts on the import path: nothing named plainly "plugins".
+    top_level = (importlib.metadata.distribution("bizstream").read_text("top_level.txt") or "").split()
+    assert sorted(top_level) == ["bizstream", "bizstream_plugins"]

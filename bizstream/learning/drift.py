@@ -19,7 +19,7 @@ TRUTH_SCORE = {Sentiment.BEARISH: -1.0, Sentiment.NEUTRAL: 0.0, Sentiment.BULLIS
 
 
 @dataclass(frozen=True)
-class Scored:
+class AnalyzerVerdict:
     """What the join keeps of one analyzer's result for one post."""
 
     analyzer: str
@@ -81,16 +81,16 @@ class ScoreJoin:
             raise ValueError(f"max_posts must be >= 1 and ttl_s > 0, got {max_posts} and {ttl_s}")
         self.max_posts = max_posts
         self.ttl_s = ttl_s
-        self._scores: OrderedDict[str, tuple[float, list[Scored]]] = OrderedDict()
+        self._scores: OrderedDict[str, tuple[float, list[AnalyzerVerdict]]] = OrderedDict()
 
-    def add(self, post_id: str, results: list[Scored], now: float | None = None) -> None:
+    def add(self, post_id: str, results: list[AnalyzerVerdict], now: float | None = None) -> None:
         """Remember a post's per-analyzer results (a later score of the same post replaces the earlier)."""
         now = time.time() if now is None else now
         self._scores.pop(post_id, None)
         self._scores[post_id] = (now, results)
         self._evict(now)
 
-    def take(self, post_id: str, now: float | None = None) -> list[Scored] | None:
+    def take(self, post_id: str, now: float | None = None) -> list[AnalyzerVerdict] | None:
         """The results for a post, or None if never seen or expired; each post is joined once."""
         now = time.time() if now is None else now
         self._evict(now)
@@ -115,7 +115,7 @@ class DriftMonitor:
         self.join = join or ScoreJoin()
         self.monitors: dict[str, ErrorMonitor] = {}
 
-    def on_score(self, post_id: str, results: list[Scored]) -> None:
+    def on_score(self, post_id: str, results: list[AnalyzerVerdict]) -> None:
         """Remember a scored post."""
         self.join.add(post_id, results)
 

@@ -13,7 +13,7 @@ from bizstream.learning.registry import ModelRegistry
 from bizstream.records import SENTIMENTS
 from bizstream.settings import Settings
 from bizstream.store.labels import LabelStore
-from bizstream.store.scored import ScoredPost, ScoredPostStore
+from bizstream.store.scored import PostForLabeling, ScoredPostStore
 
 STRATEGIES = ("hybrid", "entropy", "random")
 
@@ -21,7 +21,7 @@ STRATEGIES = ("hybrid", "entropy", "random")
 class StoredBeliefs:
     """The fused probabilities each post was scored with: what the running system believed about it."""
 
-    def __init__(self, posts: Sequence[ScoredPost]) -> None:
+    def __init__(self, posts: Sequence[PostForLabeling]) -> None:
         self.by_text = {p.text: [(p.probabilities or {}).get(c, 1 / 3) for c in SENTIMENTS] for p in posts}
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:

@@ -15,11 +15,12 @@ from typing import Any
 import orjson
 
 from bizstream.records import Post
-from bizstream.store.labels import LabelStore, transaction
+from bizstream.store.database import transaction
+from bizstream.store.labels import LabelStore
 
 
 @dataclass(frozen=True)
-class ScoredPost:
+class PostForLabeling:
     """A post as the labeler shows it."""
 
     post_id: str
@@ -80,7 +81,7 @@ class ScoredPostStore:
             )
         return cursor.rowcount
 
-    def unlabelled(self, labeler: str, limit: int) -> list[ScoredPost]:
+    def unlabelled(self, labeler: str, limit: int) -> list[PostForLabeling]:
         """Scored posts with text that nobody has labelled and this labeler has not skipped, newest first."""
         query = (
             "SELECT post_id, thread_id, text, image, reply_to, label, confidence, probabilities, seen_at FROM scored_posts "
@@ -91,7 +92,7 @@ class ScoredPostStore:
         )
         return [_post(row) for row in self.db.execute(query, (labeler, limit))]
 
-    def get(self, post_id: str) -> ScoredPost | None:
+    def get(self, post_id: str) -> PostForLabeling | None:
         """One post, if stored."""
         row = self.db.execute(
             "SELECT post_id, thread_id, text, image, reply_to, label, confidence, probabilities, seen_at "
@@ -117,7 +118,7 @@ def _image_ref(post: Post) -> str | None:
     return post.image.path or post.image.url or f"inline {post.image.mime}"
 
 
-def _post(row: tuple[Any, ...]) -> ScoredPost:
+def _post(row: tuple[Any, ...]) -> PostForLabeling:
     post_id, thread_id, text, image, reply_to, label, confidence, probabilities, seen_at = row
-    return ScoredPost(str(post_id), thread_id, text or "", image, reply_to, label, confidence,
+    return PostForLabeling(str(post_id), thread_id, text or "", image, reply_to, label, confidence,
                       orjson.loads(probabilities) if probabilities else None, float(seen_at))  # fmt: skip

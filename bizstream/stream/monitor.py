@@ -14,7 +14,7 @@ import faust
 import orjson
 
 from bizstream.errors import InvalidRecord
-from bizstream.learning.drift import DriftMonitor, Scored, ScoreJoin
+from bizstream.learning.drift import AnalyzerVerdict, DriftMonitor, ScoreJoin
 from bizstream.records import Label, Sentiment
 from bizstream.settings import Settings
 from bizstream.stream import topics
@@ -24,12 +24,12 @@ log = logging.getLogger(__name__)
 APP_ID = "bizstream-monitor"
 
 
-def scored_results(raw: bytes) -> tuple[str, list[Scored]]:
+def scored_results(raw: bytes) -> tuple[str, list[AnalyzerVerdict]]:
     """Post id and per-analyzer results of a Score message (analyzers that failed on the post are left out)."""
     try:
         score = orjson.loads(raw)
         results = [
-            Scored(name, str(r["model_version"]), Sentiment(r["label"]), float(r["score"]))
+            AnalyzerVerdict(name, str(r["model_version"]), Sentiment(r["label"]), float(r["score"]))
             for name, r in score["analyzers"].items()
             if r.get("error") is None and r.get("label") is not None
         ]

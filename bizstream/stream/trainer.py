@@ -22,6 +22,7 @@ from bizstream.learning.job import LAST_TRAINED_AT, RUNNING
 from bizstream.records import DriftEvent, Label, Post
 from bizstream.settings import Settings
 from bizstream.store.labels import LabelRow, LabelStore
+from bizstream.store.trainer_state import RecentPosts, TrainerState
 from bizstream.stream import topics
 from bizstream.stream.apps import decode_or_dead_letter, new_app
 
@@ -74,13 +75,15 @@ def create_trainer_app(settings: Settings) -> faust.App:
     """The trainer's faust app: labels in, training jobs out."""
     app, declared = new_app(settings, APP_ID)
     store = LabelStore(settings.store_path)
+    state = TrainerState(settings.store_path)
+    recent = RecentPosts(settings.store_path)
     runner = JobRunner(settings)
     deadletter = declared[topics.DEADLETTER]
 
     @app.task  # type: ignore[untyped-decorator]
     async def resume() -> None:
         """A job that was running when the trainer stopped is started again."""
-        interrupted = store.get_state(RUNNING)
+        interrupted = state.get(RUNNING)
         if interrupted is not None:
             log.warning("resuming the training job interrupted earlier (%s)", interrupted)
             await runner.request(interrupted)
@@ -93,7 +96,7 @@ def create_trainer_app(settings: Settings) -> faust.App:
             if row is None:
                 continue
             store.add([row])
-            since = float(store.get_state(LAST_TRAINED_AT, "0") or 0)
+            since = float(state.get(LAST_TRAINED_AT, "0") or 0)
             if not runner.busy and store.count_since(since) >= settings.trainer.retrain_after:
                 await runner.request("labels")
 
@@ -114,7 +117,7 @@ def create_trainer_app(settings: Settings) -> faust.App:
                     continue
                 if post.text.strip():
                     posts.append((post.id, post.text))
-            store.remember_posts(posts, keep=settings.trainer.recent_posts)
+            recent.remember(posts, keep=settings.trainer.recent_posts)
 
     @app.agent(declared[topics.DRIFT], name="bizstream.trainer.drift")
     async def on_drift(stream: faust.StreamT[bytes]) -> None:

@@ -5,7 +5,8 @@ returned, and the body returns only after the broker has confirmed every Score a
 commits acknowledged offsets. A worker killed mid-batch therefore leaves those posts uncommitted, and whoever takes
 over their partitions scores them again (a post may be scored twice, never lost).
 
-Bad input never stops the agent: the raw bytes go to the dead-letter topic with the reason, and the loop goes on.
+Validation, scoring and dead-lettering are bizstream.scoring's (shared with ``bizstream score``), run off the event
+loop. Bad input never stops the agent: the raw bytes go to the dead-letter topic with the reason, and the loop goes on.
 """
 
 from __future__ import annotations
@@ -19,12 +20,11 @@ from typing import Any, cast
 
 import faust
 
-from bizstream.errors import InvalidRecord
-from bizstream.pipeline import BatchResult, Pipeline
-from bizstream.records import Post
+from bizstream.pipeline import Pipeline
+from bizstream.scoring import Message, score_messages
 from bizstream.settings import Settings
 from bizstream.stream import topics
-from bizstream.stream.apps import new_app, send_dead_letter
+from bizstream.stream.apps import new_app
 
 log = logging.getLogger(__name__)
 EXIT_PRODUCE_FAILED = 75  # EX_TEMPFAIL: try again
@@ -33,21 +33,21 @@ EXIT_PRODUCE_FAILED = 75  # EX_TEMPFAIL: try again
 def create_app(settings: Settings, pipeline: Pipeline) -> faust.App:
     """A faust app with bizstream's topics and the scoring agent, bound to one pipeline."""
     app, declared = new_app(settings, settings.worker.app_id)
-    scorer = _Scorer(settings, pipeline, declared[topics.SCORES], declared[topics.DEADLETTER])
+    handler = _BatchHandler(settings, pipeline, declared[topics.SCORES], declared[topics.DEADLETTER])
 
-    @app.agent(declared[topics.POSTS], name="bizstream.score")
-    async def score(stream: faust.StreamT[bytes]) -> None:
+    @app.agent(declared[topics.POSTS], name="bizstream.worker.posts")
+    async def score_posts(stream: faust.StreamT[bytes]) -> None:
         """Score posts in batches bounded by worker.batch_size and worker.batch_timeout_s."""
         batches = cast(faust.Stream[bytes], stream).take_events(  # take_events is on Stream, not on StreamT
             settings.worker.batch_size, within=settings.worker.batch_timeout_s
         )
         async for events in batches:
-            await scorer.handle(events)
+            await handler.handle(events)
 
     return app
 
 
-class _Scorer:
+class _BatchHandler:
     """The agent's body, kept out of the decorator so it reads top to bottom."""
 
     def __init__(self, settings: Settings, pipeline: Pipeline, scores: faust.TopicT, deadletter: faust.TopicT) -> None:
@@ -60,34 +60,16 @@ class _Scorer:
 
     async def handle(self, events: Sequence[faust.EventT[bytes]]) -> None:
         """Validate, score and produce one batch; return only when the broker has everything it produced."""
-        posts: list[Post] = []
-        origin: dict[str, faust.EventT[bytes]] = {}
+        messages = [_message(event) for event in events]
+        loop = asyncio.get_running_loop()
+        handled = await loop.run_in_executor(self.executor, score_messages, self.pipeline, messages, self.settings.limits)
         pending: list[Awaitable[Any]] = []
-        for event in events:
-            raw = event.value if isinstance(event.value, bytes) else bytes(event.value or b"")
-            try:
-                post = Post.from_json(raw, self.settings.limits)
-            except InvalidRecord as exc:
-                pending.append(await send_dead_letter(self.deadletter, event, "validate", exc))
-                continue
-            posts.append(post)
-            origin.setdefault(post.id, event)
-        if posts:
-            loop = asyncio.get_running_loop()
-            try:
-                result: BatchResult = await loop.run_in_executor(self.executor, self.pipeline.score, posts)
-            except Exception as exc:  # boundary: the pipeline should never raise, but if it does, keep every post
-                log.exception("pipeline failed on a batch of %d posts", len(posts))
-                for post in posts:
-                    pending.append(await send_dead_letter(self.deadletter, origin[post.id], "analyze", exc))
-            else:
-                for score in result.scores:
-                    pending.append(
-                        await self.scores.send(key=score.thread_id.encode(), value=score.to_json(), force=True)
-                    )
-                for miss in result.unscored:
-                    error = RuntimeError(miss.reason)
-                    pending.append(await send_dead_letter(self.deadletter, origin[miss.post.id], "analyze", error))
+        for score in handled.scores:
+            pending.append(await self.scores.send(key=score.thread_id.encode(), value=score.to_json(), force=True))
+        for message, letter in handled.dead_letters:
+            log.info("dead letter %s:%s@%s (%s): %s", message.topic, message.partition, message.offset, letter.stage,
+                     letter.message)  # fmt: skip
+            pending.append(await self.deadletter.send(key=message.key, value=letter.to_json(), force=True))
         # Offsets of this batch are acknowledged when we return: wait for the broker to have every record first.
         try:
             await asyncio.gather(*pending)
@@ -98,3 +80,15 @@ class _Scorer:
             log.critical("could not produce the results of a batch; exiting so the batch is re-read", exc_info=True)
             logging.shutdown()
             os._exit(EXIT_PRODUCE_FAILED)
+
+
+def _message(event: faust.EventT[bytes]) -> Message:
+    """The consumed record behind an event, as the batch runner takes it."""
+    record = event.message
+    return Message(
+        value=record.value if isinstance(record.value, bytes) else bytes(record.value or b""),
+        key=record.key if isinstance(record.key, bytes) else None,
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+    )

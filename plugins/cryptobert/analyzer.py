@@ -27,7 +27,8 @@ from bizstream_plugins.cryptobert.model import ADAPTER, DEFAULT_MODEL, ONNX_INT8
 
 __all__ = ["CryptoBertAnalyzer"]
 RUNTIMES = ("auto", "torch", "onnx-int8")
-OPTIONS = {"model", "adapter", "registry", "runtime", "max_length", "batch_size"}
+OPTIONS = {"model", "adapter", "registry", "runtime", "max_length", "batch_size"}  # [plugins.options.cryptobert]
+TRAINING_OPTIONS = {"epochs", "lr", "onnx"}  # the same table, read by its trainer
 
 
 class _Torch:

@@ -8,9 +8,13 @@ pyproject.toml (``setfit = "bizstream_plugins.setfit"``), as it finds any third-
 
 from __future__ import annotations
 
+import sys
+
 from bizstream.hookspecs import hookimpl
+from bizstream.learning.registry import ModelRegistry
 from bizstream.settings import Settings
 from bizstream_plugins.setfit.analyzer import SetfitAnalyzer
+from bizstream_plugins.setfit.training import PROFILES, SetfitTrainer
 
 
 @hookimpl(trylast=True)
@@ -18,3 +22,11 @@ def register_analyzers(settings: Settings) -> list[SetfitAnalyzer]:
     """The SetFit analyzer over the configured registry."""
     s = settings.setfit
     return [SetfitAnalyzer(settings.setfit_registry, s.runtime, s.batch_size, s.max_seq_length)]
+
+
+@hookimpl(trylast=True)
+def register_trainers(settings: Settings) -> list[SetfitTrainer]:
+    """SetFit's trainer: ``trainer.mode`` (head or full) and the ``[setfit]`` body, profile and device."""
+    s = settings.setfit
+    return [SetfitTrainer(ModelRegistry(settings.setfit_registry), settings.trainer.mode, s.body, PROFILES[s.profile],
+                          s.seed, s.max_seq_length, s.device, show_progress=sys.stderr.isatty())]  # fmt: skip

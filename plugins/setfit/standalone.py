@@ -25,6 +25,7 @@ from pathlib import Path
 from bizstream.learning.dataset import Split
 from bizstream.learning.embeddings import default_body
 from bizstream.learning.registry import ModelRegistry
+from bizstream.store.label_files import read_label_file
 from bizstream.store.labels import LabelStore
 from bizstream_plugins.setfit.training import PROFILES, train_full
 
@@ -43,7 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     store = LabelStore(Path(tempfile.mkdtemp(prefix="bizstream-train-")) / "labels.sqlite")
-    report = store.import_file(args.labels)
+    report = read_label_file(args.labels)
+    store.add(report.rows)
     for line, message in report.errors:
         print(f"{args.labels}:{line}: {message}", file=sys.stderr)
     registry = ModelRegistry(args.out)

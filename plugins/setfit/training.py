@@ -14,12 +14,15 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from bizstream.learning.dataset import Split, classification_metrics
-from bizstream.learning.embeddings import EmbeddingCache, TorchEncoder
+from bizstream.learning.embeddings import EmbeddingCache, TorchEncoder, default_body
 from bizstream.learning.registry import ModelMetadata, ModelRegistry, RegistryError
 from bizstream.records import SENTIMENTS
 from bizstream_plugins.setfit.model import Head
@@ -126,3 +129,47 @@ def _finish(
         raise
     log.info("trained %s (%s): %s", version, kind, metrics)
     return metadata
+
+
+class SetfitTrainer:
+    """SetFit's Trainer (bizstream.learning.trainers): a head refit on the serving body in ``head`` mode (a full
+    fine-tune while nothing serves yet), a contrastive fine-tune of the body in ``full`` mode."""
+
+    name = "setfit"
+
+    def __init__(
+        self, registry: ModelRegistry, mode: str = "head", body: str = "", profile: TrainProfile = PROFILES["cpu"],
+        seed: int = 42, max_seq_length: int = 128, device: str = "cpu", show_progress: bool = False,
+    ) -> None:  # fmt: skip
+        if mode not in ("head", "full"):
+            raise ValueError(f"mode must be 'head' or 'full', got {mode!r}")
+        self.registry = registry
+        self.mode = mode
+        self.body = body
+        self.profile = profile
+        self.seed = seed
+        self.max_seq_length = max_seq_length
+        self.device = device
+        self.show_progress = show_progress
+
+    def train(self, split: Split, parent: str | None) -> ModelMetadata:
+        """A new version from ``split``: head-only on the parent's body, or a full fine-tune."""
+        if self.mode == "head" and parent is not None:
+            return refit_head(self.registry, split, parent=parent, seed=self.seed)
+        return train_full(self.registry, split, self.body or str(default_body()), self.profile, seed=self.seed,
+                          max_seq_length=self.max_seq_length, parent=parent, show_progress=self.show_progress,
+                          device=self.device)  # fmt: skip
+
+    def predict_proba(self, version: str | None, texts: Sequence[str]) -> np.ndarray | None:
+        """Class probabilities of one version (embeddings through its body's cache); None for no version."""
+        if version is None:
+            return None
+        metadata = self.registry.metadata(version)
+        body = self.registry.body_dir(metadata.body_id)
+        cache = EmbeddingCache(body)
+        try:
+            embeddings = cache.encode(TorchEncoder(body, max_seq_length=int(metadata.params.get("max_seq_length", 128))),
+                                      list(texts))  # fmt: skip
+        finally:
+            cache.close()
+        return Head.load(self.registry.version_dir(version) / "head.safetensors").predict_proba(embeddings)

@@ -15,6 +15,7 @@ from bizstream.learning.job import RUNNING
 from bizstream.learning.registry import ModelMetadata, ModelRegistry
 from bizstream.records import AnalyzerResult, DriftEvent, Label, Score, Sentiment
 from bizstream.store.labels import LabelRow, LabelStore
+from bizstream.store.trainer_state import TrainerState
 from bizstream.stream import topics
 from tests.conftest import separable
 from tests.integration.conftest import Cluster
@@ -105,8 +106,8 @@ def test_a_restarted_trainer_resumes_an_interrupted_job(cluster: Cluster, regist
     store = LabelStore(tmp_path / "labels.sqlite")
     texts, labels = separable(["$BTC", "$ETH"])
     store.add([LabelRow(f"l{i}", t, Sentiment(label).rating, "me") for i, (t, label) in enumerate(zip(texts, labels, strict=True))])
-    store.set_state(**{RUNNING: "labels"})  # as a trainer killed during training leaves it
+    TrainerState(store.path).set(**{RUNNING: "labels"})  # as a trainer killed during training leaves it
     cluster.start_worker("trainer", **trainer_env(registry_copy.root, store.path, BIZSTREAM_TRAINER__GATE_MARGIN="0.5"))
     events = cluster.wait_for(topics.MODELS, lambda m: len(m) >= 1, timeout_s=120)
     assert events and orjson.loads(events[0].value)["reason"] == "labels"
-    assert store.get_state(RUNNING) is None
+    assert TrainerState(store.path).get(RUNNING) is None

@@ -10,10 +10,11 @@ import orjson
 import pytest
 
 from bizstream.learning.dataset import Split
-from bizstream.learning.job import accuracy
 from bizstream.learning.registry import ModelMetadata, ModelRegistry
+from bizstream.learning.trainers import accuracy
 from bizstream.records import Label, Sentiment
 from bizstream.stream import topics
+from bizstream_plugins.setfit.training import SetfitTrainer
 from tests.conftest import BEARISH, BULLISH, NEUTRAL
 from tests.integration.conftest import Cluster, scores_by_id
 
@@ -72,7 +73,7 @@ def test_slang_flip_drift_retrain_promote(cluster: Cluster, trained: tuple[Model
 
     probe = [(MOON.format(c=c) + " now", "bearish") for c in ["$NEAR", "$TIA", "$SUI", "$APT"]]
     texts, labels = [t for t, _ in probe], [y for _, y in probe]
-    assert accuracy(registry, promoted["version"], texts, labels) > accuracy(registry, first.version, texts, labels)
+    assert accuracy(SetfitTrainer(registry), promoted["version"], texts, labels) > accuracy(SetfitTrainer(registry), first.version, texts, labels)
 
     # And the workers moved on to the new model while scores kept flowing: the batch that notices the promotion
     # starts loading it in the background and is itself scored by the old model; later batches get the new one.

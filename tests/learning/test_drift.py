@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from bizstream.learning.drift import DriftMonitor, ErrorMonitor, Scored, ScoreJoin
+from bizstream.learning.drift import AnalyzerVerdict, DriftMonitor, ErrorMonitor, ScoreJoin
 from bizstream.records import Label, Sentiment
 
 
@@ -38,7 +38,7 @@ def test_bad_hyper_parameters_are_rejected_at_construction() -> None:
 
 def test_join_is_bounded_in_size_and_age() -> None:
     join = ScoreJoin(max_posts=3, ttl_s=100)
-    result = [Scored("vader", "v1", Sentiment.BULLISH, 0.8)]
+    result = [AnalyzerVerdict("vader", "v1", Sentiment.BULLISH, 0.8)]
     for i in range(5):
         join.add(f"p{i}", result, now=1000 + i)
     assert len(join) == 3 and join.take("p0", now=1005) is None  # evicted by size
@@ -55,8 +55,8 @@ def test_monitor_joins_labels_to_earlier_scores_per_analyzer() -> None:
         # vader is right 90% of the time, then (after 1500) only 40%; setfit stays right.
         vader_right = rnd.random() < (0.9 if i < 1500 else 0.4)
         monitor.on_score(f"p{i}", [
-            Scored("vader", "vader-1", Sentiment.BULLISH if vader_right else Sentiment.BEARISH, 0.7),
-            Scored("setfit", "s-1", Sentiment.BULLISH, 0.9),
+            AnalyzerVerdict("vader", "vader-1", Sentiment.BULLISH if vader_right else Sentiment.BEARISH, 0.7),
+            AnalyzerVerdict("setfit", "s-1", Sentiment.BULLISH, 0.9),
         ])  # fmt: skip
         drifted += [(i, e.analyzer) for e in monitor.on_label(Label(f"p{i}", 3, "me"))]
     assert list(monitor.on_label(Label("never-scored", 3, "me"))) == []

@@ -16,6 +16,7 @@ from bizstream.learning.registry import ModelMetadata, ModelRegistry
 from bizstream.learning.replay import ReplayBuffer
 from bizstream.settings import Settings
 from bizstream.store.labels import LabelRow, LabelStore
+from bizstream.store.trainer_state import TrainerState
 from tests.conftest import ROOT, separable
 
 FLIP = {"bullish": 3, "bearish": 1, "neutral": 2}
@@ -51,7 +52,7 @@ def test_a_candidate_that_forgets_is_not_promoted(trained: tuple[ModelRegistry, 
     first = run_training_job(settings, "labels", publish=False)
     assert first.promoted and registry.serving() == first.candidate
     assert len(ReplayBuffer(settings.store_path.with_name("replay.sqlite"), 2000)) == 60
-    assert store.get_state(RUNNING) is None and float(store.get_state(LAST_TRAINED_AT) or 0) > 1000
+    assert TrainerState(settings.store_path).get(RUNNING) is None and float(TrainerState(settings.store_path).get(LAST_TRAINED_AT) or 0) > 1000
 
     # New labels that say the opposite of everything before: the candidate does well on them and badly on the
     # replay slice (it forgot), so the serving model stays.
@@ -79,14 +80,14 @@ def test_a_killed_job_leaves_the_serving_model_and_resumes(trained: tuple[ModelR
     job = subprocess.Popen([sys.executable, "-m", "bizstream.learning.job"], env=env, cwd=ROOT,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     deadline = time.monotonic() + 60
-    while store.get_state(RUNNING) is None:
+    while TrainerState(settings.store_path).get(RUNNING) is None:
         assert time.monotonic() < deadline and job.poll() is None
         time.sleep(0.2)
     time.sleep(3)
     job.send_signal(signal.SIGKILL)
     job.wait()
     assert registry.serving() == serving  # untouched
-    assert store.get_state(RUNNING) == "labels"  # the marker says a job must be resumed
-    assert store.get_state(LAST_TRAINED_AT) is None
+    assert TrainerState(settings.store_path).get(RUNNING) == "labels"  # the marker says a job must be resumed
+    assert TrainerState(settings.store_path).get(LAST_TRAINED_AT) is None
     result = run_training_job(settings.replace(trainer={"mode": "head"}), "labels", publish=False)
-    assert result.candidate is not None and store.get_state(RUNNING) is None
+    assert result.candidate is not None and TrainerState(settings.store_path).get(RUNNING) is None

@@ -11,6 +11,7 @@ from bizstream.learning.job import run_training_job
 from bizstream.learning.pseudo import pseudo_label, strong_view
 from bizstream.learning.registry import ModelMetadata, ModelRegistry
 from bizstream.store.labels import LabelStore
+from bizstream.store.trainer_state import RecentPosts
 from tests.conftest import separable
 from tests.learning.test_job import label_rows, setup
 
@@ -40,7 +41,7 @@ def test_job_adds_capped_pseudo_labels_marked_as_such(trained: tuple[ModelRegist
     store = LabelStore(settings.store_path)
     store.add(label_rows(["$BTC", "$ETH", "$SOL"], flip=False, at=1000.0))
     texts, _ = separable(["$ADA", "$XRP", "$DOT", "$AVAX", "$PEPE", "$ARB", "$LINK", "$DOGE"])
-    store.remember_posts([(f"u{i}", t) for i, t in enumerate(texts)], keep=10_000)
+    RecentPosts(settings.store_path).remember([(f"u{i}", t) for i, t in enumerate(texts)], keep=10_000)
     result = run_training_job(settings.replace(trainer={"pseudo_threshold": 0.5}), "labels", publish=False)
     mix = result.metrics["new_labels"] + result.metrics["replay_labels"]
     n_pseudo = result.metrics["pseudo_labels"]
@@ -48,4 +49,4 @@ def test_job_adds_capped_pseudo_labels_marked_as_such(trained: tuple[ModelRegist
     pseudo = store.rows(source="pseudo")
     assert len(pseudo) == n_pseudo and all(r.labeler.startswith("pseudo:") for r in pseudo)
     assert store.count_since(0) == 45  # pseudo-labels are not new human labels
-    assert not {r.post_id for r in pseudo} & {p for p, _ in store.unlabelled_posts(1000)}
+    assert not {r.post_id for r in pseudo} & {p for p, _ in RecentPosts(settings.store_path).unlabelled(1000)}

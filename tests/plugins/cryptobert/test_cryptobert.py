@@ -172,7 +172,7 @@ def test_the_trainer_job_retrains_cryptobert_when_asked(
     store.add(label_rows(["$BTC", "$ETH", "$SOL", "$DOGE"], flip=False, at=1000.0))
     missing = settings.replace(trainer={"cryptobert": True}, plugins={"options": {"cryptobert": {"model": str(tmp_path / "none")}}})
     result = run_training_job(missing, "labels", publish=False)
-    assert result.promoted and "CryptoBERT not retrained: no weights" in caplog.text  # SetFit goes on without it
+    assert result.promoted and "cryptobert not retrained: no weights" in caplog.text  # SetFit goes on without it
 
     store.add(label_rows(["$ADA", "$XRP", "$LINK", "$DOT"], flip=False, at=2000.0))
     with_weights = settings.replace(trainer={"cryptobert": True}, plugins={"options": {"cryptobert": {"model": str(tiny)}}})

@@ -56,7 +56,7 @@ def pipeline(reading: Reading, text_score: float = 0.8, fusers: Sequence[object]
 
 
 def test_bullish_text_on_a_crashing_chart_is_sarcasm_and_comes_out_bearish() -> None:
-    (score,) = pipeline(CRASH).score([Post(id="p", text="great investment, very smart", thread_id="t", image=IMAGE)]).scores
+    (score,) = pipeline(CRASH).process([Post(id="p", text="great investment, very smart", thread_id="t", image=IMAGE)]).scores
     assert score.label is Sentiment.BEARISH and score.score < -0.5
     assert score.sarcasm_probability == pytest.approx(0.8)
     part = score.analyzers["sarcasm"]
@@ -65,7 +65,7 @@ def test_bullish_text_on_a_crashing_chart_is_sarcasm_and_comes_out_bearish() -> 
 
 def test_congruent_text_and_image_are_not_inverted() -> None:
     moon = Reading(Sentiment.BULLISH, "", False, "strict", 0.8)
-    (score,) = pipeline(moon).score([Post(id="p", text="wagmi", thread_id="t", image=IMAGE)]).scores
+    (score,) = pipeline(moon).process([Post(id="p", text="wagmi", thread_id="t", image=IMAGE)]).scores
     assert score.label is Sentiment.BULLISH and score.sarcasm_probability == 0.0
     assert score.analyzers["sarcasm"].details["inverted"] is False  # type: ignore[index]
 
@@ -73,7 +73,7 @@ def test_congruent_text_and_image_are_not_inverted() -> None:
 def test_llava_saying_sarcastic_is_evidence_on_its_own() -> None:
     # Text and meme both say "moon" (no incongruity), but LLaVA reads the post as sarcastic.
     sarcastic = Reading(Sentiment.BULLISH, "", True, "strict", 0.8)
-    (score,) = pipeline(sarcastic).score([Post(id="p", text="so bullish", thread_id="t", image=IMAGE)]).scores
+    (score,) = pipeline(sarcastic).process([Post(id="p", text="so bullish", thread_id="t", image=IMAGE)]).scores
     assert score.sarcasm_probability == pytest.approx(0.8) and score.label is Sentiment.BEARISH
 
 
@@ -81,18 +81,18 @@ def test_ocr_and_the_parent_post_count_with_their_weights() -> None:
     said = Reading(Sentiment.BULLISH, "wagmi to the moon", False, "strict", 0.8)
     posts = [Post(id="parent", text="buy now", thread_id="t"),
              Post(id="reply", text="agreed", thread_id="t", reply_to="parent", image=IMAGE)]  # fmt: skip
-    parent, reply = pipeline(said).score(posts).scores
+    parent, reply = pipeline(said).process(posts).scores
     assert "sarcasm" not in parent.analyzers and parent.sarcasm_probability is None  # text only: left as it was
     assert reply.analyzers["sarcasm"].details["used"] == "context,image,ocr,text"  # type: ignore[index]
     # A later batch still finds the parent (the pipeline remembers recent Scores).
     p = pipeline(said)
-    p.score(posts[:1])
-    (later,) = p.score(posts[1:]).scores
+    p.process(posts[:1])
+    (later,) = p.process(posts[1:]).scores
     assert later.analyzers["sarcasm"].details["used"] == "context,image,ocr,text"  # type: ignore[index]
 
 
 def test_text_only_posts_keep_their_score() -> None:
-    (score,) = pipeline(CRASH).score([Post(id="p", text="gm", thread_id="t")]).scores
+    (score,) = pipeline(CRASH).process([Post(id="p", text="gm", thread_id="t")]).scores
     assert "sarcasm" not in score.analyzers and score.label is Sentiment.BULLISH
 
 
@@ -115,8 +115,8 @@ class Broken:
 @pytest.mark.parametrize(("how", "error"), [("raise", "RuntimeError: fuser bug"), ("inconsistent", "disagrees with the probabilities")])
 def test_a_failing_fuser_costs_only_its_refinement(how: str, error: str) -> None:
     post = Post(id="p", text="x", thread_id="t", image=IMAGE)
-    (score,) = pipeline(CRASH, fusers=[Broken(how)]).score([post]).scores
-    (unrefined,) = pipeline(CRASH, fusers=[]).score([post]).scores
+    (score,) = pipeline(CRASH, fusers=[Broken(how)]).process([post]).scores
+    (unrefined,) = pipeline(CRASH, fusers=[]).process([post]).scores
     assert error in (score.analyzers["broken"].error or "")
     # Everything else is the first-stage Score, as a pipeline without fusers gives it.
     assert (score.score, score.label, score.probabilities) == (unrefined.score, unrefined.label, unrefined.probabilities)
@@ -137,7 +137,7 @@ def test_ocr_text_does_not_count_without_an_ocr_analyzer() -> None:
     said = Reading(Sentiment.BULLISH, "wagmi to the moon", False, "strict", 0.8)
     fuser = SarcasmFuser(FusionSettings())
     fuser.load()
-    (score,) = pipeline(said, fusers=[fuser]).score([Post(id="p", text="agreed", thread_id="t", image=IMAGE)]).scores
+    (score,) = pipeline(said, fusers=[fuser]).process([Post(id="p", text="agreed", thread_id="t", image=IMAGE)]).scores
     assert score.analyzers["sarcasm"].details["used"] == "image,text"  # type: ignore[index]
 
 
@@ -160,7 +160,7 @@ def test_train_sarcasm_writes_the_head_the_fuser_uses_on_text_only_posts(tmp_pat
     fuser = SarcasmFuser(FusionSettings(), text_model=head)
     fuser.load()
     p = Pipeline([ConstantAnalyzer("vader", 0.8)], FusionSettings(), 5, fusers=[fuser])
-    scores = p.score([Post(id=str(i), text=t, thread_id="t") for i, t in enumerate(sarcastic + plain)]).scores
+    scores = p.process([Post(id=str(i), text=t, thread_id="t") for i, t in enumerate(sarcastic + plain)]).scores
     probabilities = [s.sarcasm_probability or 0.0 for s in scores]
     assert all(s.analyzers["sarcasm"].details["used"] == "text" for s in scores)  # type: ignore[index]
     assert min(probabilities[:4]) > max(probabilities[4:])  # it fits what it was trained on

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from bizstream.store.labels import MIGRATIONS, LabelRow, LabelStore
+from bizstream.store.database import MIGRATIONS
+from bizstream.store.label_files import read_label_file
+from bizstream.store.labels import LabelRow, LabelStore
 
 
 def test_import_reports_bad_rows_by_line_and_keeps_the_good_ones(tmp_path: Path) -> None:
@@ -21,8 +23,8 @@ def test_import_reports_bad_rows_by_line_and_keeps_the_good_ones(tmp_path: Path)
         "fine,NEUTRAL,\n"
     )
     store = LabelStore(tmp_path / "db.sqlite")
-    report = store.import_file(csv_file)
-    assert report.imported == 3
+    report = read_label_file(csv_file)
+    assert store.add(report.rows) == 3
     assert report.errors == [
         (4, "'text' must be a non-empty string"),
         (5, "'label' must be bearish, neutral or bullish, got 'sideways'"),
@@ -32,8 +34,8 @@ def test_import_reports_bad_rows_by_line_and_keeps_the_good_ones(tmp_path: Path)
 
     jsonl = tmp_path / "labels.jsonl"
     jsonl.write_text('{"post_id": "p1", "text": "wagmi", "rating": 3}\nnot json\n\n{"text": "x"}\n')
-    report = store.import_file(jsonl)
-    assert report.imported == 1
+    report = read_label_file(jsonl)
+    assert store.add(report.rows) == 1
     assert [line for line, _ in report.errors] == [2, 4]
 
 
@@ -48,7 +50,7 @@ def test_nothing_is_half_written(tmp_path: Path) -> None:
     file = tmp_path / "l.jsonl"
     file.write_text("\n".join(f'{{"text": "{t}", "rating": 3}}' for t in ["a", "b", "boom", "c"]))
     with pytest.raises(sqlite3.IntegrityError, match="disk full"):
-        store.import_file(file)
+        store.add(read_label_file(file).rows)
     assert [r.text for r in store.rows()] == ["before"]
 
 

@@ -1,0 +1,57 @@
+"""The root ``bizstream`` command and what every command module shares: the consoles, the common options, the
+settings loader, and the entry point that turns bizstream's own errors into one line."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from bizstream.errors import BizstreamError
+from bizstream.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    import faust
+
+app = typer.Typer(
+    help="Live sentiment for crypto/finance posts on Apache Kafka.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+err = Console(stderr=True, soft_wrap=True)
+out = Console()
+
+ConfigOption = Annotated[
+    Optional[Path],
+    typer.Option("--config", "-c", help="Settings file (default: $BIZSTREAM_CONFIG or config/settings.toml).", envvar=None),
+]
+LogLevelOption = Annotated[str, typer.Option(help="debug, info, warning or error.")]
+
+
+def load(config: Path | None) -> Settings:
+    """The settings a command runs with (validated; ConfigError says what is wrong)."""
+    return load_settings(config)
+
+
+def run_faust(faust_app: faust.App, log_level: str) -> None:
+    """Run a faust app in the foreground until SIGTERM / Ctrl-C (faust's Worker exits the process)."""
+    import faust
+
+    faust.Worker(faust_app, loglevel=log_level.upper(), quiet=True).execute_from_commandline()
+
+
+def main() -> None:
+    """Entry point: run the CLI, turning bizstream's own errors into one clear line and exit code 1."""
+    import bizstream.cli  # noqa: F401  (registers every command module on ``app``)
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        app()
+    except BizstreamError as exc:
+        err.print(f"[red]error:[/] {exc}")
+        sys.exit(1)

@@ -1,0 +1,135 @@
+"""Training labels: importing and exporting them (``bizstream labels``) and labelling posts from the keyboard
+(``bizstream label``)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import orjson
+import typer
+
+from bizstream.cli.app import ConfigOption, app, err, load, out
+
+if TYPE_CHECKING:
+    from bizstream.labeler import LabelSession
+
+labels_app = typer.Typer(help="Training labels in the embedded SQLite store.", no_args_is_help=True)
+app.add_typer(labels_app, name="labels")
+
+
+@labels_app.command("import")
+def labels_import(
+    file: Annotated[Path, typer.Argument(help="CSV or JSON lines: a `text` column plus `label` (bearish/neutral/bullish) or `rating` (1..3).")],
+    config: ConfigOption = None,
+    labeler: Annotated[str, typer.Option(help="Labeler name for rows that do not give one.")] = "import",
+) -> None:
+    """Import labels; rows with bad values are reported by line number and skipped, the good ones all imported."""
+    from bizstream.store.label_files import read_label_file
+    from bizstream.store.labels import LabelStore
+
+    settings = load(config)
+    store = LabelStore(settings.store_path)
+    report = read_label_file(file, labeler=labeler)
+    imported = store.add(report.rows)  # one transaction: every good row, or none if anything fails underneath
+    for line, message in report.errors:
+        err.print(f"{file}:{line}: {message}")
+    out.print(f"imported {imported} labels into {settings.store_path} ({len(report.errors)} rows rejected; {store.count()} in all)")
+    if report.errors:
+        raise typer.Exit(2)
+
+
+@labels_app.command("export")
+def labels_export(
+    file: Annotated[Path, typer.Argument(help="JSON lines to write (one label per line), e.g. to train on a GPU box.")],
+    config: ConfigOption = None,
+) -> None:
+    """Write every training label as JSON lines (post_id, thread_id, text, rating, labeler, source, labeled_at)."""
+    from dataclasses import asdict
+
+    from bizstream.store.labels import LabelStore
+
+    rows = LabelStore(load(config).store_path).rows()
+    with file.open("wb") as fh:
+        for row in rows:
+            fh.write(orjson.dumps(asdict(row)) + b"\n")
+    out.print(f"wrote {len(rows)} labels to {file}")
+
+
+@app.command()
+def label(
+    config: ConfigOption = None,
+    active_learning: Annotated[bool, typer.Option("--active-learning", help="Most useful posts first (uncertainty + diversity), not newest first.")] = False,
+    limit: Annotated[int, typer.Option(help="Posts in this session.")] = 50,
+    labeler: Annotated[str, typer.Option(help="Your name, recorded with each label.", envvar="USER")] = "labeler",
+) -> None:
+    """Label posts from the keyboard: 1 bearish, 2 neutral, 3 bullish, s skip, u undo, q quit. Keys can come from stdin."""
+    from bizstream.labeler import LabelSession
+    from bizstream.store.labels import LabelStore
+    from bizstream.store.scored import ScoredPostStore
+
+    settings = load(config)
+    store = ScoredPostStore(LabelStore(settings.store_path))
+    if active_learning:
+        from bizstream.learning.suggest import get_suggested_posts
+
+        chosen = [store.get(post_id) for post_id in get_suggested_posts(settings, labeler, limit)]
+        queue = [p for p in chosen if p is not None]
+    else:
+        queue = store.unlabelled(labeler, limit)
+    session = LabelSession(settings, labeler, queue)
+    session.flush(force=True)  # labels a broker outage kept from an earlier session
+    if session.current is None:
+        out.print("nothing to label: no unlabelled scored posts (run `bizstream sink` beside the worker)")
+        return
+    keys = _keys()
+    try:
+        while session.current is not None:
+            _show(session)
+            key = next(keys, "q")
+            if not session.press(key):
+                break
+    except KeyboardInterrupt:
+        out.print("\ninterrupted")
+    finally:
+        session.flush(force=True)
+        out.print(session.progress() + f" · {session.sent} sent to {'bizstream.labels.v1'}")
+
+
+def _show(session: LabelSession) -> None:
+    post = session.current
+    assert post is not None
+    out.rule(f"post {post.post_id}" + (f" · thread {post.thread_id}" if post.thread_id else ""))
+    parent = session.parent(post)
+    if parent is not None:
+        out.print(f"[dim]in reply to {parent.post_id}: {parent.text[:200]}[/]")
+    out.print(post.text, markup=False)
+    if post.image:
+        out.print(f"[dim]image: {post.image}[/]")
+    if post.label:
+        out.print(f"model: [bold]{post.label}[/] ({(post.confidence or 0):.0%})")
+    out.print(f"[dim]{session.progress()}[/]")
+    out.print("1 bearish · 2 neutral · 3 bullish · s skip · u undo · q quit")
+
+
+def _keys() -> Iterator[str]:
+    """Single keypresses from a terminal, or the non-blank characters of stdin when it is not one (scripts, tests)."""
+    if sys.stdin.isatty():
+        import termios
+        import tty
+
+        fd = sys.stdin.fileno()
+        old = termios.tcgetattr(fd)
+        try:
+            tty.setcbreak(fd)
+            while True:
+                char = sys.stdin.read(1)
+                if char == "\x03":
+                    raise KeyboardInterrupt
+                yield char
+        finally:
+            termios.tcsetattr(fd, termios.TCSADRAIN, old)
+    for line in sys.stdin:
+        yield from (c for c in line if not c.isspace())

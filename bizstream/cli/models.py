@@ -1,0 +1,190 @@
+"""Models: training them (``bizstream train``), their registries (``bizstream models``) and their export for serving
+(``bizstream export``). Training goes through the plugins' trainers (bizstream.learning.trainers), the same path the
+trainer agent's job takes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from bizstream.cli.app import ConfigOption, app, load, out
+from bizstream.errors import BizstreamError
+from bizstream.settings import Settings
+
+if TYPE_CHECKING:
+    from bizstream.learning.registry import ModelRegistry
+    from bizstream.learning.trainers import Promotion, Trainer
+
+train_app = typer.Typer(help="Train models from the training labels.", invoke_without_command=True)
+app.add_typer(train_app, name="train")
+models_app = typer.Typer(help="Model registries (SetFit, CryptoBERT): versions, promotion, rollback.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+export_app = typer.Typer(help="Export models for serving.", no_args_is_help=True)
+app.add_typer(export_app, name="export")
+
+
+@train_app.callback()
+def train(
+    ctx: typer.Context,
+    config: ConfigOption = None,
+    now: Annotated[bool, typer.Option("--now", help="Run the trainer's retraining job now, in the foreground: new labels + replay, gate, promote.")] = False,
+) -> None:
+    """Train models: `train --now` runs the trainer agent's job; `train setfit|cryptobert` trains one model directly."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if not now:
+        out.print(ctx.get_help())
+        raise typer.Exit(0)
+    from bizstream.learning.job import run_training_job
+
+    result = run_training_job(load(config), "manual")
+    out.print(f"candidate {result.candidate or '-'}: {'promoted' if result.promoted else 'not promoted'} ({result.why})")
+    for key, value in result.metrics.items():
+        out.print(f"  {key} = {value:.4g}")
+
+
+@train_app.command("setfit")
+def train_setfit(
+    config: ConfigOption = None,
+    fast: Annotated[bool, typer.Option("--fast", help="Refit only the head on cached embeddings of the serving model's body (seconds).")] = False,
+    profile: Annotated[Optional[str], typer.Option(help="cpu or seed (default: setfit.profile).")] = None,
+    promote: Annotated[Optional[bool], typer.Option("--promote/--no-promote", help="Promote the new version (default: only when nothing serves yet).")] = None,
+) -> None:
+    """Train a SetFit model on the training labels (80/20 stratified split), evaluate it, add it to the registry."""
+    settings = load(config)
+    if profile is not None:
+        settings = settings.replace(setfit={"profile": profile})
+    settings = settings.replace(trainer={"mode": "head" if fast else "full"})
+    trainer = _trainer(settings, "setfit")
+    if fast and trainer.registry.serving() is None:
+        raise BizstreamError("the head-only refit needs a parent model; train a full model first (bizstream train setfit)")
+    policies: dict[bool | None, Promotion] = {True: "always", False: "never", None: "if-none-serves"}
+    _train(settings, trainer, policies[promote])
+
+
+@train_app.command("cryptobert")
+def train_cryptobert(
+    config: ConfigOption = None,
+    epochs: Annotated[int, typer.Option(help="Passes over the training labels.")] = 1,
+    lr: Annotated[float, typer.Option(help="Learning rate of the LoRA parameters.")] = 5e-4,
+    export: Annotated[bool, typer.Option("--onnx/--no-onnx", help="Export the merged model to INT8 ONNX for CPU serving.")] = True,
+) -> None:
+    """LoRA-fine-tune CryptoBERT (r=16, alpha=32) on the training labels, add the adapter to CryptoBERT's registry,
+    and promote it when its held-back accuracy is not worse than the serving model's (trainer.gate_margin)."""
+    settings = load(config)
+    options = {**settings.plugins.options, "cryptobert": {**settings.plugins.options_for("cryptobert"),
+                                                          "epochs": epochs, "lr": lr, "onnx": export}}  # fmt: skip
+    settings = settings.replace(plugins={"options": options})
+    _train(settings, _trainer(settings, "cryptobert"), "gate")
+
+
+def _train(settings: Settings, trainer: Trainer, policy: Promotion) -> None:
+    """The one training path (bizstream.learning.trainers) on an 80/20 stratified split of the training labels."""
+    from bizstream.learning.dataset import Split
+    from bizstream.learning.trainers import train_candidate
+    from bizstream.store.labels import LabelStore
+
+    store = LabelStore(settings.store_path)
+    if store.count() < 10:
+        raise BizstreamError(f"only {store.count()} labels in {settings.store_path}; import some first (bizstream labels import FILE)")
+    split = Split.from_dataset(store.dataset(seed=settings.setfit.seed))
+    held_back = {"held-back": (split.test_texts, split.test_labels)}
+    outcome = train_candidate(settings, trainer, split, held_back, {"held-back": settings.trainer.gate_margin}, policy)
+    out.print(outcome.summary(), markup=False)
+
+
+@train_app.command("sarcasm")
+def train_sarcasm(
+    file: Annotated[Path, typer.Argument(help="CSV with `text` and `label` (sarcastic / not_sarcastic, or 1 / 0).")],
+    config: ConfigOption = None,
+    output: Annotated[Optional[Path], typer.Option("--out", help="Where to write the head (default: where the sarcasm fuser looks).")] = None,
+) -> None:
+    """Train the text-only sarcasm signal (a balanced logistic-regression head on all-MiniLM-L6-v2 embeddings) that
+    the sarcasm fuser uses for posts without an image."""
+    from bizstream_plugins.sarcasm.model import default_head_path
+    from bizstream_plugins.sarcasm.training import train_from_csv
+
+    settings = load(config)
+    trained = train_from_csv(file, output or default_head_path(settings), seed=settings.setfit.seed)
+    out.print(f"trained on {trained.examples} posts ({trained.sarcastic} sarcastic); wrote {trained.path}")
+
+
+AnalyzerOption = Annotated[str, typer.Option("--analyzer", "-a", help="setfit or cryptobert.")]
+
+
+def _trainer(settings: Settings, analyzer: str) -> Trainer:
+    """The trainer a plugin contributes for ``analyzer`` (its registry included)."""
+    from bizstream.learning.trainers import load_trainers
+
+    trainers = load_trainers(settings)
+    if analyzer not in trainers:
+        raise BizstreamError(f"--analyzer must be one of {sorted(trainers)}, got {analyzer!r}")
+    return trainers[analyzer]
+
+
+def _registry(settings: Settings, analyzer: str) -> ModelRegistry:
+    return _trainer(settings, analyzer).registry
+
+
+@models_app.command("list")
+def models_list(config: ConfigOption = None, analyzer: AnalyzerOption = "setfit") -> None:
+    """Every version, its metrics, and which one serves."""
+    registry = _registry(load(config), analyzer)
+    serving = registry.serving()
+    table = Table("version", "kind", "parent", "accuracy", "macro-F1", "examples", "serving")
+    for m in registry.list():
+        table.add_row(m.version, m.kind, m.parent or "-", f"{m.metrics.get('accuracy', float('nan')):.3f}",
+                      f"{m.metrics.get('macro_f1', float('nan')):.3f}", str(int(m.metrics.get("train_examples", 0))),
+                      "yes" if m.version == serving else "")  # fmt: skip
+    out.print(table)
+
+
+@models_app.command("promote")
+def models_promote(
+    version: Annotated[str, typer.Argument(help="The version to serve.")], config: ConfigOption = None,
+    analyzer: AnalyzerOption = "setfit",
+) -> None:  # fmt: skip
+    """Serve VERSION (an atomic switch; running workers pick it up between batches)."""
+    _registry(load(config), analyzer).promote(version)
+    out.print(f"{version} serves now")
+
+
+@models_app.command("import")
+def models_import(
+    directory: Annotated[Path, typer.Argument(help="A registry folder written elsewhere (e.g. by bizstream_plugins.setfit.standalone).")],
+    config: ConfigOption = None,
+    promote: Annotated[bool, typer.Option(help="Promote the newest imported version.")] = False,
+    analyzer: AnalyzerOption = "setfit",
+) -> None:
+    """Copy versions (and their bodies) from another registry folder into this one."""
+    from bizstream.learning.registry import ModelRegistry
+
+    registry = _registry(load(config), analyzer)
+    added = registry.import_from(ModelRegistry(directory, payload=registry.payload))
+    out.print(f"imported {len(added)} versions: {', '.join(added) or '-'}")
+    if promote and added:
+        registry.promote(added[-1])
+        out.print(f"{added[-1]} serves now")
+
+
+@models_app.command("rollback")
+def models_rollback(config: ConfigOption = None, analyzer: AnalyzerOption = "setfit") -> None:
+    """Serve the version that served before the current one."""
+    out.print(f"{_registry(load(config), analyzer).rollback()} serves now")
+
+
+@export_app.command("onnx")
+def export_onnx(
+    config: ConfigOption = None,
+    version: Annotated[Optional[str], typer.Option(help="Version whose body to export (default: the serving one).")] = None,
+    keep_fp32: Annotated[str, typer.Option(help="none (fastest), or ffn-out: keep the feed-forward outputs in fp32 (slower, closer to torch).")] = "none",
+) -> None:
+    """Export the SetFit body to ONNX and an INT8-quantized copy; the analyzer serves INT8 when setfit.runtime=auto."""
+    from bizstream.learning.registry import ModelRegistry
+    from bizstream_plugins.setfit.export import export_version
+
+    exported = export_version(ModelRegistry(load(config).setfit_registry), version, keep_fp32=keep_fp32)
+    out.print(f"wrote {exported.fp32} and {exported.int8}")

@@ -1,0 +1,216 @@
+"""The long-running processes on Kafka (worker, monitor, trainer, sink), moving posts on and off topics (produce,
+consume), scoring a file offline (score) and the end-to-end demo."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Optional
+
+import orjson
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from bizstream.cli.app import ConfigOption, LogLevelOption, app, err, load, out, run_faust
+from bizstream.errors import BizstreamError
+from bizstream.settings import Settings
+
+if TYPE_CHECKING:
+    from bizstream.pipeline import Pipeline
+
+
+@app.command()
+def worker(
+    config: ConfigOption = None,
+    log_level: LogLevelOption = "info",
+) -> None:
+    """Consume posts, score them with every available analyzer, produce Scores (and dead letters). Ctrl-C stops."""
+    from bizstream.stream.worker import create_app
+
+    settings = load(config)
+    run_faust(create_app(settings, _pipeline(settings)), log_level)
+
+
+@app.command()
+def monitor(
+    config: ConfigOption = None,
+    log_level: LogLevelOption = "info",
+) -> None:
+    """Join labels to earlier scores, watch each analyzer's error with ADWIN, publish drift events. One per cluster."""
+    from bizstream.stream.monitor import create_monitor_app
+
+    run_faust(create_monitor_app(load(config)), log_level)
+
+
+@app.command()
+def trainer(
+    config: ConfigOption = None,
+    log_level: LogLevelOption = "info",
+) -> None:
+    """Store labels from the labels topic and retrain (in a separate process) on enough new labels or on drift."""
+    from bizstream.stream.trainer import create_trainer_app
+
+    run_faust(create_trainer_app(load(config)), log_level)
+
+
+@app.command()
+def sink(
+    config: ConfigOption = None,
+    log_level: LogLevelOption = "info",
+) -> None:
+    """Write every scored post (text, image reference, thread, Score) to SQLite, for the labeler and dashboards."""
+    from bizstream.stream.sink import create_sink_app
+
+    run_faust(create_sink_app(load(config)), log_level)
+
+
+@app.command()
+def produce(
+    file: Annotated[Path, typer.Argument(help="JSON lines, one post per line ('-' for stdin).", allow_dash=True)],
+    config: ConfigOption = None,
+    topic: Annotated[str, typer.Option(help="Topic or alias.")] = "posts",
+) -> None:
+    """Publish posts, one JSON object per line, keyed by thread id. Lines are sent as they are: the worker validates."""
+    from bizstream.stream import topics
+    from bizstream.stream.client import ensure_topics, publish
+
+    settings = load(config)
+    records = [(_thread_key(line), line) for line in _lines(file)]
+    asyncio.run(ensure_topics(settings.kafka))
+    sent = asyncio.run(publish(settings.kafka, topics.resolve(topic), records))
+    err.print(f"published {sent} messages to {topics.resolve(topic)}")
+
+
+@app.command()
+def consume(
+    topic: Annotated[str, typer.Argument(help="Topic or alias: posts, scores, deadletter, labels, drift, models.")],
+    config: ConfigOption = None,
+    count: Annotated[Optional[int], typer.Option(help="Stop after this many messages.")] = None,
+    timeout: Annotated[float, typer.Option(help="Stop after this many seconds.")] = 10.0,
+) -> None:
+    """Print a topic's messages from its beginning as JSON lines (non-JSON values as base64)."""
+    import base64
+
+    from bizstream.stream import topics
+    from bizstream.stream.client import read
+
+    settings = load(config)
+
+    async def run() -> int:
+        n = 0
+        async for message in read(settings.kafka, topics.resolve(topic), count, timeout):
+            try:
+                line = orjson.dumps(orjson.loads(message.value))
+            except orjson.JSONDecodeError:
+                line = orjson.dumps({"raw_base64": base64.b64encode(message.value).decode()})
+            sys.stdout.buffer.write(line + b"\n")
+            n += 1
+        sys.stdout.flush()
+        return n
+
+    n = asyncio.run(run())
+    err.print(f"{n} messages from {topics.resolve(topic)}")
+
+
+@app.command()
+def score(
+    file: Annotated[Path, typer.Argument(help="JSON lines, one post per line ('-' for stdin).", allow_dash=True)],
+    config: ConfigOption = None,
+) -> None:
+    """Score posts offline with the same pipeline as the worker, no broker: Scores on stdout, rejects on stderr."""
+    from bizstream.scoring import Message, score_messages
+
+    settings = load(config)
+    pipeline = _pipeline(settings)
+    batch: list[Message] = []
+
+    def flush() -> None:
+        handled = score_messages(pipeline, batch, settings.limits)
+        for s in handled.scores:
+            sys.stdout.buffer.write(s.to_json() + b"\n")
+        for _, letter in handled.dead_letters:
+            _reject(letter)
+        batch.clear()
+
+    try:
+        for number, raw in enumerate(_lines(file), start=1):
+            batch.append(Message(raw, None, str(file), 0, number))
+            if len(batch) >= settings.worker.batch_size:
+                flush()
+        if batch:
+            flush()
+    finally:
+        pipeline.close()
+        sys.stdout.flush()
+
+
+@app.command()
+def demo(
+    config: ConfigOption = None,
+    posts: Annotated[Optional[Path], typer.Option(help="Posts to stream (default: data/sample_posts.jsonl).")] = None,
+    keep_broker: Annotated[bool, typer.Option(help="Leave the broker running afterwards.")] = False,
+    timeout: Annotated[float, typer.Option(help="Give up waiting for scores after this many seconds.")] = 120.0,
+) -> None:
+    """Start Kafka and a worker, stream the sample posts through, show the scores, stop everything."""
+    from bizstream.demo import SAMPLE_LABELS, SAMPLE_POSTS, run_demo
+
+    settings = load(config)
+    colors = {"bullish": "green", "bearish": "red", "neutral": "white"}
+
+    def show(s: dict[str, object], texts: dict[str, str]) -> None:
+        text = " ".join(texts.get(str(s["post_id"]), "").split())[:70]
+        label = str(s["label"])
+        out.print(f"[{colors[label]}]{label:>8} {float(s['score']):+.2f}[/] {s['post_id']:>10}  {text}")  # type: ignore[arg-type]
+
+    result = run_demo(
+        settings,
+        posts_file=posts or SAMPLE_POSTS,
+        labels_file=None if posts else SAMPLE_LABELS,
+        keep_broker=keep_broker,
+        timeout_s=timeout,
+        on_score=show,
+        say=lambda line: err.print(f"[bold]>[/] {line}"),
+    )
+    table = Table("posts", "scored", "dead", "bullish", "neutral", "bearish", "agree", "seconds")
+    table.add_row(
+        str(result.produced), str(len(result.scores)), str(result.dead_letters),
+        *(str(result.labels.get(k, 0)) for k in ("bullish", "neutral", "bearish")),
+        f"{result.agreement:.1%}" if result.agreement is not None else "-", f"{result.seconds:.1f}",
+    )  # fmt: skip
+    out.print(table)
+    if len(result.scores) < result.produced:
+        raise BizstreamError(f"only {len(result.scores)} of {result.produced} posts were scored within {timeout:.0f} s")
+
+
+def _pipeline(settings: Settings) -> Pipeline:
+    """Every available plugin's analyzers and fusers; each unavailable one is named on stderr with why."""
+    from bizstream.plugins import load_pipeline
+
+    return load_pipeline(settings, report=lambda s: err.print(f"[yellow]{s.name} unavailable:[/] {escape(s.reason or '')}"))
+
+
+def _lines(file: Path) -> Iterator[bytes]:
+    stream = sys.stdin.buffer if str(file) == "-" else file.open("rb")
+    with stream:
+        for line in stream:
+            line = line.rstrip(b"\r\n")
+            if line.strip():
+                yield line
+
+
+def _thread_key(line: bytes) -> bytes | None:
+    try:
+        obj = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(obj, dict):
+        return None
+    key = obj.get("thread_id") or obj.get("id")
+    return str(key).encode() if isinstance(key, (str, int)) else None
+
+
+def _reject(letter: object) -> None:
+    sys.stderr.buffer.write(orjson.dumps(letter, option=orjson.OPT_SERIALIZE_DATACLASS) + b"\n")

@@ -1,0 +1,135 @@
+"""The one path every training takes: a plugin's Trainer trains a candidate version, the gate compares it with what
+serves on held-back slices, and the candidate is promoted (or not) with the reason.
+
+``bizstream train setfit|cryptobert``, ``bizstream train --now`` and the trainer agent's job (bizstream.learning.job)
+all come through :func:`train_candidate`; what differs is the split they pass, the slices they gate on and the
+promotion rule. Trainers come from plugins (the ``register_trainers`` hook), so the host never imports a model's code.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal, Protocol, runtime_checkable
+
+import numpy as np
+
+from bizstream.errors import ConfigError
+from bizstream.learning.dataset import Split, classification_metrics
+from bizstream.learning.registry import ModelMetadata, ModelRegistry
+from bizstream.learning.tracking import log_training
+from bizstream.settings import Settings
+
+log = logging.getLogger(__name__)
+
+Promotion = Literal["gate", "always", "never", "if-none-serves"]
+Slices = Mapping[str, tuple[Sequence[str], Sequence[str]]]  # slice name -> (texts, label names)
+
+
+@runtime_checkable
+class Trainer(Protocol):
+    """Trains new versions of one analyzer's model into its registry. Plugins return these from ``register_trainers``."""
+
+    name: str  # the analyzer whose versions it trains
+    registry: ModelRegistry
+
+    def train(self, split: Split, parent: str | None) -> ModelMetadata:
+        """Train on ``split.train_*``, evaluate on ``split.test_*``, add the version to the registry (not promoted).
+        ``parent`` is the version serving now (None when none does). Raise AnalyzerUnavailable when it cannot train
+        here (missing weights)."""
+
+    def predict_proba(self, version: str | None, texts: Sequence[str]) -> np.ndarray | None:
+        """(n, 3) probabilities (SENTIMENTS order) of a version; for ``None``, of the model before any version (a
+        base model), or None when there is no such model."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one training did: the candidate, what served before it, whether it serves now and why."""
+
+    trainer: str
+    candidate: ModelMetadata
+    serving_before: str | None
+    promoted: bool
+    why: str
+    gate: dict[str, float] = field(default_factory=dict)  # <slice>_accuracy and <slice>_accuracy_serving
+
+    def summary(self) -> str:
+        """One paragraph a person can read: the candidate's metrics, the comparison, the decision."""
+        m = self.candidate.metrics
+        lines = [f"{self.trainer}: trained {self.candidate.version} ({self.candidate.kind}): "
+                 + ", ".join(f"{k}={v:.4g}" for k, v in m.items())]  # fmt: skip
+        slices = sorted(k.removesuffix("_accuracy") for k in self.gate if k.endswith("_accuracy"))
+        against = self.serving_before or "the base model"
+        for name in slices:
+            lines.append(f"  {name}: accuracy {self.gate[f'{name}_accuracy']:.3f} against {against} "
+                         f"{self.gate[f'{name}_accuracy_serving']:.3f}")  # fmt: skip
+        verdict = f"promoted {self.candidate.version}: it serves now" if self.promoted else "not promoted"
+        keeps = f"; {self.serving_before} keeps serving" if not self.promoted and self.serving_before else ""
+        lines.append(f"{verdict} ({self.why}){keeps}")
+        return "\n".join(lines)
+
+
+def load_trainers(settings: Settings, third_party: bool = True) -> dict[str, Trainer]:
+    """Every trainer the plugins contribute, by analyzer name (ConfigError on a duplicate name)."""
+    from bizstream.plugins import get_plugin_manager
+
+    trainers: dict[str, Trainer] = {}
+    for contributed in get_plugin_manager(settings, third_party).hook.register_trainers(settings=settings):
+        for trainer in contributed or []:
+            if not isinstance(trainer, Trainer):
+                raise ConfigError(f"{trainer!r} does not implement the Trainer protocol (name, registry, train, predict_proba)")
+            if trainer.name in trainers:
+                raise ConfigError(f"two plugins contribute a trainer for {trainer.name!r}")
+            trainers[trainer.name] = trainer
+    return trainers
+
+
+def accuracy(trainer: Trainer, version: str | None, texts: Sequence[str], labels: Sequence[str]) -> float:
+    """Accuracy of a version (None: the model before any version; 0 when there is none) on labelled texts."""
+    if not texts:
+        return 0.0
+    probabilities = trainer.predict_proba(version, texts)
+    return 0.0 if probabilities is None else classification_metrics(probabilities, labels)["accuracy"]
+
+
+def gate(
+    trainer: Trainer, candidate: str, serving: str | None, slices: Slices, margins: Mapping[str, float]
+) -> tuple[dict[str, float], list[str]]:
+    """Accuracy of candidate and serving model on every slice, and where the candidate is worse by more than the
+    slice's margin (an empty list: not worse anywhere)."""
+    metrics: dict[str, float] = {}
+    worse: list[str] = []
+    for name, (texts, labels) in slices.items():
+        new = accuracy(trainer, candidate, texts, labels)
+        old = accuracy(trainer, serving, texts, labels)
+        metrics[f"{name}_accuracy"], metrics[f"{name}_accuracy_serving"] = new, old
+        margin = margins.get(name, 0.0)
+        if new < old - margin:
+            worse.append(f"{name} {new:.3f} < serving {old:.3f} - margin {margin}")
+    return metrics, worse
+
+
+def train_candidate(
+    settings: Settings, trainer: Trainer, split: Split, slices: Slices, margins: Mapping[str, float],
+    promotion: Promotion = "gate",
+) -> Outcome:  # fmt: skip
+    """Train a candidate, track it (MLflow, when on), gate it, and promote it as ``promotion`` says."""
+    serving = trainer.registry.serving()
+    candidate = trainer.train(split, serving)
+    log_training(settings, trainer.registry, candidate)
+    metrics, worse = gate(trainer, candidate.version, serving, slices, margins) if promotion == "gate" else ({}, [])
+    promoted, why = {
+        "gate": (not worse, "worse on " + "; ".join(worse) if worse else "not worse than the serving model"),
+        "always": (True, "promoted on request"),
+        "never": (False, "kept aside on request"),
+        "if-none-serves": (serving is None, "nothing served yet" if serving is None else
+                           "another version serves; promote it with `bizstream models promote`"),
+    }[promotion]  # fmt: skip
+    if promoted:
+        trainer.registry.promote(candidate.version)
+        log.info("%s: promoted %s (%s): %s", trainer.name, candidate.version, why, metrics)
+    else:
+        log.warning("%s: candidate %s not promoted: %s", trainer.name, candidate.version, why)
+    return Outcome(trainer.name, candidate, serving, promoted, why, metrics)

@@ -1,0 +1,94 @@
+"""Reading label files (CSV or JSON lines) for ``bizstream labels import``: each good row becomes a LabelRow, each bad
+one is reported by its line number with why."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from bizstream.records import Sentiment
+from bizstream.store.labels import LabelRow
+
+
+@dataclass(frozen=True)
+class LabelFile:
+    """The rows of a label file that can be imported, and for each bad row its line number and why."""
+
+    rows: list[LabelRow]
+    errors: list[tuple[int, str]]
+
+
+def read_label_file(path: Path, labeler: str = "import") -> LabelFile:
+    """CSV (by extension) or JSON lines: `text` plus `label` (bearish/neutral/bullish) or `rating` (1..3)."""
+    rows: list[LabelRow] = []
+    errors: list[tuple[int, str]] = []
+    for line, record in _records(path):
+        try:
+            rows.append(_row(record, labeler))
+        except ValueError as exc:
+            errors.append((line, str(exc)))
+    return LabelFile(rows, errors)
+
+
+def _records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    text = path.read_text(encoding="utf-8")
+    if path.suffix.lower() == ".csv":
+        reader = csv.DictReader(io.StringIO(text))
+        for record in reader:
+            yield reader.line_num, record
+        return
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
+            yield number, {"__error__": f"not valid JSON: {exc}"}
+            continue
+        yield number, record if isinstance(record, dict) else {"__error__": "not a JSON object"}
+
+
+def _row(record: dict[str, Any], labeler: str) -> LabelRow:
+    if "__error__" in record:
+        raise ValueError(record["__error__"])
+    text = record.get("text")
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError("'text' must be a non-empty string")
+    rating = _rating(record)
+    post_id = record.get("post_id") or record.get("id") or "sha1-" + hashlib.sha1(text.encode()).hexdigest()[:16]
+    source = record.get("source") or "human"
+    if source not in ("human", "pseudo"):
+        raise ValueError(f"'source' must be human or pseudo, got {source!r}")
+    return LabelRow(
+        post_id=str(post_id),
+        text=text,
+        rating=rating,
+        labeler=str(record.get("labeler") or labeler),
+        thread_id=str(record["thread_id"]) if record.get("thread_id") else None,
+        source=source,
+    )
+
+
+def _rating(record: dict[str, Any]) -> int:
+    label, rating = record.get("label"), record.get("rating")
+    if label not in (None, ""):
+        try:
+            return Sentiment(str(label).strip().lower()).rating
+        except ValueError:
+            raise ValueError(f"'label' must be bearish, neutral or bullish, got {label!r}") from None
+    if rating not in (None, ""):
+        try:
+            value = int(rating)
+        except (TypeError, ValueError):
+            raise ValueError(f"'rating' must be 1, 2 or 3, got {rating!r}") from None
+        if value not in (1, 2, 3):
+            raise ValueError(f"'rating' must be 1, 2 or 3, got {rating!r}")
+        return value
+    raise ValueError("needs a 'label' (bearish/neutral/bullish) or a 'rating' (1..3)")

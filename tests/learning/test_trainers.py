@@ -1,0 +1,91 @@
+"""The one training path: a trainer trains, the host gates, promotes (or not) and says why."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bizstream.learning.dataset import Split
+from bizstream.learning.registry import ModelMetadata, ModelRegistry
+from bizstream.learning.trainers import Trainer, load_trainers, train_candidate
+from bizstream.settings import Settings
+
+ROWS = {"bullish": [0.0, 0.0, 1.0], "bearish": [1.0, 0.0, 0.0], "neutral": [0.0, 1.0, 0.0]}
+
+
+class Parrot:
+    """Each version answers with one fixed class; the class of the next version is chosen by the test."""
+
+    name = "parrot"
+
+    def __init__(self, root: Path) -> None:
+        self.registry = ModelRegistry(root, payload="says.txt")
+        self.next_says = "bullish"
+        self.says: dict[str, str] = {}
+
+    def train(self, split: Split, parent: str | None) -> ModelMetadata:
+        staged = self.registry.staging()
+        (staged / "says.txt").write_text(self.next_says)
+        metadata = ModelMetadata(version=self.registry.new_version_id(), analyzer=self.name, body_id="", body_source="-",
+                                 parent=parent, data_fingerprint=split.fingerprint(), metrics={"accuracy": 0.5},
+                                 kind="parrot", params={})  # fmt: skip
+        self.registry.add_version(staged, metadata)
+        self.says[metadata.version] = self.next_says
+        return metadata
+
+    def predict_proba(self, version: str | None, texts: Sequence[str]) -> np.ndarray | None:
+        if version is None:
+            return None  # no model before the first version
+        return np.array([ROWS[self.says[version]]] * len(texts))
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings().replace(broker={"cache_dir": str(tmp_path / "cache")}, tracking={"enabled": False})
+
+
+SPLIT = Split(["a", "b"], ["bullish", "bearish"], ["c"], ["bullish"])
+SLICES = {"recent": (["x", "y", "z"], ["bullish", "bullish", "bearish"])}
+
+
+def test_the_gate_promotes_what_is_not_worse_and_says_why(settings: Settings, tmp_path: Path) -> None:
+    parrot = Parrot(tmp_path / "registry")
+    assert isinstance(parrot, Trainer)
+    first = train_candidate(settings, parrot, SPLIT, SLICES, {"recent": 0.0})
+    assert first.promoted and parrot.registry.serving() == first.candidate.version
+    assert first.gate == {"recent_accuracy": pytest.approx(2 / 3), "recent_accuracy_serving": 0.0}
+
+    parrot.next_says = "bearish"  # 1/3 on the slice: worse than the bullish parrot's 2/3
+    second = train_candidate(settings, parrot, SPLIT, SLICES, {"recent": 0.0})
+    assert not second.promoted and parrot.registry.serving() == first.candidate.version
+    assert second.serving_before == first.candidate.version and second.candidate.parent == first.candidate.version
+    assert second.why == "worse on recent 0.333 < serving 0.667 - margin 0.0"
+    summary = second.summary()
+    assert "not promoted (worse on recent" in summary and f"{first.candidate.version} keeps serving" in summary
+
+    lenient = train_candidate(settings, parrot, SPLIT, SLICES, {"recent": 0.5})  # a margin lets it through
+    assert lenient.promoted
+
+
+@pytest.mark.parametrize(("policy", "promoted_first", "promoted_second"),
+                         [("always", True, True), ("never", False, False), ("if-none-serves", True, False)])  # fmt: skip
+def test_promotion_policies(settings: Settings, tmp_path: Path, policy: str, promoted_first: bool, promoted_second: bool) -> None:
+    parrot = Parrot(tmp_path / "registry")
+    first = train_candidate(settings, parrot, SPLIT, SLICES, {}, policy)  # type: ignore[arg-type]
+    second = train_candidate(settings, parrot, SPLIT, SLICES, {}, policy)  # type: ignore[arg-type]
+    assert (first.promoted, second.promoted) == (promoted_first, promoted_second)
+    assert first.gate == {}  # nothing was compared
+
+
+def test_the_builtin_plugins_contribute_the_setfit_and_cryptobert_trainers(settings: Settings) -> None:
+    trainers = load_trainers(settings, third_party=False)
+    assert sorted(trainers) == ["cryptobert", "setfit"]
+    assert all(isinstance(t, Trainer) for t in trainers.values())
+    assert trainers["setfit"].registry.root == settings.setfit_registry
+    # The CryptoBERT trainer is built from the same option table as its analyzer (training keys included).
+    custom = settings.replace(plugins={"options": {"cryptobert": {"epochs": 3, "lr": 1e-3, "onnx": False}}})
+    crypto = load_trainers(custom, third_party=False)["cryptobert"]
+    assert (crypto.epochs, crypto.lr, crypto.export) == (3, 1e-3, False)  # type: ignore[attr-defined]
