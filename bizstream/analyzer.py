@@ -45,54 +45,72 @@ class Prediction:
         (<Sentiment.BULLISH: 'bullish'>, 0.5, 0.6)
         """
         if isinstance(probabilities, Mapping):
-            probs = {s.value: float(probabilities[s.value]) for s in SENTIMENTS}
+            bearish, neutral, bullish = probabilities[_BEARISH], probabilities[_NEUTRAL], probabilities[_BULLISH]
         else:
-            probs = {s.value: float(p) for s, p in zip(SENTIMENTS, probabilities, strict=True)}
-        label = most_probable(probs)
-        return cls(score_of(probs), label, probs[label.value], probs, details)
+            bearish, neutral, bullish = probabilities
+        bearish, neutral, bullish = float(bearish), float(neutral), float(bullish)
+        label = _most_probable(bearish, neutral, bullish)
+        confidence = neutral if label is Sentiment.NEUTRAL else bearish if label is Sentiment.BEARISH else bullish
+        score = min(1.0, max(-1.0, bullish - bearish))
+        return cls(score, label, confidence, {_BEARISH: bearish, _NEUTRAL: neutral, _BULLISH: bullish}, details)
 
     def problem(self) -> str | None:
         """Why this prediction is unusable, or None when it is well-formed and its parts agree."""
         if not (isinstance(self.score, (int, float)) and math.isfinite(self.score) and -1.0 <= self.score <= 1.0):
             return f"score must be a finite number in [-1, +1], got {self.score!r}"
         if self.label not in SENTIMENTS:
-            return f"label must be one of {[s.value for s in SENTIMENTS]}, got {self.label!r}"
+            return f"label must be one of {list(_KEYS)}, got {self.label!r}"
         if not (isinstance(self.confidence, (int, float)) and 0.0 <= self.confidence <= 1.0):
             return f"confidence must be in [0, 1], got {self.confidence!r}"
-        if not isinstance(self.probabilities, Mapping) or set(self.probabilities) != {s.value for s in SENTIMENTS}:
+        if not isinstance(self.probabilities, Mapping) or self.probabilities.keys() != _KEY_SET:
             return f"probabilities must have exactly the keys bearish, neutral, bullish, got {sorted(self.probabilities)}"
         if self.details is not None and not all(
             isinstance(k, str) and isinstance(v, (str, int, float, bool)) for k, v in self.details.items()
         ):
             return "details must map names to strings, numbers or booleans"
-        return disagreement(self.score, Sentiment(self.label), self.confidence, self.probabilities)
+        return disagreement(self.score, self.label, self.confidence, self.probabilities)
 
 
 def most_probable(probabilities: Mapping[str, float]) -> Sentiment:
     """The most probable class; a tie with neutral goes to neutral, one of bearish and bullish to bearish."""
-    return max(SENTIMENTS, key=lambda s: (probabilities[s.value], s is Sentiment.NEUTRAL))
+    return _most_probable(*(probabilities[k] for k in _KEYS))
 
 
 def score_of(probabilities: Mapping[str, float]) -> float:
     """P(bullish) - P(bearish), clipped to [-1, +1]."""
-    return min(1.0, max(-1.0, probabilities[Sentiment.BULLISH.value] - probabilities[Sentiment.BEARISH.value]))
+    return min(1.0, max(-1.0, probabilities[_BULLISH] - probabilities[_BEARISH]))
 
 
 def disagreement(score: float, label: Sentiment, confidence: float, probabilities: Mapping[str, float]) -> str | None:
     """Why a score, label and confidence do not stand for these probabilities, or None when they do."""
-    values = [probabilities[s.value] for s in SENTIMENTS]
-    if not all(isinstance(p, (int, float)) and math.isfinite(p) and 0.0 <= p <= 1.0 for p in values):
+    bearish, neutral, bullish = probabilities[_BEARISH], probabilities[_NEUTRAL], probabilities[_BULLISH]
+    if not (
+        isinstance(bearish, (int, float)) and isinstance(neutral, (int, float)) and isinstance(bullish, (int, float))
+        and 0.0 <= bearish <= 1.0 and 0.0 <= neutral <= 1.0 and 0.0 <= bullish <= 1.0
+        and abs(bearish + neutral + bullish - 1.0) <= TOLERANCE
+    ):  # fmt: skip
         return f"probabilities must be in [0, 1] and sum to 1, got {dict(probabilities)}"
-    if abs(sum(values) - 1.0) > TOLERANCE:
-        return f"probabilities must be in [0, 1] and sum to 1, got {dict(probabilities)}"
-    if probabilities[label.value] < max(values) - TOLERANCE:
-        return f"label {label.value} is not the most probable class of {dict(probabilities)}"
-    expected = score_of(probabilities)
+    of_label = probabilities[label]  # a Sentiment is its own name as a key
+    if of_label < max(bearish, neutral, bullish) - TOLERANCE:
+        return f"label {label} is not the most probable class of {dict(probabilities)}"
+    expected = min(1.0, max(-1.0, bullish - bearish))
     if abs(score - expected) > TOLERANCE:
         return f"score {score:.4f} disagrees with the probabilities: P(bullish) - P(bearish) = {expected:.4f}"
-    if abs(confidence - probabilities[label.value]) > TOLERANCE:
-        return f"confidence {confidence:.4f} is not the probability of the label, {probabilities[label.value]:.4f}"
+    if abs(confidence - of_label) > TOLERANCE:
+        return f"confidence {confidence:.4f} is not the probability of the label, {of_label:.4f}"
     return None
+
+
+# Plain strings for the hot path: an enum member's .value is a descriptor call, and these run several times per post.
+_KEYS: tuple[str, str, str] = tuple(s.value for s in SENTIMENTS)  # type: ignore[assignment]
+_BEARISH, _NEUTRAL, _BULLISH = _KEYS
+_KEY_SET = frozenset(_KEYS)
+
+
+def _most_probable(bearish: float, neutral: float, bullish: float) -> Sentiment:
+    if neutral >= bearish and neutral >= bullish:
+        return Sentiment.NEUTRAL
+    return Sentiment.BEARISH if bearish >= bullish else Sentiment.BULLISH
 
 
 @runtime_checkable

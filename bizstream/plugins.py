@@ -95,18 +95,22 @@ def load_pipeline(
     settings: Settings, third_party: bool = True, report: Callable[[AnalyzerStatus], None] | None = None
 ) -> Pipeline:
     """The pipeline the worker and ``bizstream score`` run: every available analyzer and fuser. ``report`` sees each
-    unavailable one; BizstreamError when no analyzer at all is available."""
+    unavailable one (default: a warning in the log); BizstreamError when no analyzer at all is available."""
     pm = get_plugin_manager(settings, third_party)
     statuses = load_analyzers(pm, settings)
     analyzers = {s.name: s.analyzer for s in statuses if s.available}
     fusers = load_fusers(pm, settings, analyzers)
     for status in statuses + fusers:
-        if not status.available and report is not None:
-            report(status)
+        if not status.available:
+            (report or _log_unavailable)(status)
     if not analyzers:
         raise BizstreamError("no analyzer is available; run `bizstream plugins` to see why")
     return Pipeline(list(analyzers.values()), settings.fusion, settings.worker.analyzer_timeout_s, settings.routing,
                     fusers=[f.analyzer for f in fusers if f.available])  # fmt: skip
+
+
+def _log_unavailable(status: AnalyzerStatus) -> None:
+    log.warning("%s (plugin %s) is unavailable: %s", status.name, status.plugin, status.reason)
 
 
 def _load_all(hook: Any, kwargs: dict[str, Any], protocol: type, method: str) -> list[AnalyzerStatus]:
@@ -125,9 +129,6 @@ def _load_all(hook: Any, kwargs: dict[str, Any], protocol: type, method: str) ->
             continue
         for item in contributed:
             statuses.append(_load_one(item, plugin, seen, protocol, method))
-    for status in statuses:
-        if not status.available:
-            log.warning("%s (plugin %s) is unavailable: %s", status.name, status.plugin, status.reason)
     return statuses
 
 

@@ -16,6 +16,7 @@ import random
 import sys
 import time
 from dataclasses import dataclass, field
+from typing import Literal
 
 from bizstream.errors import AnalyzerUnavailable
 from bizstream.learning.dataset import Split
@@ -54,14 +55,12 @@ def run_training_job(settings: Settings, reason: str, publish: bool = True) -> J
     # If this dies, the marker stays and the trainer resumes the job.
     result, outcomes = _train_and_gate(settings, store, state, reason, trainers)
     state.set(**{RUNNING: None})
-    if publish:
-        for outcome in outcomes:
-            if outcome.promoted:
-                registry = trainers[outcome.trainer].registry
-                event = ModelEvent(outcome.trainer, outcome.candidate.version, str(registry.version_dir(outcome.candidate.version)),
-                                   {**outcome.candidate.metrics, **outcome.gate},
-                                   reason if reason in ("labels", "drift", "manual") else "manual")  # type: ignore[arg-type]  # fmt: skip
-                asyncio.run(_publish_model_event(settings, event))
+    why: Literal["labels", "drift", "manual"] = reason if reason in ("labels", "drift") else "manual"  # type: ignore[assignment]
+    for outcome in (o for o in outcomes if o.promoted and publish):
+        version = outcome.candidate.version
+        metrics = {**outcome.candidate.metrics, **outcome.gate, **(result.metrics if outcome.trainer == PRIMARY else {})}
+        artifacts = str(trainers[outcome.trainer].registry.version_dir(version))
+        asyncio.run(_publish_model_event(settings, ModelEvent(outcome.trainer, version, artifacts, metrics, why)))
     return result
 
 

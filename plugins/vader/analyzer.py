@@ -19,7 +19,7 @@ from typing import Any
 
 from bizstream.analyzer import Prediction
 from bizstream.errors import AnalyzerUnavailable, ConfigError
-from bizstream.records import Post, Sentiment
+from bizstream.records import Post
 
 SLANG_LEXICON = Path(__file__).with_name("slang.txt")
 OPTIONS = ("neutral_band", "sharpness", "extra_lexicon")  # [plugins.options.vader]
@@ -83,12 +83,9 @@ class VaderAnalyzer:
     def predict(self, text: str) -> Prediction:
         """The prediction for one text; VADER's own compound score travels in its details."""
         compound = float(self._sia.polarity_scores(text)["compound"])
-        logits = {
-            Sentiment.BEARISH.value: self.sharpness * (-compound - self.neutral_band),
-            Sentiment.NEUTRAL.value: 0.0,
-            Sentiment.BULLISH.value: self.sharpness * (compound - self.neutral_band),
-        }
-        peak = max(logits.values())
-        exps = {k: math.exp(v - peak) for k, v in logits.items()}
-        total = sum(exps.values())
-        return Prediction.from_probabilities({k: v / total for k, v in exps.items()}, {"compound": compound})
+        bearish = self.sharpness * (-compound - self.neutral_band)
+        bullish = self.sharpness * (compound - self.neutral_band)
+        peak = max(bearish, 0.0, bullish)  # the neutral logit is 0
+        e_bearish, e_neutral, e_bullish = math.exp(bearish - peak), math.exp(-peak), math.exp(bullish - peak)
+        total = e_bearish + e_neutral + e_bullish
+        return Prediction.from_probabilities((e_bearish / total, e_neutral / total, e_bullish / total), {"compound": compound})
