@@ -54,6 +54,7 @@ class Outcome:
     promoted: bool
     why: str
     gate: dict[str, float] = field(default_factory=dict)  # <slice>_accuracy and <slice>_accuracy_serving
+    tracked_as: str | None = None  # the MLflow run, when tracking is on
 
     def summary(self) -> str:
         """One paragraph a person can read: the candidate's metrics, the comparison, the decision."""
@@ -68,6 +69,8 @@ class Outcome:
         verdict = f"promoted {self.candidate.version}: it serves now" if self.promoted else "not promoted"
         keeps = f"; {self.serving_before} keeps serving" if not self.promoted and self.serving_before else ""
         lines.append(f"{verdict} ({self.why}){keeps}")
+        if self.tracked_as:
+            lines.append(f"tracked as MLflow run {self.tracked_as}")
         return "\n".join(lines)
 
 
@@ -118,18 +121,18 @@ def train_candidate(
     """Train a candidate, track it (MLflow, when on), gate it, and promote it as ``promotion`` says."""
     serving = trainer.registry.serving()
     candidate = trainer.train(split, serving)
-    log_training(settings, trainer.registry, candidate)
+    run_id = log_training(settings, trainer.registry, candidate)
     metrics, worse = gate(trainer, candidate.version, serving, slices, margins) if promotion == "gate" else ({}, [])
     promoted, why = {
         "gate": (not worse, "worse on " + "; ".join(worse) if worse else "not worse than the serving model"),
         "always": (True, "promoted on request"),
         "never": (False, "kept aside on request"),
         "if-none-serves": (serving is None, "nothing served yet" if serving is None else
-                           "another version serves; promote it with `bizstream models promote`"),
+                           f"another version serves; `bizstream models promote {candidate.version}` serves this one"),
     }[promotion]  # fmt: skip
     if promoted:
         trainer.registry.promote(candidate.version)
         log.info("%s: promoted %s (%s): %s", trainer.name, candidate.version, why, metrics)
     else:
         log.warning("%s: candidate %s not promoted: %s", trainer.name, candidate.version, why)
-    return Outcome(trainer.name, candidate, serving, promoted, why, metrics)
+    return Outcome(trainer.name, candidate, serving, promoted, why, metrics, run_id)
