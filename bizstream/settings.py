@@ -175,6 +175,7 @@ class SetfitSettings:
     max_seq_length: int = 128
     runtime: str = "auto"  # auto (ONNX INT8 when exported, else torch) | torch | onnx-fp32 | onnx-int8
     batch_size: int = 16
+    starter: bool = True  # serve the shipped starter model while nothing else has been promoted
 
     def validate(self) -> None:
         _require(self.profile in ("cpu", "seed"), f"setfit.profile must be 'cpu' or 'seed', got {self.profile!r}")

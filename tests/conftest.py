@@ -17,8 +17,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    """Default settings, with the cache in tmp_path."""
-    return Settings().replace(broker={"cache_dir": str(tmp_path / "cache")})
+    """Default settings, with the cache in tmp_path and without the starter model (tests/plugins/setfit/test_starter.py
+    tests it; elsewhere SetFit serves only what a test trains)."""
+    return Settings().replace(broker={"cache_dir": str(tmp_path / "cache")}, setfit={"starter": False})
 
 BULLISH = ["{c} to the moon, buying more", "{c} is pumping, huge gains", "{c} breakout, all time high soon",
            "loading up on {c}, so bullish", "{c} rocket, we are all rich"]  # fmt: skip

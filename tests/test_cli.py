@@ -41,9 +41,10 @@ def test_the_spec_commands_exist() -> None:
 
 
 def test_score_offline_scores_good_lines_and_rejects_bad_ones(tmp_path: Path) -> None:
+    env = {"BIZSTREAM_BROKER__CACHE_DIR": str(tmp_path / "cache"), "BIZSTREAM_SETFIT__STARTER": "false", "PATH": "/usr/bin:/bin"}
     posts = tmp_path / "posts.jsonl"
     posts.write_bytes(b'{"id": "a", "text": "this coin is going to moon"}\nnot json\n{"id": "b", "text": "rekt"}\n')
-    result = subprocess.run([sys.executable, "-m", "bizstream", "score", str(posts)], capture_output=True, cwd=ROOT)
+    result = subprocess.run([sys.executable, "-m", "bizstream", "score", str(posts)], capture_output=True, cwd=ROOT, env=env)
     assert result.returncode == 0, result.stderr
     scores = [orjson.loads(line) for line in result.stdout.splitlines()]
     assert [(s["post_id"], s["label"]) for s in scores] == [("a", "bullish"), ("b", "bearish")]
@@ -76,7 +77,7 @@ def test_produce_without_a_broker_says_what_to_do(tmp_path: Path) -> None:
 
 
 def test_unavailable_reasons_keep_their_bracketed_setting_names(tmp_path: Path) -> None:
-    env = {"BIZSTREAM_BROKER__CACHE_DIR": str(tmp_path), "PATH": "/usr/bin:/bin", "COLUMNS": "400"}
+    env = {"BIZSTREAM_BROKER__CACHE_DIR": str(tmp_path), "BIZSTREAM_SETFIT__STARTER": "false", "PATH": "/usr/bin:/bin", "COLUMNS": "400"}
     result = subprocess.run([sys.executable, "-m", "bizstream", "plugins"], capture_output=True, text=True, env=env, cwd=ROOT)
     assert result.returncode == 0, result.stderr
     assert "point [plugins.options.cryptobert] model at it" in result.stdout  # not swallowed as rich markup

@@ -38,6 +38,8 @@ def test_installed_package_is_discovered_and_scores(tmp_path: Path) -> None:
     )  # fmt: skip
     env = {k: v for k, v in os.environ.items() if not k.startswith("BIZSTREAM_")}
     env["PYTHONPATH"] = os.pathsep.join([str(site), str(ROOT)])
+    env["BIZSTREAM_BROKER__CACHE_DIR"] = str(tmp_path / "cache")
+    env["BIZSTREAM_SETFIT__STARTER"] = "false"
     listing = subprocess.run([sys.executable, "-m", "bizstream", "plugins"], env=env, capture_output=True, text=True)
     assert listing.returncode == 0, listing.stderr
     assert "bizstream_shouty" in listing.stdout and "shouty" in listing.stdout

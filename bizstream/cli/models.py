@@ -59,8 +59,9 @@ def train_setfit(
         settings = settings.replace(setfit={"profile": profile})
     settings = settings.replace(trainer={"mode": "head" if fast else "full"})
     trainer = _trainer(settings, "setfit")
+    trainer.load()  # the starter model, when it is on and nothing serves yet
     if fast and trainer.registry.serving() is None:
-        raise BizstreamError("the head-only refit needs a parent model; train a full model first (bizstream train setfit)")
+        raise BizstreamError("the head-only refit needs a model to start from: turn setfit.starter on, or train a full model first (bizstream train setfit)")
     policies: dict[bool | None, Promotion] = {True: "always", False: "never", None: "if-none-serves"}
     _train(settings, trainer, policies[promote])
 

@@ -93,6 +93,7 @@ def _train_and_gate(
     eval_texts = [r.text for r in recent_eval]
     eval_labels = [r.sentiment for r in recent_eval]
     setfit = trainers[PRIMARY]
+    setfit.load()
     serving = setfit.registry.serving()
     pseudo = _pseudo_labels(settings, store, setfit, serving, len(mix_texts)) if t.pseudo_labels else []
     mix_texts += [p.text for p in pseudo]

@@ -34,6 +34,9 @@ class Trainer(Protocol):
     name: str  # the analyzer whose versions it trains
     registry: ModelRegistry
 
+    def load(self) -> None:
+        """Prepare the registry before a training (e.g. install a starter version); called first, every time."""
+
     def train(self, split: Split, parent: str | None) -> ModelMetadata:
         """Train on ``split.train_*``, evaluate on ``split.test_*``, add the version to the registry (not promoted).
         ``parent`` is the version serving now (None when none does). Raise AnalyzerUnavailable when it cannot train
@@ -82,7 +85,7 @@ def load_trainers(settings: Settings, third_party: bool = True) -> dict[str, Tra
     for contributed in get_plugin_manager(settings, third_party).hook.register_trainers(settings=settings):
         for trainer in contributed or []:
             if not isinstance(trainer, Trainer):
-                raise ConfigError(f"{trainer!r} does not implement the Trainer protocol (name, registry, train, predict_proba)")
+                raise ConfigError(f"{trainer!r} does not implement the Trainer protocol (name, registry, load, train, predict_proba)")
             if trainer.name in trainers:
                 raise ConfigError(f"two plugins contribute a trainer for {trainer.name!r}")
             trainers[trainer.name] = trainer
@@ -119,6 +122,7 @@ def train_candidate(
     promotion: Promotion = "gate",
 ) -> Outcome:  # fmt: skip
     """Train a candidate, track it (MLflow, when on), gate it, and promote it as ``promotion`` says."""
+    trainer.load()
     serving = trainer.registry.serving()
     candidate = trainer.train(split, serving)
     run_id = log_training(settings, trainer.registry, candidate)

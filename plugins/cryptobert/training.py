@@ -45,6 +45,9 @@ class CryptoBertTrainer:
         self.alpha = alpha
         self.export = export
 
+    def load(self) -> None:
+        """Nothing to prepare: the base model is loaded per training (AnalyzerUnavailable there when it is missing)."""
+
     def train(self, split: Split, parent: str | None) -> ModelMetadata:
         """Train an adapter on ``split``, evaluate it on the held-back part, store it (and its ONNX export)."""
         if not split.train_texts or not split.test_texts:

@@ -21,12 +21,12 @@ from bizstream_plugins.setfit.training import PROFILES, SetfitTrainer
 def register_analyzers(settings: Settings) -> list[SetfitAnalyzer]:
     """The SetFit analyzer over the configured registry."""
     s = settings.setfit
-    return [SetfitAnalyzer(settings.setfit_registry, s.runtime, s.batch_size, s.max_seq_length)]
+    return [SetfitAnalyzer(settings.setfit_registry, s.runtime, s.batch_size, s.max_seq_length, s.starter)]
 
 
 @hookimpl(trylast=True)
 def register_trainers(settings: Settings) -> list[SetfitTrainer]:
-    """SetFit's trainer: ``trainer.mode`` (head or full) and the ``[setfit]`` body, profile and device."""
+    """SetFit's trainer: ``trainer.mode`` (head or full) and the ``[setfit]`` body, profile, device and starter."""
     s = settings.setfit
     return [SetfitTrainer(ModelRegistry(settings.setfit_registry), settings.trainer.mode, s.body, PROFILES[s.profile],
-                          s.seed, s.max_seq_length, s.device, show_progress=sys.stderr.isatty())]  # fmt: skip
+                          s.seed, s.max_seq_length, s.device, show_progress=sys.stderr.isatty(), starter=s.starter)]  # fmt: skip

@@ -56,8 +56,11 @@ class SetfitAnalyzer:
 
     name = "setfit"
 
-    def __init__(self, registry: Path, runtime: str = "auto", batch_size: int = 16, max_seq_length: int = 128) -> None:
+    def __init__(
+        self, registry: Path, runtime: str = "auto", batch_size: int = 16, max_seq_length: int = 128, starter: bool = True
+    ) -> None:  # fmt: skip
         self.registry = ModelRegistry(registry)
+        self.starter = starter
         self.runtime = runtime
         self.batch_size = batch_size
         self.max_seq_length = max_seq_length
@@ -73,9 +76,14 @@ class SetfitAnalyzer:
     def load(self) -> None:
         """Load the serving version; unavailable (with what to do) when nothing has been trained and promoted."""
         version = self.registry.serving()
+        if version is None and self.starter:
+            from bizstream_plugins.setfit.starter import install_starter
+
+            version = install_starter(self.registry)
         if version is None:
             raise AnalyzerUnavailable(
-                f"no SetFit model is serving in {self.registry.root}; import labels (`bizstream labels import FILE`) "
+                f"no SetFit model is serving in {self.registry.root} and setfit.starter is off; turn it on, or import "
+                f"labels (`bizstream labels import FILE`) "
                 f"and train one (`bizstream train setfit`)"
             )
         try:

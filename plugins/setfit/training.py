@@ -139,7 +139,7 @@ class SetfitTrainer:
 
     def __init__(
         self, registry: ModelRegistry, mode: str = "head", body: str = "", profile: TrainProfile = PROFILES["cpu"],
-        seed: int = 42, max_seq_length: int = 128, device: str = "cpu", show_progress: bool = False,
+        seed: int = 42, max_seq_length: int = 128, device: str = "cpu", show_progress: bool = False, starter: bool = True,
     ) -> None:  # fmt: skip
         if mode not in ("head", "full"):
             raise ValueError(f"mode must be 'head' or 'full', got {mode!r}")
@@ -151,6 +151,14 @@ class SetfitTrainer:
         self.max_seq_length = max_seq_length
         self.device = device
         self.show_progress = show_progress
+        self.starter = starter
+
+    def load(self) -> None:
+        """With the starter on and nothing serving, install the starter: the model a head refit starts from."""
+        if self.starter:
+            from bizstream_plugins.setfit.starter import install_starter
+
+            install_starter(self.registry)
 
     def train(self, split: Split, parent: str | None) -> ModelMetadata:
         """A new version from ``split``: head-only on the parent's body, or a full fine-tune."""

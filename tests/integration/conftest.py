@@ -47,6 +47,7 @@ class Cluster:
             BIZSTREAM_BROKER__CACHE_DIR=str(self.workdir / "cache"),
             BIZSTREAM_WORKER__BATCH_TIMEOUT_S="0.1",
             BIZSTREAM_WORKER__SESSION_TIMEOUT_S="6",
+            BIZSTREAM_SETFIT__STARTER="false",  # SetFit serves only what a test trains
             PYTHONPATH=str(ROOT),
         )
         env.update(extra)

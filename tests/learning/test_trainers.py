@@ -26,6 +26,9 @@ class Parrot:
         self.next_says = "bullish"
         self.says: dict[str, str] = {}
 
+    def load(self) -> None:
+        pass
+
     def train(self, split: Split, parent: str | None) -> ModelMetadata:
         staged = self.registry.staging()
         (staged / "says.txt").write_text(self.next_says)

@@ -1,0 +1,75 @@
+"""The starter model: shipped with its provenance, installed on first use, served fast, and a head refit starts from it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+
+from bizstream.learning.dataset import Split
+from bizstream.learning.registry import ModelMetadata, ModelRegistry
+from bizstream.records import Post, Sentiment
+from bizstream.testing import check_analyzer
+from bizstream_plugins.setfit.analyzer import SetfitAnalyzer
+from bizstream_plugins.setfit.starter import STARTER_DIR, VERSION, install_starter
+from tests.conftest import ROOT, separable
+
+
+def test_the_shipped_starter_records_where_it_came_from_and_is_intact() -> None:
+    info = json.loads((STARTER_DIR / "starter.json").read_text())
+    assert info["head_sha256"] == hashlib.sha256((STARTER_DIR / "head.safetensors").read_bytes()).hexdigest()
+    assert info["sources"] and all(s["licence"] == "MIT" and len(s["sha256"]) == 64 and s["train_examples"] > 0
+                                   for s in info["sources"])  # fmt: skip
+    assert all(0.0 < v <= 1.0 for k, v in info["metrics"].items() if k.endswith("_accuracy"))
+
+
+def test_first_use_installs_it_as_v0_and_serves_it_on_int8_onnx(tmp_path: Path) -> None:
+    analyzer = SetfitAnalyzer(tmp_path / "registry")  # an empty registry, the starter on (the default)
+    analyzer.load()
+    registry = ModelRegistry(tmp_path / "registry")
+    assert registry.serving() == VERSION == analyzer.version and analyzer.serving_runtime == "onnx-int8"
+    metadata = registry.metadata(VERSION)
+    assert metadata.kind == "starter" and metadata.params["sources"][0]["licence"] == "MIT"
+    check_analyzer(analyzer, load=False, atol=0.05)
+    up, down = analyzer.analyze([Post(id="u", text="$NVDA shares soar to a record high after earnings beat", thread_id="u"),
+                                 Post(id="d", text="$TSLA stock plunges after deliveries miss, analysts cut targets", thread_id="d")])  # fmt: skip
+    assert up is not None and down is not None and up.label is Sentiment.BULLISH and down.label is Sentiment.BEARISH
+    # Installed once: a second analyzer (another worker) finds it there.
+    again = SetfitAnalyzer(tmp_path / "registry")
+    again.load()
+    assert [m.version for m in registry.list()] == [VERSION]
+
+
+def test_it_never_replaces_a_model_that_serves(trained: tuple[ModelRegistry, ModelMetadata, Split], tmp_path: Path) -> None:
+    source, metadata, _ = trained
+    registry = ModelRegistry(tmp_path / "registry")
+    shutil.copytree(source.root, registry.root, symlinks=True)
+    registry.promote(metadata.version)
+    assert install_starter(registry) is None and registry.serving() == metadata.version
+    assert VERSION not in {m.version for m in registry.list()}
+
+
+def test_train_setfit_fast_works_from_the_starter_right_after_labels_import(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BIZSTREAM_")}
+    env.update(BIZSTREAM_BROKER__CACHE_DIR=str(tmp_path / "cache"), BIZSTREAM_TRACKING__ENABLED="false", COLUMNS="200")
+    texts, labels = separable()
+    labels_file = tmp_path / "labels.jsonl"
+    labels_file.write_bytes(b"".join(orjson.dumps({"text": t, "label": y}) + b"\n" for t, y in zip(texts, labels, strict=True)))
+
+    def bizstream(*args: str) -> str:
+        result = subprocess.run([sys.executable, "-m", "bizstream", *args], env=env, cwd=ROOT, capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr[-2000:]
+        return result.stdout
+
+    bizstream("labels", "import", str(labels_file))
+    out = bizstream("train", "setfit", "--fast")
+    registry = ModelRegistry(tmp_path / "cache" / "models" / "setfit")
+    (refit,) = [m for m in registry.list() if m.version != VERSION]
+    assert refit.kind == "head" and refit.parent == VERSION
+    assert f"{VERSION} keeps serving" in out  # `train setfit` promotes only when nothing serves (unchanged)
