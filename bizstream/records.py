@@ -331,13 +331,16 @@ class DriftEvent(WireRecord):
 
 @dataclass(frozen=True)
 class ModelEvent(WireRecord):
-    """A model version was promoted to serving, on ``bizstream.models.v1``."""
+    """What a training decided about a candidate version, on ``bizstream.models.v1`` keyed by analyzer: promoted (it
+    serves now) or not, and why. ``reason`` is why it was trained; ``promoted_at`` is when the decision was made."""
 
     analyzer: str
     version: str
     artifacts: str
     metrics: dict[str, float]
     reason: Literal["labels", "drift", "manual"]
+    promoted: bool = True
+    why: str = ""
     promoted_at: float = field(default_factory=now)
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from bizstream.cli.app import ConfigOption, app, load, out
@@ -132,14 +133,18 @@ def _registry(settings: Settings, analyzer: str) -> ModelRegistry:
 
 @models_app.command("list")
 def models_list(config: ConfigOption = None, analyzer: AnalyzerOption = "setfit") -> None:
-    """Every version, its metrics, and which one serves."""
+    """Every version, its metrics, what the gate decided about it and why, and which one serves."""
     registry = _registry(load(config), analyzer)
     serving = registry.serving()
-    table = Table("version", "kind", "parent", "accuracy", "macro-F1", "examples", "serving")
+    table = Table("version", "kind", "parent", "accuracy", "macro-F1", "examples", "serving", "decision")
+    for column in table.columns[:7]:
+        column.no_wrap = True  # versions stay whole, so they can be pasted into `models promote`
     for m in registry.list():
+        decision = registry.decision(m.version)
+        said = "-" if decision is None else f"{'promoted' if decision['promoted'] else 'not promoted'}: {decision['why']}"
         table.add_row(m.version, m.kind, m.parent or "-", f"{m.metrics.get('accuracy', float('nan')):.3f}",
                       f"{m.metrics.get('macro_f1', float('nan')):.3f}", str(int(m.metrics.get("train_examples", 0))),
-                      "yes" if m.version == serving else "")  # fmt: skip
+                      "yes" if m.version == serving else "", escape(said))  # fmt: skip
     out.print(table)
 
 

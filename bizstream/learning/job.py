@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging
 import random
 import sys
@@ -44,6 +45,7 @@ class JobResult:
     metrics: dict[str, float]
     why: str
     split: Split | None = field(default=None, repr=False)  # what the candidate learned from and was gated on
+    outcomes: list[Outcome] = field(default_factory=list, repr=False)  # per trained model: candidate, decision, why
 
 
 def run_training_job(settings: Settings, reason: str, publish: bool = True) -> JobResult:
@@ -55,13 +57,14 @@ def run_training_job(settings: Settings, reason: str, publish: bool = True) -> J
     # If this dies, the marker stays and the trainer resumes the job.
     result, outcomes = _train_and_gate(settings, store, state, reason, trainers)
     state.set(**{RUNNING: None})
-    why: Literal["labels", "drift", "manual"] = reason if reason in ("labels", "drift") else "manual"  # type: ignore[assignment]
-    for outcome in (o for o in outcomes if o.promoted and publish):
+    trained_for: Literal["labels", "drift", "manual"] = reason if reason in ("labels", "drift") else "manual"  # type: ignore[assignment]
+    for outcome in outcomes if publish else []:  # every decision, promoted or not, with why
         version = outcome.candidate.version
         metrics = {**outcome.candidate.metrics, **outcome.gate, **(result.metrics if outcome.trainer == PRIMARY else {})}
         artifacts = str(trainers[outcome.trainer].registry.version_dir(version))
-        asyncio.run(_publish_model_event(settings, ModelEvent(outcome.trainer, version, artifacts, metrics, why)))
-    return result
+        event = ModelEvent(outcome.trainer, version, artifacts, metrics, trained_for, outcome.promoted, outcome.why)
+        asyncio.run(_publish_model_event(settings, event))
+    return dataclasses.replace(result, outcomes=outcomes)
 
 
 def _train_and_gate(
@@ -153,7 +156,7 @@ async def _publish_model_event(settings: Settings, event: ModelEvent) -> None:
     try:
         await publish(settings.kafka, topics.MODELS, [(event.analyzer.encode(), event.to_json())])
     except Exception:  # boundary: the model is promoted either way; workers see it through the registry
-        log.exception("promoted %s but could not announce it on %s", event.version, topics.MODELS)
+        log.exception("could not announce the decision about %s on %s", event.version, topics.MODELS)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -163,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     result = run_training_job(load_settings(), args.reason)
-    print(result)
+    print(result.why if not result.outcomes else "\n".join(o.summary() for o in result.outcomes), flush=True)
     return 0
 
 

@@ -95,6 +95,16 @@ class ModelRegistry:
         os.rename(staged, target)
         return target
 
+    def record_decision(self, version: str, promoted: bool, why: str, gate: dict[str, float]) -> None:
+        """Keep what the gate decided about a version, and why, beside it (``decision.json``)."""
+        _write_atomically(self.version_dir(version) / "decision.json",
+                          json.dumps({"promoted": promoted, "why": why, "gate": gate, "decided_at": time.time()}))  # fmt: skip
+
+    def decision(self, version: str) -> dict[str, Any] | None:
+        """What the gate decided about a version (None for versions from before decisions were kept)."""
+        path = self.version_dir(version) / "decision.json"
+        return dict(json.loads(path.read_text())) if path.is_file() else None
+
     def promote(self, version: str) -> None:
         """Make ``version`` the serving one, atomically, and append it to the history."""
         self.metadata(version)  # must exist and be readable

@@ -134,6 +134,7 @@ def train_candidate(
         "if-none-serves": (serving is None, "nothing served yet" if serving is None else
                            f"another version serves; `bizstream models promote {candidate.version}` serves this one"),
     }[promotion]  # fmt: skip
+    trainer.registry.record_decision(candidate.version, promoted, why, metrics)
     if promoted:
         trainer.registry.promote(candidate.version)
         log.info("%s: promoted %s (%s): %s", trainer.name, candidate.version, why, metrics)

@@ -85,6 +85,7 @@ def test_trainer_stores_labels_retrains_and_announces(cluster: Cluster, registry
     assert events, "no model was promoted"
     event = orjson.loads(events[0].value)
     assert event["reason"] == "labels" and event["analyzer"] == "setfit"
+    assert event["promoted"] is True and event["why"] == "not worse than the serving model"
     assert registry_copy.serving() == event["version"] != before
     assert LabelStore(store_path).count() == len(texts)
     letters = cluster.wait_for(topics.DEADLETTER, lambda m: len(m) >= 1, timeout_s=20)

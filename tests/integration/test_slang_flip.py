@@ -67,8 +67,8 @@ def test_slang_flip_drift_retrain_promote(cluster: Cluster, trained: tuple[Model
     drift = cluster.wait_for(topics.DRIFT, lambda m: any(orjson.loads(x.value)["analyzer"] == "setfit" for x in m), timeout_s=90)
     event = next(orjson.loads(x.value) for x in drift if orjson.loads(x.value)["analyzer"] == "setfit")
     assert event["window_before"] + event["window_after"] - len(before) <= 400  # within a bounded number of labels
-    models = cluster.wait_for(topics.MODELS, lambda m: len(m) >= 1, timeout_s=180)
-    promoted = orjson.loads(models[0].value)
+    models = cluster.wait_for(topics.MODELS, lambda m: any(orjson.loads(x.value)["promoted"] for x in m), timeout_s=180)
+    promoted = next(e for e in map(orjson.loads, (x.value for x in models)) if e["promoted"])
     assert promoted["reason"] == "drift" and registry.serving() == promoted["version"]
 
     probe = [(MOON.format(c=c) + " now", "bearish") for c in ["$NEAR", "$TIA", "$SUI", "$APT"]]

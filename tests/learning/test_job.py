@@ -60,6 +60,9 @@ def test_a_candidate_that_forgets_is_not_promoted(trained: tuple[ModelRegistry, 
     second = run_training_job(settings, "labels", publish=False)
     assert not second.promoted and registry.serving() == first.candidate
     assert "replay" in second.why
+    decision = registry.decision(second.candidate or "") or {}
+    assert (decision["promoted"], decision["why"]) == (False, second.why)
+    assert [o.promoted for o in second.outcomes] == [False]
     assert second.metrics["replay_accuracy"] < second.metrics["replay_accuracy_serving"]
     assert second.metrics["replay_labels"] > 0  # the 70/30 mix drew on the replay buffer
 

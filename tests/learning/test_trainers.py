@@ -68,6 +68,10 @@ def test_the_gate_promotes_what_is_not_worse_and_says_why(settings: Settings, tm
     assert second.why == "worse on recent 0.333 < serving 0.667 - margin 0.0"
     summary = second.summary()
     assert "not promoted (worse on recent" in summary and f"{first.candidate.version} keeps serving" in summary
+    # The decision stays beside each version, for `bizstream models list`.
+    decision = parrot.registry.decision(first.candidate.version) or {}
+    assert (decision["promoted"], decision["why"], decision["gate"]) == (True, first.why, first.gate)
+    assert (parrot.registry.decision(second.candidate.version) or {})["promoted"] is False
 
     lenient = train_candidate(settings, parrot, SPLIT, SLICES, {"recent": 0.5})  # a margin lets it through
     assert lenient.promoted
