@@ -207,9 +207,9 @@ class TrainerSettings:
     mode: str = "head"  # head: refit the head on the serving body (seconds); full: contrastive fine-tune (minutes)
     new_share: float = 0.7  # of each training mix's weight; the rest goes to the replay buffer's examples
     replay_capacity: int = 2000
-    eval_share: float = 0.2  # of the new labels, held back to compare candidate and serving model
+    eval_share: float = 0.2  # of labelled posts (by id): the evaluation holdout, never trained on
     gate_margin: float = 0.0  # promote when the candidate is no more than this much worse (accuracy) on both slices
-    drift_replay_margin: float = 0.15  # on the replay slice, after a drift event
+    drift_replay_margin: float = 0.15  # on the earlier holdout labels, after a drift event
     pseudo_labels: bool = True
     pseudo_threshold: float = 0.95
     pseudo_max_share: float = 0.2  # of each training mix

@@ -43,6 +43,13 @@ class Split:
         return "sha256:" + digest.hexdigest()[:16]
 
 
+def in_holdout(post_id: str, share: float) -> bool:
+    """Whether a labelled post belongs to the evaluation holdout. Decided by a hash of its id alone, so membership never
+    changes, the holdout grows with the labels (about ``share`` of them, of every class alike in expectation), and the
+    retraining job never trains on it."""
+    return int.from_bytes(hashlib.sha256(post_id.encode()).digest()[:8], "big") < share * 2**64
+
+
 def classification_metrics(probabilities: np.ndarray, labels: Sequence[str]) -> dict[str, float]:
     """Accuracy and macro-F1 of (n, 3) probabilities (columns in SENTIMENTS order) against label names."""
     from sklearn.metrics import f1_score

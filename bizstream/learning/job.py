@@ -1,7 +1,8 @@
 """One retraining job: mix new labels with replay, train a candidate, gate it against the serving model, promote.
 
 Training, gating and promotion go through bizstream.learning.trainers, as ``bizstream train NAME`` does; this module
-decides what to train on and what to gate on. Run by the trainer agent in a separate process (``python -m bizstream.learning.job --reason labels``), or in the
+decides what to train on and what to gate on: a persistent evaluation holdout (bizstream.learning.dataset.in_holdout)
+that no job trains on, split into the labels new since the last training and the earlier ones. Run by the trainer agent in a separate process (``python -m bizstream.learning.job --reason labels``), or in the
 foreground by ``bizstream train --now``. A marker in the trainer state says a job is running; a job killed half-way
 leaves the marker and the serving model untouched (promotion is the job's last, atomic step), and the trainer
 starts the job again when it restarts.
@@ -20,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from bizstream.errors import AnalyzerUnavailable
-from bizstream.learning.dataset import Split
+from bizstream.learning.dataset import Split, in_holdout
 from bizstream.learning.pseudo import PseudoLabel, pseudo_label
 from bizstream.learning.replay import Example, ReplayBuffer
 from bizstream.learning.trainers import Outcome, Trainer, load_trainers, train_candidate
@@ -74,18 +75,23 @@ def _train_and_gate(
     since = float(state.get(LAST_TRAINED_AT, "0") or 0)
     started_at = time.time()
     new = store.rows_since(since)
-    rnd = random.Random(settings.setfit.seed)
-    rnd.shuffle(new)
+    if len(new) < 5 and reason == "drift":
+        # Labels are not used up: a drift event right after a label-count job still learns from the latest labels.
+        new = store.rows(source="human")[-t.retrain_after :]
     if len(new) < 5:
         return JobResult(None, False, None, {}, f"only {len(new)} new labels since the last training"), []
-    held = max(1, int(len(new) * t.eval_share))
-    recent_eval, new_train = new[:held], new[held:]
-    replay = ReplayBuffer(settings.store_path.with_name("replay.sqlite"), t.replay_capacity, settings.setfit.seed)
+    rnd = random.Random(settings.setfit.seed)
+    rnd.shuffle(new)
+    # The evaluation holdout (a stable share of posts, by id) is never trained on: the gate compares candidate and
+    # serving model on labels neither has seen — the recent ones, and the earlier ones (for forgetting).
+    recent_eval = [r for r in new if in_holdout(r.post_id, t.eval_share)]
+    new_train = [r for r in new if not in_holdout(r.post_id, t.eval_share)]
+    if not new_train:
+        return JobResult(None, False, None, {}, f"all {len(new)} new labels are in the evaluation holdout"), []
     new_ids = {r.post_id for r in new}
-    old = [e for e in replay.items() if e.post_id not in new_ids]
-    rnd.shuffle(old)
-    replay_eval = old[: max(1, int(len(old) * t.eval_share))] if old else []
-    replay_pool = old[len(replay_eval) :]
+    earlier_eval = [r for r in store.rows(source="human") if r.post_id not in new_ids and in_holdout(r.post_id, t.eval_share)]
+    replay = ReplayBuffer(settings.store_path.with_name("replay.sqlite"), t.replay_capacity, settings.setfit.seed)
+    replay_pool = [e for e in replay.items() if e.post_id not in new_ids and not in_holdout(e.post_id, t.eval_share)]
     # The head is refit from scratch, so it can learn from every remembered example: new labels and replayed ones
     # share the training weight new_share : 1 - new_share (the contrastive body fine-tune, in "full" mode, sees the
     # same examples unweighted).
@@ -105,11 +111,10 @@ def _train_and_gate(
     total = sum(mix_weights)
     split = Split(mix_texts, mix_labels, eval_texts, eval_labels, [len(mix_weights) * w / total for w in mix_weights])
 
-    slices: dict[str, tuple[list[str], list[str]]] = {"recent": (eval_texts, eval_labels)}
-    if replay_eval:
-        slices["replay"] = ([e.text for e in replay_eval], [Sentiment.from_rating(e.rating).value for e in replay_eval])
-    # After drift, part of what the replay buffer remembers is what changed, so it may drop further there.
-    margins = {"recent": t.gate_margin, "replay": t.drift_replay_margin if reason == "drift" else t.gate_margin}
+    slices = {"recent": (eval_texts, eval_labels),
+              "earlier": ([r.text for r in earlier_eval], [r.sentiment for r in earlier_eval])}  # fmt: skip
+    # After drift, part of what earlier labels say is exactly what changed, so the candidate may drop further there.
+    margins = {"recent": t.gate_margin, "earlier": t.drift_replay_margin if reason == "drift" else t.gate_margin}
     outcome = train_candidate(settings, setfit, split, slices, margins)
     outcomes = [outcome]
     if t.cryptobert and "cryptobert" in trainers:  # the same mix, unweighted, gated on the same slices
@@ -118,8 +123,8 @@ def _train_and_gate(
             outcomes.append(train_candidate(settings, trainers["cryptobert"], unweighted, slices, margins))
         except AnalyzerUnavailable as exc:
             log.warning("cryptobert not retrained: %s", exc)
-    # Everything trained on (or held back) now counts as seen: into the replay buffer, and the clock moves on.
-    replay.add_many([Example(r.post_id, r.text, r.rating) for r in sorted(new, key=lambda r: r.labeled_at)])
+    # What was trained on is remembered in the replay buffer (never the holdout), and the clock moves on.
+    replay.add_many([Example(r.post_id, r.text, r.rating) for r in sorted(new_train, key=lambda r: r.labeled_at)])
     replay.close()
     state.set(**{LAST_TRAINED_AT: str(max(r.labeled_at for r in new))})
     metrics: dict[str, float] = {

@@ -9,6 +9,7 @@ promotion rule. Trainers come from plugins (the ``register_trainers`` hook), so 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
@@ -19,11 +20,13 @@ from bizstream.errors import ConfigError
 from bizstream.learning.dataset import Split, classification_metrics
 from bizstream.learning.registry import ModelMetadata, ModelRegistry
 from bizstream.learning.tracking import log_training
+from bizstream.records import SENTIMENTS
 from bizstream.settings import Settings
 
 log = logging.getLogger(__name__)
 
 Promotion = Literal["gate", "always", "never", "if-none-serves"]
+SIGNIFICANCE = 0.05  # the gate calls a candidate worse only when chance alone would show such a gap less often
 Slices = Mapping[str, tuple[Sequence[str], Sequence[str]]]  # slice name -> (texts, label names)
 
 
@@ -101,20 +104,44 @@ def accuracy(trainer: Trainer, version: str | None, texts: Sequence[str], labels
 
 
 def gate(
-    trainer: Trainer, candidate: str, serving: str | None, slices: Slices, margins: Mapping[str, float]
-) -> tuple[dict[str, float], list[str]]:
-    """Accuracy of candidate and serving model on every slice, and where the candidate is worse by more than the
-    slice's margin (an empty list: not worse anywhere)."""
+    trainer: Trainer, candidate: str, serving: str | None, slices: Slices, margins: Mapping[str, float],
+    significance: float = SIGNIFICANCE,
+) -> tuple[dict[str, float], list[str]]:  # fmt: skip
+    """Candidate and serving model on the same posts of every slice, and where the candidate is worse: its accuracy
+    lower by more than the slice's margin, and the difference unlikely to be noise (a one-sided sign test on the posts
+    where exactly one of the two is right, p < ``significance``). An empty list: not worse anywhere."""
     metrics: dict[str, float] = {}
     worse: list[str] = []
     for name, (texts, labels) in slices.items():
-        new = accuracy(trainer, candidate, texts, labels)
-        old = accuracy(trainer, serving, texts, labels)
-        metrics[f"{name}_accuracy"], metrics[f"{name}_accuracy_serving"] = new, old
+        if not texts:
+            continue
+        new_right = _right(trainer, candidate, texts, labels)
+        old_right = _right(trainer, serving, texts, labels)
+        new, old = float(new_right.mean()), float(old_right.mean())
+        only_old = int((old_right & ~new_right).sum())  # posts the serving model gets right and the candidate not
+        only_new = int((new_right & ~old_right).sum())
+        p_worse = _sign_test(only_old, only_old + only_new)
+        metrics.update({f"{name}_accuracy": new, f"{name}_accuracy_serving": old, f"{name}_examples": float(len(texts)),
+                        f"{name}_p_worse": p_worse})  # fmt: skip
         margin = margins.get(name, 0.0)
-        if new < old - margin:
-            worse.append(f"{name} {new:.3f} < serving {old:.3f} - margin {margin}")
+        if new < old - margin and p_worse < significance:
+            worse.append(f"{name} {new:.3f} < serving {old:.3f} - margin {margin} on {len(texts)} posts (p={p_worse:.3g})")
     return metrics, worse
+
+
+def _right(trainer: Trainer, version: str | None, texts: Sequence[str], labels: Sequence[str]) -> np.ndarray:
+    """Per post: whether this version's most probable class is the label (all False when there is no model)."""
+    probabilities = trainer.predict_proba(version, texts)
+    if probabilities is None:
+        return np.zeros(len(texts), dtype=bool)
+    truth = np.array([SENTIMENTS.index(label) for label in labels])
+    right: np.ndarray = np.asarray(probabilities).argmax(axis=1) == truth
+    return right
+
+
+def _sign_test(k: int, n: int) -> float:
+    """P(at least k of n fair coin flips land one way): how likely the serving model's edge is mere noise."""
+    return 1.0 if n == 0 else sum(math.comb(n, i) for i in range(k, n + 1)) / 2**n
 
 
 def train_candidate(

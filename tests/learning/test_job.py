@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bizstream.learning.dataset import Split
+from bizstream.learning.dataset import Split, in_holdout
 from bizstream.learning.job import LAST_TRAINED_AT, RUNNING, run_training_job
 from bizstream.learning.registry import ModelMetadata, ModelRegistry
 from bizstream.learning.replay import ReplayBuffer
@@ -51,19 +51,22 @@ def test_a_candidate_that_forgets_is_not_promoted(trained: tuple[ModelRegistry, 
     store.add(label_rows(["$BTC", "$ETH", "$SOL", "$DOGE"], flip=False, at=1000.0))
     first = run_training_job(settings, "labels", publish=False)
     assert first.promoted and registry.serving() == first.candidate
-    assert len(ReplayBuffer(settings.store_path.with_name("replay.sqlite"), 2000)) == 60
+    holdout = [r for r in store.rows() if in_holdout(r.post_id, settings.trainer.eval_share)]
+    assert 0 < len(holdout) < 60 and first.metrics["recent_examples"] == len(holdout)
+    # Only what was trained on is remembered for replay: never the evaluation holdout.
+    assert len(ReplayBuffer(settings.store_path.with_name("replay.sqlite"), 2000)) == 60 - len(holdout)
     assert TrainerState(settings.store_path).get(RUNNING) is None and float(TrainerState(settings.store_path).get(LAST_TRAINED_AT) or 0) > 1000
 
     # New labels that say the opposite of everything before: the candidate does well on them and badly on the
-    # replay slice (it forgot), so the serving model stays.
+    # earlier holdout labels (it forgot), so the serving model stays.
     store.add(label_rows(["$ADA", "$XRP", "$LINK", "$DOT"], flip=True, at=2000.0))
     second = run_training_job(settings, "labels", publish=False)
     assert not second.promoted and registry.serving() == first.candidate
-    assert "replay" in second.why
+    assert "earlier" in second.why and second.metrics["earlier_examples"] == len(holdout)
     decision = registry.decision(second.candidate or "") or {}
     assert (decision["promoted"], decision["why"]) == (False, second.why)
     assert [o.promoted for o in second.outcomes] == [False]
-    assert second.metrics["replay_accuracy"] < second.metrics["replay_accuracy_serving"]
+    assert second.metrics["earlier_accuracy"] < second.metrics["earlier_accuracy_serving"]
     assert second.metrics["replay_labels"] > 0  # the 70/30 mix drew on the replay buffer
 
 
@@ -94,3 +97,13 @@ def test_a_killed_job_leaves_the_serving_model_and_resumes(trained: tuple[ModelR
     assert TrainerState(settings.store_path).get(LAST_TRAINED_AT) is None
     result = run_training_job(settings.replace(trainer={"mode": "head"}), "labels", publish=False)
     assert result.candidate is not None and TrainerState(settings.store_path).get(RUNNING) is None
+
+
+def test_a_drift_job_right_after_a_label_job_still_learns(trained: tuple[ModelRegistry, ModelMetadata, Split], tmp_path: Path) -> None:
+    settings, _ = setup(trained, tmp_path)
+    LabelStore(settings.store_path).add(label_rows(["$BTC", "$ETH", "$SOL", "$DOGE"], flip=False, at=1000.0))
+    run_training_job(settings, "labels", publish=False)
+    again = run_training_job(settings, "labels", publish=False)
+    assert again.candidate is None and "only 0 new labels" in again.why  # nothing new: nothing to do
+    drift = run_training_job(settings, "drift", publish=False)  # but drift retrains on the latest labels
+    assert drift.candidate is not None and drift.metrics["new_labels"] > 0

@@ -59,13 +59,17 @@ def test_the_gate_promotes_what_is_not_worse_and_says_why(settings: Settings, tm
     assert isinstance(parrot, Trainer)
     first = train_candidate(settings, parrot, SPLIT, SLICES, {"recent": 0.0})
     assert first.promoted and parrot.registry.serving() == first.candidate.version
-    assert first.gate == {"recent_accuracy": pytest.approx(2 / 3), "recent_accuracy_serving": 0.0}
+    assert (first.gate["recent_accuracy"], first.gate["recent_accuracy_serving"]) == (pytest.approx(2 / 3), 0.0)
 
-    parrot.next_says = "bearish"  # 1/3 on the slice: worse than the bullish parrot's 2/3
-    second = train_candidate(settings, parrot, SPLIT, SLICES, {"recent": 0.0})
+    parrot.next_says = "bearish"  # 1/3 on the slice: worse than the bullish parrot's 2/3, but on 3 posts that is noise
+    noise = train_candidate(settings, parrot, SPLIT, SLICES, {"recent": 0.0})
+    assert noise.promoted and noise.gate["recent_p_worse"] == 0.5  # the serving model alone right on 2 of 3: p = 1/2
+    parrot.registry.promote(first.candidate.version)
+    many = {"recent": (["x"] * 60, ["bullish"] * 40 + ["bearish"] * 20)}  # the same gap on 60 posts is not
+    second = train_candidate(settings, parrot, SPLIT, many, {"recent": 0.0})
     assert not second.promoted and parrot.registry.serving() == first.candidate.version
     assert second.serving_before == first.candidate.version and second.candidate.parent == first.candidate.version
-    assert second.why == "worse on recent 0.333 < serving 0.667 - margin 0.0"
+    assert second.why == "worse on recent 0.333 < serving 0.667 - margin 0.0 on 60 posts (p=0.00674)"
     summary = second.summary()
     assert "not promoted (worse on recent" in summary and f"{first.candidate.version} keeps serving" in summary
     # The decision stays beside each version, for `bizstream models list`.
@@ -73,7 +77,7 @@ def test_the_gate_promotes_what_is_not_worse_and_says_why(settings: Settings, tm
     assert (decision["promoted"], decision["why"], decision["gate"]) == (True, first.why, first.gate)
     assert (parrot.registry.decision(second.candidate.version) or {})["promoted"] is False
 
-    lenient = train_candidate(settings, parrot, SPLIT, SLICES, {"recent": 0.5})  # a margin lets it through
+    lenient = train_candidate(settings, parrot, SPLIT, many, {"recent": 0.5})  # a margin lets it through
     assert lenient.promoted
 
 
