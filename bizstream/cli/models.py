@@ -54,7 +54,8 @@ def train_setfit(
     profile: Annotated[Optional[str], typer.Option(help="cpu or seed (default: setfit.profile).")] = None,
     promote: Annotated[Optional[bool], typer.Option("--promote/--no-promote", help="Promote the new version (default: only when nothing serves yet).")] = None,
 ) -> None:
-    """Train a SetFit model on the training labels (80/20 stratified split), evaluate it, add it to the registry."""
+    """Train a SetFit model on the labels outside the evaluation holdout, evaluate it on the holdout, add it to the
+    registry."""
     settings = load(config)
     if profile is not None:
         settings = settings.replace(setfit={"profile": profile})
@@ -75,7 +76,7 @@ def train_cryptobert(
     export: Annotated[bool, typer.Option("--onnx/--no-onnx", help="Export the merged model to INT8 ONNX for CPU serving.")] = True,
 ) -> None:
     """LoRA-fine-tune CryptoBERT (r=16, alpha=32) on the training labels, add the adapter to CryptoBERT's registry,
-    and promote it when its held-back accuracy is not worse than the serving model's (trainer.gate_margin)."""
+    and promote it when it is not worse than the serving model's on the evaluation holdout (trainer.gate_margin)."""
     settings = load(config)
     options = {**settings.plugins.options, "cryptobert": {**settings.plugins.options_for("cryptobert"),
                                                           "epochs": epochs, "lr": lr, "onnx": export}}  # fmt: skip
@@ -84,7 +85,7 @@ def train_cryptobert(
 
 
 def _train(settings: Settings, trainer: Trainer, policy: Promotion) -> None:
-    """The one training path (bizstream.learning.trainers) on an 80/20 stratified split of the training labels."""
+    """The one training path (bizstream.learning.trainers): train outside the evaluation holdout, gate on it."""
     from bizstream.learning.dataset import Split
     from bizstream.learning.trainers import train_candidate
     from bizstream.store.labels import LabelStore
@@ -92,9 +93,12 @@ def _train(settings: Settings, trainer: Trainer, policy: Promotion) -> None:
     store = LabelStore(settings.store_path)
     if store.count() < 10:
         raise BizstreamError(f"only {store.count()} labels in {settings.store_path}; import some first (bizstream labels import FILE)")
-    split = Split.from_dataset(store.dataset(seed=settings.setfit.seed))
-    held_back = {"held-back": (split.test_texts, split.test_labels)}
-    outcome = train_candidate(settings, trainer, split, held_back, {"held-back": settings.trainer.gate_margin}, policy)
+    try:  # the persistent evaluation holdout the trainer's job gates on too: no training ever sees it
+        split = Split.on_holdout(store.examples(), settings.trainer.eval_share)
+    except ValueError as exc:
+        raise BizstreamError(str(exc)) from None
+    holdout = {"holdout": (split.test_texts, split.test_labels)}
+    outcome = train_candidate(settings, trainer, split, holdout, {"holdout": settings.trainer.gate_margin}, policy)
     out.print(outcome.summary(), markup=False)
 
 

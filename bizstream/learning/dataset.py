@@ -35,6 +35,20 @@ class Split:
             list(data["test"]["text"]), [names[i] for i in data["test"]["label"]],
         )  # fmt: skip
 
+    @classmethod
+    def on_holdout(cls, rows: Sequence[Any], share: float) -> Split:
+        """Train on every row outside the evaluation holdout (:func:`in_holdout`), test on the holdout. ``rows`` have
+        post_id, text and sentiment (store.labels.LabelRow). ValueError saying what to do when either side would be
+        unusable."""
+        train = [r for r in rows if not in_holdout(r.post_id, share)]
+        test = [r for r in rows if in_holdout(r.post_id, share)]
+        if not test or len({r.sentiment for r in train}) < 2:
+            raise ValueError(
+                f"{len(rows)} labelled posts give {len(train)} to train on ({len({r.sentiment for r in train})} classes) and "
+                f"{len(test)} in the evaluation holdout; label more posts (at least 2 classes to train on, and a holdout)"
+            )
+        return cls([r.text for r in train], [r.sentiment for r in train], [r.text for r in test], [r.sentiment for r in test])
+
     def fingerprint(self) -> str:
         """A hash of the training data, recorded with the model."""
         digest = hashlib.sha256()

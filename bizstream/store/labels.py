@@ -77,14 +77,8 @@ class LabelStore:
         (n,) = self.db.execute("SELECT COUNT(*) FROM training_labels").fetchone()
         return int(n)
 
-    def dataset(self, seed: int = 42, test_size: float = 0.2) -> Any:
-        """A Hugging Face DatasetDict (train / test) of text + label, split 80/20 stratified by label, seeded.
-
-        One example per post: a human label wins over a pseudo-label, then the most recent.
-        """
-        from datasets import ClassLabel, Dataset, Features, Value
-
-        classes = [s.value for s in SENTIMENTS]
+    def examples(self) -> list[LabelRow]:
+        """One row per post, by post id: a human label wins over a pseudo-label, then the most recent."""
 
         def priority(row: LabelRow) -> tuple[bool, float]:
             return (row.source == "human", row.labeled_at)
@@ -93,7 +87,15 @@ class LabelStore:
         for row in self.rows():
             if row.post_id not in chosen or priority(row) >= priority(chosen[row.post_id]):
                 chosen[row.post_id] = row
-        rows = sorted(chosen.values(), key=lambda r: r.post_id)
+        return sorted(chosen.values(), key=lambda r: r.post_id)
+
+    def dataset(self, seed: int = 42, test_size: float = 0.2) -> Any:
+        """A Hugging Face DatasetDict (train / test) of text + label (:meth:`examples`), split 80/20 stratified by
+        label, seeded. For training elsewhere; the project's own training splits on the evaluation holdout."""
+        from datasets import ClassLabel, Dataset, Features, Value
+
+        classes = [s.value for s in SENTIMENTS]
+        rows = self.examples()
         features = Features({"text": Value("string"), "label": ClassLabel(names=classes), "post_id": Value("string")})
         data = Dataset.from_dict(
             {"text": [r.text for r in rows], "label": [classes.index(r.sentiment) for r in rows], "post_id": [r.post_id for r in rows]},
