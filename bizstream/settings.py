@@ -203,6 +203,7 @@ class TrainerSettings:
     """The trainer agent: when to retrain, on what mix, and when a candidate may replace the serving model."""
 
     retrain_after: int = 200  # new labels that trigger a training job
+    full_after: int = 1000  # labels since the last full fine-tune that trigger one (0: never)
     retrain_on_drift: bool = True
     mode: str = "head"  # head: refit the head on the serving body (seconds); full: contrastive fine-tune (minutes)
     new_share: float = 0.7  # of each training mix's weight; the rest goes to the replay buffer's examples
@@ -218,6 +219,7 @@ class TrainerSettings:
 
     def validate(self) -> None:
         _require(self.retrain_after >= 1, f"trainer.retrain_after must be >= 1, got {self.retrain_after}")
+        _require(self.full_after >= 0, f"trainer.full_after must be >= 0, got {self.full_after}")
         _require(self.mode in ("head", "full"), f"trainer.mode must be 'head' or 'full', got {self.mode!r}")
         _require(0 < self.new_share <= 1, f"trainer.new_share must be in (0, 1], got {self.new_share}")
         _require(self.replay_capacity >= 1, f"trainer.replay_capacity must be >= 1, got {self.replay_capacity}")

@@ -33,6 +33,7 @@ from bizstream.store.trainer_state import RecentPosts, TrainerState
 log = logging.getLogger(__name__)
 RUNNING = "job_running"  # marker key: the reason of the job in progress
 LAST_TRAINED_AT = "last_trained_at"  # labels up to this time have been trained on
+LAST_FULL_AT = "last_full_at"  # labels up to this time have been in a full fine-tune of the body
 PRIMARY = "setfit"  # the model every job retrains; trainer.cryptobert adds CryptoBERT
 
 
@@ -72,7 +73,8 @@ def _train_and_gate(
     settings: Settings, store: LabelStore, state: TrainerState, reason: str, trainers: dict[str, Trainer]
 ) -> tuple[JobResult, list[Outcome]]:
     t = settings.trainer
-    since = float(state.get(LAST_TRAINED_AT, "0") or 0)
+    # A full fine-tune learns from every label since the last full one; a head refit from those since the last job.
+    since = float(state.get(LAST_FULL_AT if t.mode == "full" else LAST_TRAINED_AT, "0") or 0)
     started_at = time.time()
     new = store.rows_since(since)
     if len(new) < 5 and reason == "drift":
@@ -126,7 +128,8 @@ def _train_and_gate(
     # What was trained on is remembered in the replay buffer (never the holdout), and the clock moves on.
     replay.add_many([Example(r.post_id, r.text, r.rating) for r in sorted(new_train, key=lambda r: r.labeled_at)])
     replay.close()
-    state.set(**{LAST_TRAINED_AT: str(max(r.labeled_at for r in new))})
+    trained_up_to = str(max(r.labeled_at for r in new))
+    state.set(**{LAST_TRAINED_AT: trained_up_to, **({LAST_FULL_AT: trained_up_to} if outcome.candidate.kind == "full" else {})})
     metrics: dict[str, float] = {
         "new_labels": float(len(new_train)), "replay_labels": float(n_replay), "pseudo_labels": float(len(pseudo)),
         **outcome.gate,

@@ -18,7 +18,7 @@ from typing import cast
 import faust
 
 from bizstream.errors import InvalidRecord
-from bizstream.learning.job import LAST_TRAINED_AT, RUNNING
+from bizstream.learning.job import LAST_FULL_AT, LAST_TRAINED_AT, RUNNING
 from bizstream.records import DriftEvent, Label, Post
 from bizstream.settings import Settings
 from bizstream.store.labels import LabelRow, LabelStore
@@ -36,7 +36,7 @@ class JobRunner:
 
     settings: Settings
     process: asyncio.subprocess.Process | None = None
-    queued: str | None = None
+    queued: tuple[str, str | None] | None = None  # (reason, mode) of the job to start next
     finished: list[int] = field(default_factory=list)  # exit codes, for tests and logs
 
     @property
@@ -44,14 +44,19 @@ class JobRunner:
         """True while a job process runs."""
         return self.process is not None and self.process.returncode is None
 
-    async def request(self, reason: str) -> None:
-        """Start a job now, or as soon as the running one ends."""
+    async def request(self, reason: str, mode: str | None = None) -> None:
+        """Start a job now, or as soon as the running one ends (``mode``: head or full, default trainer.mode); a full
+        request replaces a queued head one."""
         if self.busy:
-            self.queued = self.queued or reason
+            if self.queued is None or mode == "full":
+                self.queued = (reason, mode)
             return
-        log.info("starting a training job (%s)", reason)
+        log.info("starting a training job (%s, %s)", reason, mode or self.settings.trainer.mode)
+        env = os.environ.copy()
+        if mode is not None:
+            env["BIZSTREAM_TRAINER__MODE"] = mode
         self.process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bizstream.learning.job", "--reason", reason, env=os.environ.copy()
+            sys.executable, "-m", "bizstream.learning.job", "--reason", reason, env=env
         )
         asyncio.get_running_loop().create_task(self._reap(self.process))
 
@@ -60,8 +65,19 @@ class JobRunner:
         self.finished.append(code)
         log.info("training job ended with exit code %s", code)
         if self.queued is not None:
-            reason, self.queued = self.queued, None
-            await self.request(reason)
+            (reason, mode), self.queued = self.queued, None
+            await self.request(reason, mode)
+
+
+def due(settings: Settings, store: LabelStore, state: TrainerState) -> str | None:
+    """Which job the labels call for now: "full" when trainer.full_after labels have come since the last full
+    fine-tune, else trainer.mode when trainer.retrain_after have come since the last training, else None."""
+    t = settings.trainer
+    if t.full_after and store.count_since(float(state.get(LAST_FULL_AT, "0") or 0)) >= t.full_after:
+        return "full"
+    if store.count_since(float(state.get(LAST_TRAINED_AT, "0") or 0)) >= t.retrain_after:
+        return t.mode
+    return None
 
 
 def label_row(label: Label) -> LabelRow:
@@ -96,9 +112,9 @@ def create_trainer_app(settings: Settings) -> faust.App:
             if row is None:
                 continue
             store.add([row])
-            since = float(state.get(LAST_TRAINED_AT, "0") or 0)
-            if not runner.busy and store.count_since(since) >= settings.trainer.retrain_after:
-                await runner.request("labels")
+            mode = due(settings, store, state)
+            if mode is not None and not runner.busy:
+                await runner.request("labels", mode)
 
     @app.agent(declared[topics.POSTS], name="bizstream.trainer.posts")
     async def pool(stream: faust.StreamT[bytes]) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bizstream.learning.dataset import Split, in_holdout
-from bizstream.learning.job import LAST_TRAINED_AT, RUNNING, run_training_job
+from bizstream.learning.job import LAST_FULL_AT, LAST_TRAINED_AT, RUNNING, run_training_job
 from bizstream.learning.registry import ModelMetadata, ModelRegistry
 from bizstream.learning.replay import ReplayBuffer
 from bizstream.settings import Settings
@@ -107,3 +107,17 @@ def test_a_drift_job_right_after_a_label_job_still_learns(trained: tuple[ModelRe
     assert again.candidate is None and "only 0 new labels" in again.why  # nothing new: nothing to do
     drift = run_training_job(settings, "drift", publish=False)  # but drift retrains on the latest labels
     assert drift.candidate is not None and drift.metrics["new_labels"] > 0
+
+
+@pytest.mark.slow
+def test_a_full_job_learns_from_every_label_since_the_last_full_one(trained: tuple[ModelRegistry, ModelMetadata, Split], tmp_path: Path) -> None:
+    settings, registry = setup(trained, tmp_path)
+    store, state = LabelStore(settings.store_path), TrainerState(settings.store_path)
+    store.add(label_rows(["$BTC", "$ETH"], flip=False, at=1000.0))
+    head = run_training_job(settings, "labels", publish=False)  # a head refit: the clock of head jobs moves on
+    assert registry.metadata(head.candidate or "").kind == "head" and state.get(LAST_FULL_AT) is None
+    store.add(label_rows(["$SOL", "$DOGE"], flip=False, at=2000.0))
+    full = run_training_job(settings.replace(trainer={"mode": "full"}), "labels", publish=False)
+    assert registry.metadata(full.candidate or "").kind == "full"
+    assert full.metrics["new_labels"] > head.metrics["new_labels"]  # all four coins' labels, not only the last two
+    assert float(state.get(LAST_FULL_AT) or 0) > 2000

@@ -1,0 +1,34 @@
+"""The trainer agent's two speeds: which job the labels call for (the agent itself runs in tests/integration/)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bizstream.learning.job import LAST_FULL_AT, LAST_TRAINED_AT
+from bizstream.settings import Settings
+from bizstream.store.labels import LabelRow, LabelStore
+from bizstream.store.trainer_state import TrainerState
+from bizstream.stream.trainer import due
+
+
+def test_head_refits_come_often_and_a_full_fine_tune_now_and_then(tmp_path: Path) -> None:
+    settings = Settings().replace(store={"path": str(tmp_path / "db.sqlite")},
+                                  trainer={"retrain_after": 10, "full_after": 25, "mode": "head"})  # fmt: skip
+    store, state = LabelStore(settings.store_path), TrainerState(settings.store_path)
+
+    def label(n: int, at: float) -> None:
+        store.add([LabelRow(f"p{at}-{i}", "text", 2, "me", labeled_at=at + i / 100) for i in range(n)])
+
+    label(9, 100.0)
+    assert due(settings, store, state) is None
+    label(1, 200.0)
+    assert due(settings, store, state) == "head"
+    state.set(**{LAST_TRAINED_AT: "300"})  # the head job ran
+    label(15, 400.0)  # 25 since the last full fine-tune (there was none), 15 since the last job
+    assert due(settings, store, state) == "full"
+    state.set(**{LAST_TRAINED_AT: "500", LAST_FULL_AT: "500"})  # the full job ran
+    label(9, 600.0)
+    assert due(settings, store, state) is None
+    never = settings.replace(trainer={"full_after": 0})
+    label(20, 700.0)
+    assert due(never, store, state) == "head"
