@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Literal
 
-from bizstream.errors import AnalyzerUnavailable
+from bizstream.errors import AnalyzerUnavailable, BrokerError
 from bizstream.learning.dataset import Split, in_holdout
 from bizstream.learning.pseudo import PseudoLabel, pseudo_label
 from bizstream.learning.replay import Example, ReplayBuffer
@@ -163,6 +163,8 @@ async def _publish_model_event(settings: Settings, event: ModelEvent) -> None:
 
     try:
         await publish(settings.kafka, topics.MODELS, [(event.analyzer.encode(), event.to_json())])
+    except BrokerError as exc:  # no broker (e.g. `train --now` alone): the decision stands, said in one line
+        log.warning("the decision about %s is not on %s: %s", event.version, topics.MODELS, exc)
     except Exception:  # boundary: the model is promoted either way; workers see it through the registry
         log.exception("could not announce the decision about %s on %s", event.version, topics.MODELS)
 
