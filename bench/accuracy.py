@@ -1,4 +1,5 @@
-"""Accuracy of VADER, SetFit, the ensemble and the cascade, trained on K labelled posts per class.
+"""Accuracy of VADER, SetFit, the fixed-weight ensemble, the learned fusion (raw and calibrated) and the cascade,
+trained on K labelled posts per class.
 
     .venv/bin/python bench/accuracy.py --data ../shared/data/twitter_financial_news.csv --labels-per-class 8 16 32
 
@@ -6,6 +7,11 @@ Trains on K examples per class drawn (seeded) from the CSV's train part (its `sp
 when there is none) and evaluates on the rest — everything through the project's own code: the VADER plugin, SetFit
 training into a temporary registry, and the real Pipeline (fusion weights and routing from config). Prints JSON:
 accuracy, macro-F1 and training seconds per K and per system, plus the share of posts the cascade settled cheaply.
+
+The learned fusion is fitted the way the trainer's job fits it: on held-back labels no analyzer trained on, as many
+as the evaluation holdout would hold (trainer.eval_share of all labels: a quarter as many again as the K per class,
+at least 2, per class, drawn from the rest of the train part). "learned_fusion" is the pool before its temperature, "calibrated" after;
+each with its expected calibration error (ECE, 10 bins) beside the fixed weights'.
 """
 
 from __future__ import annotations
@@ -28,12 +34,10 @@ from sklearn.metrics import accuracy_score, f1_score  # noqa: E402
 
 from bizstream.learning.dataset import Split
 from bizstream.learning.embeddings import default_body
+from bizstream.learning.fusion import expected_calibration_error, fit_fusion, softmax
 from bizstream.learning.registry import ModelRegistry  # noqa: E402
 from bizstream.pipeline import Pipeline  # noqa: E402
-from bizstream.records import (
-    SENTIMENTS,  # noqa: E402
-    Post,  # noqa: E402
-)
+from bizstream.records import SENTIMENTS, Post, Score  # noqa: E402
 from bizstream.settings import RoutingSettings, Settings  # noqa: E402
 from bizstream_plugins.setfit.analyzer import SetfitAnalyzer  # noqa: E402
 from bizstream_plugins.setfit.starter import VERSION, install_starter  # noqa: E402
@@ -70,7 +74,11 @@ def metrics(truth: list[str], predicted: list[str]) -> dict[str, float]:
     }
 
 
-def run_pipeline(pipeline: Pipeline, posts: list[Post]) -> tuple[list[str], dict[str, list[str]], dict[str, int], float]:
+Analyzed = tuple[list[str], dict[str, list[str]], dict[str, int], float]
+
+
+def run_pipeline(pipeline: Pipeline, posts: list[Post], keep: list[Score] | None = None) -> Analyzed:
+    """Fused labels, each analyzer's labels, routes and seconds (the Scores appended to ``keep`` when given)."""
     fused: list[str] = []
     per_analyzer: dict[str, list[str]] = {}
     routes: dict[str, int] = {}
@@ -78,12 +86,35 @@ def run_pipeline(pipeline: Pipeline, posts: list[Post]) -> tuple[list[str], dict
     for i in range(0, len(posts), 256):
         result = pipeline.process(posts[i : i + 256])
         assert not result.unscored, result.unscored[:1]
+        if keep is not None:
+            keep += result.scores
         for s in result.scores:
             fused.append(s.label.value)
             routes[s.route] = routes.get(s.route, 0) + 1
             for name, r in s.analyzers.items():
                 per_analyzer.setdefault(name, []).append(r.label.value if r.label else "neutral")
     return fused, per_analyzer, routes, time.perf_counter() - started
+
+
+def learned_fusion(analyzers: list[Any], held: list[tuple[str, str]], test_scores: list[Score], truth: list[str]) -> dict[str, Any]:
+    """Fit the learned fusion on the held-back posts (scored by the same analyzers), judge it on the test posts."""
+    pipeline = Pipeline(analyzers, Settings().fusion, 3600, RoutingSettings(cascade=False))
+    held_scores: list[Score] = []
+    run_pipeline(pipeline, [Post(id=f"h{i}", text=t, thread_id=f"h{i}") for i, (t, _) in enumerate(held)], held_scores)
+    pipeline.close()
+    names = [a.name for a in analyzers]
+    fitted = fit_fusion([s.analyzers for s in held_scores], [label for _, label in held], names, seed=0)
+    logits = fitted.fusion.logits(fitted.fusion.features([s.analyzers for s in test_scores]))
+    raw, calibrated = softmax(logits), softmax(logits / fitted.fusion.temperature)
+    fixed = [[s.probabilities[c.value] for c in SENTIMENTS] for s in test_scores]
+
+    def judged(p: Any) -> dict[str, float]:
+        return {**metrics(truth, [SENTIMENTS[i].value for i in p.argmax(axis=1)]),
+                "ece": round(expected_calibration_error(p, truth), 4)}  # fmt: skip
+
+    return {"held_back_labels": len(held), "learned_weights": dict(zip(names, fitted.fusion.weights.round(3).tolist(), strict=True)),
+            "temperature": round(fitted.fusion.temperature, 3), "fixed_weights_ece": round(expected_calibration_error(fixed, truth), 4),
+            "learned_fusion": judged(raw), "calibrated": judged(calibrated)}  # fmt: skip
 
 
 def main() -> None:
@@ -110,9 +141,12 @@ def main() -> None:
     starter_model = SetfitAnalyzer(starter_registry.root, runtime="torch")
     starter_model.load()
     with_vader = Pipeline([vader, starter_model], settings.fusion, 3600, RoutingSettings(cascade=False))
-    fused, per_analyzer, _, _ = run_pipeline(with_vader, posts)
+    starter_scores: list[Score] = []
+    fused, per_analyzer, _, _ = run_pipeline(with_vader, posts, starter_scores)
     with_vader.close()
-    starter = {"starter": metrics(truth, per_analyzer["setfit"]), "starter_with_vader": metrics(truth, fused)}
+    starter: dict[str, Any] = {"starter": metrics(truth, per_analyzer["setfit"]), "starter_with_vader": metrics(truth, fused),
+                               "starter_with_vader_ece": round(expected_calibration_error(
+                                   [[s.probabilities[c.value] for c in SENTIMENTS] for s in starter_scores], truth), 4)}  # fmt: skip
     print(orjson.dumps(starter).decode(), file=sys.stderr)
     results: list[dict[str, Any]] = []
     for k in args.labels_per_class:
@@ -127,11 +161,23 @@ def main() -> None:
         setfit.load()
         row: dict[str, Any] = {"labels_per_class": k, "train_examples": len(chosen), "train_seconds": round(train_seconds, 1)}
         ensemble = Pipeline([vader, setfit], settings.fusion, 3600, RoutingSettings(cascade=False))
-        fused, per_analyzer, _, seconds = run_pipeline(ensemble, posts)
+        ensemble_scores: list[Score] = []
+        fused, per_analyzer, _, seconds = run_pipeline(ensemble, posts, ensemble_scores)
         ensemble.close()
         row["vader"] = metrics(truth, per_analyzer["vader"])
         row["setfit"] = metrics(truth, per_analyzer["setfit"])
         row["ensemble"] = {**metrics(truth, fused), "posts_per_s": round(len(posts) / seconds, 1)}
+        # Held-back labels for the learned fusion: a quarter as many again, never trained on by SetFit.
+        rest = [p for p in train if p not in set(chosen)]
+        held = sample(rest, max(2, k // 4), args.seed + k)  # per class, so every class is there
+        row.update(learned_fusion([vader, setfit], held, ensemble_scores, truth))
+        # The starter trained on the whole train part, so its held-back labels come from the test part (and are left
+        # out of its evaluation).
+        held_ids = {i for i, (t, y) in enumerate(test) if (t, y) in set(sample(test, max(2, k // 4), args.seed + k))}
+        row["starter_learned_fusion"] = learned_fusion(
+            [vader, starter_model], [test[i] for i in sorted(held_ids)],
+            [s for i, s in enumerate(starter_scores) if i not in held_ids], [y for i, y in enumerate(truth) if i not in held_ids],
+        )  # fmt: skip
         cascade = Pipeline([vader, setfit], settings.fusion, 3600, RoutingSettings(cascade=True))
         fused, _, routes, seconds = run_pipeline(cascade, posts)
         cascade.close()

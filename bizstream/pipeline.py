@@ -3,6 +3,9 @@
 Plain Python with no faust import: the worker runs :meth:`Pipeline.process` off the event loop, and ``bizstream
 score`` runs the very same code with no broker.
 
+Fusion: a learned fusion (bizstream.learning.fusion) when ``fusion_source`` gives one, checked once per batch, else
+the fixed weights; each Score says which (``Score.fusion``).
+
 After fusion, fusers (e.g. the sarcasm fusion plugin) may refine each Score, seeing every analyzer's result and the
 Score of the post it replies to (posts are keyed by thread, so a thread's posts reach the same worker; the pipeline
 remembers the last ``context_posts`` Scores).
@@ -20,15 +23,17 @@ import queue
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import Future, wait
 from dataclasses import dataclass
 
 from bizstream.analyzer import Analyzer, Context, Fuser, Prediction, disagreement
+from bizstream.learning.fusion import FIXED, LearnedFusion
 from bizstream.records import SENTIMENTS, AnalyzerResult, Post, Route, Score
 from bizstream.settings import FusionSettings, RoutingSettings
 
 log = logging.getLogger(__name__)
+CLASS_NAMES = [s.value for s in SENTIMENTS]
 
 
 @dataclass(frozen=True)
@@ -58,6 +63,7 @@ class Pipeline:
         routing: RoutingSettings | None = None,
         fusers: Sequence[Fuser] = (),
         context_posts: int = 10_000,
+        fusion_source: Callable[[], LearnedFusion | None] | None = None,
     ) -> None:
         if not analyzers:
             raise ValueError("a pipeline needs at least one available analyzer")
@@ -73,6 +79,7 @@ class Pipeline:
         self.fusers = list(fusers)
         self.context_posts = context_posts
         self._recent: OrderedDict[str, Score] = OrderedDict()
+        self.fusion_source = fusion_source
 
     def process(self, posts: Sequence[Post]) -> BatchResult:
         """Score one batch (through the cascade when it is on). Never raises because of an analyzer or a post."""
@@ -93,8 +100,9 @@ class Pipeline:
         scores: list[Score] = []
         scored_posts: list[Post] = []
         unscored: list[Unscored] = []
-        for post, per_post, route in zip(posts, results, routes, strict=True):
-            score = self._fuse(post, per_post, route)
+        learned = self._learned(results)
+        for post, per_post, route, by_learned in zip(posts, results, routes, learned, strict=True):
+            score = self._fuse(post, per_post, route, by_learned)
             if isinstance(score, Score):
                 scores.append(score)
                 scored_posts.append(post)
@@ -235,9 +243,21 @@ class Pipeline:
 
     # -- fusing ----------------------------------------------------------------------------------------------------
 
-    def _fuse(self, post: Post, results: dict[str, AnalyzerResult | None], route: Route) -> Score | str:
+    def _learned(self, results: list[dict[str, AnalyzerResult | None]]) -> list[tuple[str, dict[str, float]] | None]:
+        """Per post: (version, probabilities) of the learned fusion, where one serves and covers the post."""
+        learned = self.fusion_source() if self.fusion_source is not None else None
+        if learned is None:
+            return [None] * len(results)
+        rows = learned.predict_proba(learned.features(results))
+        return [(learned.version, dict(zip(CLASS_NAMES, row.tolist(), strict=True))) if learned.covers(r) else None
+                for r, row in zip(results, rows, strict=True)]  # fmt: skip
+
+    def _fuse(
+        self, post: Post, results: dict[str, AnalyzerResult | None], route: Route,
+        learned: tuple[str, dict[str, float]] | None,
+    ) -> Score | str:  # fmt: skip
         present = {name: r for name, r in results.items() if r is not None}
-        probabilities = weighted_probabilities(results, self.fusion)
+        by, probabilities = learned or (FIXED, weighted_probabilities(results, self.fusion))
         if probabilities is None:
             errors = "; ".join(f"{name}: {r.error}" for name, r in present.items() if r.error) or "none applied"
             return f"no analyzer with a positive fusion weight produced a result ({errors})"
@@ -251,6 +271,7 @@ class Pipeline:
             probabilities=dict(fused.probabilities),
             analyzers=present,
             route=route,
+            fusion=by,
         )
 
 

@@ -23,6 +23,7 @@ import pluggy
 from bizstream import hookspecs
 from bizstream.analyzer import Analyzer, Fuser
 from bizstream.errors import AnalyzerUnavailable, BizstreamError, ConfigError
+from bizstream.learning.fusion import ServedFusion, fusion_registry
 from bizstream.pipeline import Pipeline
 from bizstream.settings import Settings
 
@@ -105,8 +106,9 @@ def load_pipeline(
             (report or _log_unavailable)(status)
     if not analyzers:
         raise BizstreamError("no analyzer is available; run `bizstream plugins` to see why")
+    learned = ServedFusion(fusion_registry(settings.fusion_registry)) if settings.fusion.learned else None
     return Pipeline(list(analyzers.values()), settings.fusion, settings.worker.analyzer_timeout_s, settings.routing,
-                    fusers=[f.analyzer for f in fusers if f.available])  # fmt: skip
+                    fusers=[f.analyzer for f in fusers if f.available], fusion_source=learned)  # fmt: skip
 
 
 def _log_unavailable(status: AnalyzerStatus) -> None:

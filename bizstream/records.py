@@ -275,6 +275,7 @@ class Score(WireRecord):
     analyzers: dict[str, AnalyzerResult]
     route: Route = "all"
     sarcasm_probability: float | None = None
+    fusion: str = "weights"  # what fused the analyzers: the fixed weights, or a learned-fusion version
     scored_at: float = field(default_factory=now)
 
     @property

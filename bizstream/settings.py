@@ -116,10 +116,14 @@ class FusionSettings:
     """How analyzer outputs become one Score."""
 
     default_weight: float = 1.0
-    weights: dict[str, float] = field(default_factory=lambda: {"vader": 0.3, "setfit": 0.7})
+    weights: dict[str, float] = field(default_factory=lambda: {"vader": 0.3, "setfit": 0.7})  # the cold-start fusion
+    learned: bool = True  # the trainer's job fits a fusion on held-back labels, gated; the worker serves it
+    min_labels: int = 30  # held-back (evaluation holdout) labels before a learned fusion is fitted
+    registry: str = ""  # empty: <broker.cache_dir>/models/fusion
 
     def validate(self) -> None:
         _require(self.default_weight >= 0, f"fusion.default_weight must be >= 0, got {self.default_weight}")
+        _require(self.min_labels >= 10, f"fusion.min_labels must be >= 10, got {self.min_labels}")
         for name, weight in self.weights.items():
             _require(weight >= 0, f"fusion.weights.{name} must be >= 0, got {weight}")
 
@@ -288,6 +292,11 @@ class Settings:
     def setfit_registry(self) -> Path:
         """The SetFit model registry's folder."""
         return Path(self.setfit.registry).expanduser() if self.setfit.registry else self.broker.cache_path / "models" / "setfit"
+
+    @property
+    def fusion_registry(self) -> Path:
+        """The learned fusion's registry folder."""
+        return Path(self.fusion.registry).expanduser() if self.fusion.registry else self.broker.cache_path / "models" / "fusion"
 
     @property
     def cryptobert_registry(self) -> Path:

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 train_app = typer.Typer(help="Train models from the training labels.", invoke_without_command=True)
 app.add_typer(train_app, name="train")
-models_app = typer.Typer(help="Model registries (SetFit, CryptoBERT): versions, promotion, rollback.", no_args_is_help=True)
+models_app = typer.Typer(help="Model registries (SetFit, CryptoBERT, learned fusion): versions, promotion, rollback.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 export_app = typer.Typer(help="Export models for serving.", no_args_is_help=True)
 app.add_typer(export_app, name="export")
@@ -118,7 +118,19 @@ def train_sarcasm(
     out.print(f"trained on {trained.examples} posts ({trained.sarcastic} sarcastic); wrote {trained.path}")
 
 
-AnalyzerOption = Annotated[str, typer.Option("--analyzer", "-a", help="setfit or cryptobert.")]
+@train_app.command("fusion")
+def train_fusion(config: ConfigOption = None) -> None:
+    """Fit the learned fusion (each analyzer's weight, the classes' base rates, a temperature) on the evaluation
+    holdout's labels, with the models that serve now; promote it when it is not worse than what fuses now."""
+    from bizstream.learning.fusion import train_fusion as fit
+
+    outcome = fit(load(config))
+    if isinstance(outcome, str):
+        raise BizstreamError(outcome)
+    out.print(outcome.summary(), markup=False)
+
+
+AnalyzerOption = Annotated[str, typer.Option("--analyzer", "-a", help="setfit, cryptobert or fusion.")]
 
 
 def _trainer(settings: Settings, analyzer: str) -> Trainer:
@@ -132,6 +144,10 @@ def _trainer(settings: Settings, analyzer: str) -> Trainer:
 
 
 def _registry(settings: Settings, analyzer: str) -> ModelRegistry:
+    if analyzer == "fusion":
+        from bizstream.learning.fusion import fusion_registry
+
+        return fusion_registry(settings.fusion_registry)
     return _trainer(settings, analyzer).registry
 
 

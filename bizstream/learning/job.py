@@ -22,6 +22,7 @@ from typing import Literal
 
 from bizstream.errors import AnalyzerUnavailable, BrokerError
 from bizstream.learning.dataset import Split, in_holdout
+from bizstream.learning.fusion import fusion_registry, train_fusion
 from bizstream.learning.pseudo import PseudoLabel, pseudo_label
 from bizstream.learning.replay import Example, ReplayBuffer
 from bizstream.learning.trainers import Outcome, Trainer, load_trainers, train_candidate
@@ -58,12 +59,20 @@ def run_training_job(settings: Settings, reason: str, publish: bool = True) -> J
     trainers = load_trainers(settings)
     # If this dies, the marker stays and the trainer resumes the job.
     result, outcomes = _train_and_gate(settings, store, state, reason, trainers)
+    registries = {name: trainer.registry for name, trainer in trainers.items()}
+    if settings.fusion.learned:  # refit on the held-back labels, with the analyzers that serve now
+        fused = train_fusion(settings)
+        if isinstance(fused, Outcome):
+            outcomes.append(fused)
+            registries["fusion"] = fusion_registry(settings.fusion_registry)
+        else:
+            log.info("fusion: %s", fused)
     state.set(**{RUNNING: None})
     trained_for: Literal["labels", "drift", "manual"] = reason if reason in ("labels", "drift") else "manual"  # type: ignore[assignment]
     for outcome in outcomes if publish else []:  # every decision, promoted or not, with why
         version = outcome.candidate.version
         metrics = {**outcome.candidate.metrics, **outcome.gate, **(result.metrics if outcome.trainer == PRIMARY else {})}
-        artifacts = str(trainers[outcome.trainer].registry.version_dir(version))
+        artifacts = str(registries[outcome.trainer].version_dir(version))
         event = ModelEvent(outcome.trainer, version, artifacts, metrics, trained_for, outcome.promoted, outcome.why)
         asyncio.run(_publish_model_event(settings, event))
     return dataclasses.replace(result, outcomes=outcomes)

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from bizstream.learning.acquisition import entropy_acquisition, hybrid_acquisition, random_acquisition
+from bizstream.learning.acquisition import cold_start_acquisition, entropy_acquisition, hybrid_acquisition, random_acquisition
 from bizstream.learning.embeddings import OnnxEncoder, TorchEncoder, default_body
 from bizstream.learning.registry import ModelRegistry
 from bizstream.records import SENTIMENTS
@@ -16,6 +16,7 @@ from bizstream.store.labels import LabelStore
 from bizstream.store.scored import PostForLabeling, ScoredPostStore
 
 STRATEGIES = ("hybrid", "entropy", "random")
+COLD_START_LABELS = 30  # below this many human labels, hybrid asks for typical posts first (cold start)
 
 
 class StoredBeliefs:
@@ -43,7 +44,8 @@ def embedder(settings: Settings) -> Any:
 def get_suggested_posts(
     settings: Settings, labeler: str, n: int = 50, strategy: str = "hybrid", pool: int = 2000, seed: int = 0
 ) -> list[str]:
-    """Post ids to label next, best first: never one already labelled (by anyone) or skipped by this labeler."""
+    """Post ids to label next, best first: never one already labelled (by anyone) or skipped by this labeler. Hybrid
+    asks for typical posts of the pool (cold start) until there are COLD_START_LABELS human labels."""
     if strategy not in STRATEGIES:
         raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
     candidates = ScoredPostStore(LabelStore(settings.store_path)).unlabelled(labeler, pool)
@@ -55,6 +57,8 @@ def get_suggested_posts(
         order = random_acquisition(texts, n, seed)
     elif strategy == "entropy":
         order = entropy_acquisition(model, texts, n)
+    elif LabelStore(settings.store_path).count() < COLD_START_LABELS:
+        order = cold_start_acquisition(embedder(settings).encode(texts), n, seed)
     else:
         order = hybrid_acquisition(model, texts, embedder(settings).encode(texts), n, seed)
     return [candidates[i].post_id for i in order]

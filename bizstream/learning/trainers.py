@@ -107,26 +107,35 @@ def gate(
     trainer: Trainer, candidate: str, serving: str | None, slices: Slices, margins: Mapping[str, float],
     significance: float = SIGNIFICANCE,
 ) -> tuple[dict[str, float], list[str]]:  # fmt: skip
-    """Candidate and serving model on the same posts of every slice, and where the candidate is worse: its accuracy
-    lower by more than the slice's margin, and the difference unlikely to be noise (a one-sided sign test on the posts
-    where exactly one of the two is right, p < ``significance``). An empty list: not worse anywhere."""
+    """Candidate and serving model on the same posts of every slice, and where the candidate is worse (see
+    :func:`compare`). An empty list: not worse anywhere."""
     metrics: dict[str, float] = {}
     worse: list[str] = []
     for name, (texts, labels) in slices.items():
         if not texts:
             continue
-        new_right = _right(trainer, candidate, texts, labels)
-        old_right = _right(trainer, serving, texts, labels)
-        new, old = float(new_right.mean()), float(old_right.mean())
-        only_old = int((old_right & ~new_right).sum())  # posts the serving model gets right and the candidate not
-        only_new = int((new_right & ~old_right).sum())
-        p_worse = _sign_test(only_old, only_old + only_new)
-        metrics.update({f"{name}_accuracy": new, f"{name}_accuracy_serving": old, f"{name}_examples": float(len(texts)),
-                        f"{name}_p_worse": p_worse})  # fmt: skip
-        margin = margins.get(name, 0.0)
-        if new < old - margin and p_worse < significance:
-            worse.append(f"{name} {new:.3f} < serving {old:.3f} - margin {margin} on {len(texts)} posts (p={p_worse:.3g})")
+        found, why = compare(name, _right(trainer, candidate, texts, labels), _right(trainer, serving, texts, labels),
+                             margins.get(name, 0.0), significance)  # fmt: skip
+        metrics.update(found)
+        worse += [why] if why else []
     return metrics, worse
+
+
+def compare(
+    name: str, new_right: np.ndarray, old_right: np.ndarray, margin: float, significance: float = SIGNIFICANCE
+) -> tuple[dict[str, float], str | None]:
+    """Candidate against serving on the same posts (per post: right or not): the metrics, and why the candidate is
+    worse (None when it is not): accuracy lower by more than ``margin`` and a one-sided sign test on the posts where
+    exactly one of the two is right below ``significance``."""
+    new, old = float(new_right.mean()), float(old_right.mean())
+    only_old = int((old_right & ~new_right).sum())  # posts the serving model gets right and the candidate not
+    only_new = int((new_right & ~old_right).sum())
+    p_worse = _sign_test(only_old, only_old + only_new)
+    metrics = {f"{name}_accuracy": new, f"{name}_accuracy_serving": old, f"{name}_examples": float(len(new_right)),
+               f"{name}_p_worse": p_worse}  # fmt: skip
+    if new < old - margin and p_worse < significance:
+        return metrics, f"{name} {new:.3f} < serving {old:.3f} - margin {margin} on {len(new_right)} posts (p={p_worse:.3g})"
+    return metrics, None
 
 
 def _right(trainer: Trainer, version: str | None, texts: Sequence[str], labels: Sequence[str]) -> np.ndarray:

@@ -4,7 +4,13 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from bizstream.learning.acquisition import entropy, entropy_acquisition, hybrid_acquisition, random_acquisition
+from bizstream.learning.acquisition import (
+    cold_start_acquisition,
+    entropy,
+    entropy_acquisition,
+    hybrid_acquisition,
+    random_acquisition,
+)
 
 
 class Known:
@@ -59,3 +65,21 @@ def test_deterministic_with_a_seed_and_fewer_posts_than_asked() -> None:
 def test_entropy() -> None:
     assert entropy(np.array([[1.0, 0.0, 0.0]]))[0] < 1e-9
     assert abs(entropy(np.array([[1 / 3] * 3]))[0] - np.log(3)) < 1e-9
+
+
+def test_cold_start_covers_every_cluster_with_a_typical_post() -> None:
+    texts, embeddings, _ = blobs()
+    chosen = cold_start_acquisition(embeddings, n_select=3, seed=0)
+    assert sorted(texts[i].split("-")[0] for i in chosen) == ["c0", "c1", "c2"]
+    for i in chosen:  # the post nearest its cluster's mean
+        members = [j for j, t in enumerate(texts) if t.split("-")[0] == texts[i].split("-")[0]]
+        centre = embeddings[members].mean(axis=0)
+        assert i == min(members, key=lambda j: float(((embeddings[j] - centre) ** 2).sum()))
+    assert cold_start_acquisition(embeddings[:2], 5) == [0, 1]
+
+
+def test_hybrid_only_considers_the_most_uncertain() -> None:
+    texts, embeddings, uncertainty = blobs()
+    # With a prefilter of 1, the 3 picks come from the 3 most uncertain posts overall (all in cluster 0).
+    chosen = hybrid_acquisition(Known(uncertainty), texts, embeddings, n_select=3, prefilter=1)
+    assert sorted(texts[i] for i in chosen) == ["c0-17", "c0-18", "c0-19"]

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from bizstream.learning import suggest
 from bizstream.learning.suggest import get_suggested_posts
 from bizstream.records import Post
 from bizstream.settings import Settings
@@ -11,7 +12,8 @@ from bizstream.store.labels import LabelRow, LabelStore
 from bizstream.store.scored import ScoredPostStore
 
 
-def test_suggestions_skip_labelled_posts_and_rank_uncertain_first(tmp_path: Path) -> None:
+def test_suggestions_skip_labelled_posts_and_rank_uncertain_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(suggest, "COLD_START_LABELS", 1)  # past the cold start (one label is enough here)
     settings = Settings().replace(store={"path": str(tmp_path / "db.sqlite")}, setfit={"registry": str(tmp_path / "none")})
     labels = LabelStore(settings.store_path)
     store = ScoredPostStore(labels)
@@ -30,3 +32,17 @@ def test_suggestions_skip_labelled_posts_and_rank_uncertain_first(tmp_path: Path
     assert get_suggested_posts(settings, "ann", n=2, strategy="hybrid")[0] == "s2"
     with pytest.raises(ValueError, match="strategy"):
         get_suggested_posts(settings, "ann", strategy="vibes")
+
+
+def test_before_there_are_labels_hybrid_asks_for_typical_posts(tmp_path: Path) -> None:
+    settings = Settings().replace(store={"path": str(tmp_path / "db.sqlite")}, setfit={"registry": str(tmp_path / "none")})
+    store = ScoredPostStore(LabelStore(settings.store_path))
+    texts = {"a0": "bitcoin to the moon", "a1": "btc moon soon", "a2": "bitcoin mooning", "b0": "which wallet for eth",
+             "b1": "best eth wallet?", "odd": "zzzz qqqq"}  # fmt: skip
+    store.add_posts([Post(id=k, text=v, thread_id="t") for k, v in texts.items()])
+    unsure = {"bearish": 0.34, "neutral": 0.33, "bullish": 0.33}
+    store.add_scores([{"post_id": k, "thread_id": "t", "label": "neutral", "score": 0.0, "confidence": 0.34,
+                       "probabilities": unsure, "scored_at": 1.0} for k in texts])  # fmt: skip
+    ids = get_suggested_posts(settings, "ann", n=2, strategy="hybrid", seed=0)
+    assert len(ids) == 2 and len(set(ids)) == 2  # two typical posts of the pool, not two of one kind
+    assert not (set(ids) <= {"a0", "a1", "a2"}) and not (set(ids) <= {"b0", "b1"})
