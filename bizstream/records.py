@@ -48,6 +48,7 @@ _RATINGS = {Sentiment.BEARISH: 1, Sentiment.NEUTRAL: 2, Sentiment.BULLISH: 3}
 SENTIMENTS: tuple[Sentiment, ...] = (Sentiment.BEARISH, Sentiment.NEUTRAL, Sentiment.BULLISH)
 IMAGE_MIME_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
 MAX_ID_CHARS = 256
+EARLIEST_LABEL_TIME = 946_684_800.0  # 2000-01-01
 
 
 def now() -> float:
@@ -68,13 +69,12 @@ class WireRecord:
         return dumps(self)
 
     @classmethod
-    def from_json(cls, raw: bytes) -> Self:
-        """Parse and validate a flat record (its fields are plain JSON values)."""
-        obj = _object(raw, cls.__name__)
-        try:
-            return cls(**obj)
-        except TypeError as exc:
-            raise InvalidRecord(f"{cls.__name__} {orjson.dumps(obj)[:120]!r}: {exc}") from None
+    def from_json(cls, raw: bytes, limits: LimitSettings | None = None) -> Self:
+        """Parse and validate a flat record: no unknown fields, every required one present, each of its declared type
+        (str, int, float, bool, a Literal's values, an object; ``None`` only where the type allows it)."""
+        obj = _object(_bounded(raw, limits, cls.__name__), cls.__name__)
+        _check_fields(cls, obj)
+        return cls(**obj)
 
 
 # -- Post -----------------------------------------------------------------------------------------------------------
@@ -122,9 +122,7 @@ class Post:
     @classmethod
     def from_dict(cls, obj: Mapping[str, Any], limits: LimitSettings) -> Post:
         """Validate a decoded JSON object as a post."""
-        unknown = set(obj) - {f.name for f in dataclasses.fields(cls)}
-        if unknown:
-            raise InvalidRecord(f"unknown field(s) {sorted(unknown)} in post (put free-form data under 'meta')")
+        _unknown_fields(obj, {f.name for f in dataclasses.fields(cls)}, "post", " (put free-form data under 'meta')")
         post_id = _identifier(obj, "id", where="post")
         if post_id is None:
             raise InvalidRecord("post has no 'id' (a non-empty string)")
@@ -166,7 +164,7 @@ def _identifier(obj: Mapping[str, Any], key: str, *, where: str) -> str | None:
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)  # 4chan post numbers are integers; keep them as strings on the wire
     if not isinstance(value, str) or not value.strip():
-        raise InvalidRecord(f"'{key}' must be a non-empty string, got {value!r} ({where})")
+        raise InvalidRecord(f"'{key}' must be a non-empty string, got {_describe(value)} ({where})")
     if len(value) > MAX_ID_CHARS:
         raise InvalidRecord(f"'{key}' is {len(value)} characters, more than {MAX_ID_CHARS} ({where})")
     return value
@@ -199,9 +197,7 @@ def _image(value: Any, limits: LimitSettings, where: str) -> Image | None:
         return None
     if not isinstance(value, dict):
         raise InvalidRecord(f"'image' must be an object with one of path, url or data, got {type(value).__name__} ({where})")
-    unknown = set(value) - {"path", "url", "data", "mime"}
-    if unknown:
-        raise InvalidRecord(f"unknown field(s) {sorted(unknown)} in 'image' ({where})")
+    _unknown_fields(value, {"path", "url", "data", "mime"}, f"'image' ({where})")
     given = [key for key in ("path", "url", "data") if value.get(key) is not None]
     if len(given) != 1:
         raise InvalidRecord(f"'image' needs exactly one of path, url or data, got {given or 'none'} ({where})")
@@ -303,6 +299,33 @@ class Label(WireRecord):
         if self.source not in ("human", "pseudo"):
             raise InvalidRecord(f"source must be 'human' or 'pseudo', got {self.source!r} (post {self.post_id!r})")
 
+    @classmethod
+    def from_json(cls, raw: bytes, limits: LimitSettings | None = None) -> Label:
+        """Parse and validate one label as strictly as a post: exact types (a rating is the integer 1, 2 or 3, not
+        true or 3.0), a post id and labeler of at most MAX_ID_CHARS characters (a post id may be an integer, as in
+        posts), a text within limits.max_text_chars, ``labeled_at`` epoch seconds that are neither before 2000 nor
+        more than a day ahead (null or absent: now)."""
+        limits = limits or LimitSettings()
+        obj = dict(_object(_bounded(raw, limits, "label"), "label"))
+        where = "label"
+        post_id = _identifier(obj, "post_id", where=where)
+        if post_id is None:
+            raise InvalidRecord("label has no 'post_id' (a non-empty string)")
+        obj["post_id"] = post_id
+        where = f"label for post {post_id!r}"
+        if _identifier(obj, "labeler", where=where) is None or not isinstance(obj["labeler"], str):
+            raise InvalidRecord(f"'labeler' must be a non-empty string, got {_describe(obj.get('labeler'))} ({where})")
+        if obj.get("labeled_at") is None:
+            obj.pop("labeled_at", None)
+        _check_fields(cls, obj)
+        text = obj.get("text")
+        if text is not None and len(text) > limits.max_text_chars:
+            raise InvalidRecord(f"'text' has {len(text)} characters, more than limits.max_text_chars={limits.max_text_chars} ({where})")
+        labeled_at = obj.get("labeled_at")
+        if labeled_at is not None and not EARLIEST_LABEL_TIME <= labeled_at <= now() + 86_400:
+            raise InvalidRecord(f"'labeled_at' must be epoch seconds between 2000 and tomorrow, got {_describe(labeled_at)} ({where})")
+        return cls(**obj)
+
     @property
     def sentiment(self) -> Sentiment:
         """The class this rating stands for."""
@@ -353,7 +376,7 @@ class DeadLetter(WireRecord):
     topic: str
     partition: int
     offset: int
-    stage: Literal["decode", "validate", "analyze", "produce"]
+    stage: Literal["decode", "validate", "analyze", "produce", "store"]
     error_type: str
     message: str
     plugin: str | None = None
@@ -372,6 +395,92 @@ class DeadLetter(WireRecord):
     def raw_bytes(self) -> bytes:
         """The exact bytes that failed."""
         return base64.b64decode(self.raw)
+
+
+_SHOWN_NAMES = 10  # an error lists at most this many unknown field names
+
+
+def _unknown_fields(obj: Mapping[str, Any], known: set[str], where: str, hint: str = "") -> None:
+    unknown = sorted(set(obj) - known)
+    if unknown:
+        shown = ", ".join(repr(name[:40]) for name in unknown[:_SHOWN_NAMES])
+        more = f" and {len(unknown) - _SHOWN_NAMES} more" if len(unknown) > _SHOWN_NAMES else ""
+        raise InvalidRecord(f"unknown field(s) {shown}{more} in {where}{hint}")
+
+
+def _describe(value: Any) -> str:
+    """A value as an error message shows it: short, and a number too large to be exact said as such."""
+    if isinstance(value, float) and abs(value) >= 2**53:
+        return "a number too large to be exact (send ids as strings)"
+    text = orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY).decode() if _plain(value) else type(value).__name__
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _plain(value: Any) -> bool:
+    return value is None or isinstance(value, (str, int, float, bool, list, dict))
+
+
+def _check_fields(cls: type, obj: Mapping[str, Any]) -> None:
+    """InvalidRecord unless ``obj`` fits dataclass ``cls`` field by field (see WireRecord.from_json)."""
+    import math
+    import types
+    import typing
+
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    _unknown_fields(obj, set(fields), cls.__name__)
+    for name, f in fields.items():
+        required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        if name not in obj:
+            if required:
+                raise InvalidRecord(f"{cls.__name__} has no {name!r}")
+            continue
+        value, allowed = obj[name], hints[name]
+        options = typing.get_args(allowed) if isinstance(allowed, types.UnionType) else (allowed,)
+        if not any(_fits(value, option) for option in options):
+            raise InvalidRecord(f"{cls.__name__} {name!r} must be {_type_name(allowed)}, got {_describe(value)}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise InvalidRecord(f"{cls.__name__} {name!r} must be a finite number, got {value}")
+
+
+def _fits(value: Any, allowed: Any) -> bool:
+    import typing
+
+    origin = typing.get_origin(allowed)
+    if allowed is type(None):
+        return value is None
+    if origin is Literal:
+        return isinstance(value, str) and value in typing.get_args(allowed)
+    if allowed is bool:
+        return isinstance(value, bool)
+    if allowed is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if allowed is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if allowed is str:
+        return isinstance(value, str)
+    if origin is dict or allowed is dict:
+        return isinstance(value, dict)
+    return True  # a type this check does not cover: the record's own __post_init__ checks it
+
+
+def _type_name(allowed: Any) -> str:
+    import types
+    import typing
+
+    if isinstance(allowed, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(allowed))
+    if typing.get_origin(allowed) is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(allowed))
+    names = {str: "a string", int: "an integer", float: "a number", bool: "true or false", type(None): "null"}
+    return names.get(allowed, "an object")
+
+
+def _bounded(raw: bytes, limits: LimitSettings | None, what: str) -> bytes:
+    limit = (limits or LimitSettings()).max_message_bytes
+    if len(raw) > limit:
+        raise InvalidRecord(f"{what} message is {len(raw)} bytes, more than limits.max_message_bytes={limit}")
+    return raw
 
 
 def _object(raw: bytes, what: str) -> dict[str, Any]:

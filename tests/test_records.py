@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from bizstream.errors import InvalidRecord
-from bizstream.records import DeadLetter, Label, Post, Sentiment
+from bizstream.records import DeadLetter, DriftEvent, Label, Post, Sentiment
 from bizstream.settings import LimitSettings
 
 LIMITS = LimitSettings(max_text_chars=100, max_image_bytes=1000, max_message_bytes=10_000)
@@ -39,7 +39,7 @@ def test_thread_defaults_to_the_post_itself() -> None:
         (b'{"id": "a", "text": 5}', "'text' must be a string, got int (post 'a')"),
         (b'{"id": "a", "text": "   "}', "empty 'text' and no image"),
         (b'{"id": "a", "text": "' + b"x" * 101 + b'"}', "101 characters, more than limits.max_text_chars=100"),
-        (b'{"id": "a", "text": "x", "colour": 1}', "unknown field(s) ['colour']"),
+        (b'{"id": "a", "text": "x", "colour": 1}', "unknown field(s) 'colour'"),
         (b'{"id": "a", "text": "x", "created_at": "yesterday"}', "'created_at' must be ISO 8601"),
         (b'{"id": "a", "text": "x", "image": {"url": "ftp://x"}}', "'image.url' must be http(s)"),
         (b'{"id": "a", "text": "x", "image": {"path": "a", "url": "http://b"}}', "exactly one of path, url or data"),
@@ -84,7 +84,7 @@ def test_label_ratings_are_validated() -> None:
     assert Label("p", 3, "me").sentiment is Sentiment.BULLISH
     with pytest.raises(InvalidRecord, match="rating must be 1, 2 or 3, got 7"):
         Label("p", 7, "me")
-    with pytest.raises(InvalidRecord, match="source must be 'human' or 'pseudo'"):
+    with pytest.raises(InvalidRecord, match="'source' must be one of 'human', 'pseudo', got \"robot\""):
         Label.from_json(b'{"post_id": "p", "rating": 1, "labeler": "x", "source": "robot"}')
     label = Label.from_json(Label("p", 1, "me").to_json())
     assert label.rating == 1 and label.labeler == "me"
@@ -96,3 +96,52 @@ def test_dead_letter_keeps_the_exact_bytes() -> None:
     back = orjson.loads(letter.to_json())
     assert base64.b64decode(back["raw"]) == raw
     assert base64.b64decode(back["key"]) == b"k"
+
+
+MISTYPED_LABELS = {  # what a scraper or a hand-written producer got wrong -> what the error says
+    b'{"post_id": "p", "rating": 1, "labeler": "x", "text": 123}': "'text' must be a string or null, got 123",
+    b'{"post_id": "p", "rating": 1, "labeler": "x", "text": ["moon"]}': "'text' must be a string or null",
+    b'{"post_id": {"a": 1}, "rating": 1, "labeler": "x", "text": "t"}': "'post_id' must be a non-empty string",
+    b'{"post_id": "p", "rating": 1, "labeler": null, "text": "t"}': "'labeler' must be a non-empty string, got null",
+    b'{"post_id": "p", "rating": 1, "labeler": 5, "text": "t"}': "'labeler' must be a non-empty string, got 5",
+    b'{"post_id": "p", "rating": true, "labeler": "x", "text": "t"}': "'rating' must be an integer, got true",
+    b'{"post_id": "p", "rating": 3.0, "labeler": "x", "text": "t"}': "'rating' must be an integer, got 3.0",
+    b'{"post_id": "p", "rating": 1, "labeler": "x", "labeled_at": "yesterday"}': "'labeled_at' must be a number",
+    b'{"post_id": "p", "rating": 1, "labeler": "x", "labeled_at": 1e300}': "between 2000 and tomorrow",
+    b'{"post_id": 123456789012345678901234567890, "rating": 1, "labeler": "x"}': "a number too large to be exact",
+    b'{"post_id": "p", "rating": 1, "labeler": "x", "mood": "happy"}': "unknown field(s) 'mood'",
+    b'[1, 2]': "must be a JSON object",
+}
+
+
+@pytest.mark.parametrize("raw", list(MISTYPED_LABELS))
+def test_a_mistyped_label_is_refused_with_a_clear_reason(raw: bytes) -> None:
+    with pytest.raises(InvalidRecord) as caught:
+        Label.from_json(raw)
+    assert MISTYPED_LABELS[raw] in str(caught.value)
+
+
+def test_label_limits_and_what_is_allowed() -> None:
+    with pytest.raises(InvalidRecord, match="more than limits.max_text_chars=10"):
+        Label.from_json(b'{"post_id": "p", "rating": 1, "labeler": "x", "text": "' + b"a" * 11 + b'"}',
+                        LimitSettings(max_text_chars=10))  # fmt: skip
+    with pytest.raises(InvalidRecord, match="more than limits.max_message_bytes=100"):
+        Label.from_json(b" " * 101, LimitSettings(max_message_bytes=100))
+    # Like a post's id, an integer post id names the post by its digits; a null labeled_at means now.
+    label = Label.from_json(b'{"post_id": 123, "rating": 2, "labeler": "x", "labeled_at": null, "text": null}')
+    assert label.post_id == "123" and label.text is None and label.labeled_at > 1.7e9
+
+
+def test_unknown_fields_are_listed_up_to_ten() -> None:
+    raw = orjson.dumps({"id": "p", "text": "t", **{f"f{i:03}": 1 for i in range(500)}})
+    with pytest.raises(InvalidRecord) as caught:
+        Post.from_json(raw, LimitSettings())
+    assert "'f009'" in str(caught.value) and "'f010'" not in str(caught.value) and "and 490 more" in str(caught.value)
+
+
+def test_flat_records_are_typed_too() -> None:
+    with pytest.raises(InvalidRecord, match="DriftEvent 'error_before' must be a number, got \"high\""):
+        DriftEvent.from_json(b'{"detector": "adwin", "analyzer": "a", "model_version": "v", "error_before": "high",'
+                             b' "error_after": 0.1, "window_before": 1, "window_after": 1}')  # fmt: skip
+    with pytest.raises(InvalidRecord, match="has no 'analyzer'"):
+        DriftEvent.from_json(b'{"detector": "adwin"}')

@@ -10,7 +10,6 @@ from typing import Any, Literal, TypeVar
 
 import faust
 
-from bizstream.errors import InvalidRecord
 from bizstream.records import DeadLetter
 from bizstream.settings import Settings
 from bizstream.stream import topics
@@ -18,6 +17,7 @@ from bizstream.stream.client import DEADLETTER_TOPIC_CONFIG, MAX_REQUEST_BYTES
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+EXIT_PRODUCE_FAILED = 75  # EX_TEMPFAIL: the process exits rather than commit past what it could not account for
 
 
 def new_app(settings: Settings, app_id: str) -> tuple[faust.App, dict[str, faust.TopicT]]:
@@ -51,9 +51,10 @@ def new_app(settings: Settings, app_id: str) -> tuple[faust.App, dict[str, faust
     return app, declared
 
 
-async def send_dead_letter(
-    deadletter: faust.TopicT, event: faust.EventT[bytes], stage: Literal["validate", "analyze"], exc: BaseException
-) -> Awaitable[Any]:
+Stage = Literal["validate", "analyze", "store"]
+
+
+async def send_dead_letter(deadletter: faust.TopicT, event: faust.EventT[bytes], stage: Stage, exc: BaseException) -> Awaitable[Any]:
     """Queue a dead letter for the message behind ``event`` (its exact bytes, where it came from, why); returns the
     delivery future, which the caller awaits before acknowledging the event."""
     message = event.message
@@ -72,9 +73,26 @@ async def send_dead_letter(
 
 
 async def decode_or_dead_letter(event: faust.EventT[bytes], parse: Callable[[bytes], T], deadletter: faust.TopicT) -> T | None:
-    """``parse(event.value)``, or None after the message went to the dead-letter topic (confirmed) with the reason."""
+    """``parse(event.value)``, or None after the message went to the dead-letter topic (confirmed) with the reason.
+    Whatever ``parse`` raises is the message's fault here: the agent goes on with the next one."""
     try:
         return parse(event.value)
-    except InvalidRecord as exc:
-        await (await send_dead_letter(deadletter, event, "validate", exc))
+    except Exception as exc:  # boundary: no message can crash the agent, and none is skipped unrecorded
+        await dead_letter_or_exit(deadletter, event, "validate", exc)
         return None
+
+
+async def dead_letter_or_exit(deadletter: faust.TopicT, event: faust.EventT[bytes], stage: Stage, exc: BaseException) -> None:
+    """Dead-letter the message behind ``event`` and wait for the broker to have it; when that fails, exit the process
+    (EXIT_PRODUCE_FAILED) so its offset is not committed and the message is read again after a restart."""
+    try:
+        await (await send_dead_letter(deadletter, event, stage, exc))
+    except Exception:
+        exit_uncommitted(f"could not dead-letter {event.message.topic}:{event.message.partition}@{event.message.offset}")
+
+
+def exit_uncommitted(what: str) -> None:
+    """Leave now, without committing: whoever takes the partitions re-reads from the last committed offset."""
+    log.critical("%s; exiting so it is read again", what, exc_info=True)
+    logging.shutdown()
+    os._exit(EXIT_PRODUCE_FAILED)

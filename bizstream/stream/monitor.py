@@ -57,8 +57,9 @@ def create_monitor_app(settings: Settings) -> faust.App:
     async def watch(stream: faust.StreamT[bytes]) -> None:
         """Feed each label's outcome to the analyzers' ADWINs; publish what they detect."""
         async for event in stream.events():
-            label = await decode_or_dead_letter(event, Label.from_json, deadletter)
-            if label is None:
+            try:
+                label = Label.from_json(event.value, settings.limits)
+            except InvalidRecord:  # labels are the trainer's to dead-letter; here a bad one is only skipped
                 continue
             pending: list[Any] = []
             for drift in monitor.on_label(label):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import sqlite3
 import sys
 from dataclasses import dataclass, field
 from typing import cast
@@ -24,7 +25,7 @@ from bizstream.settings import Settings
 from bizstream.store.labels import LabelRow, LabelStore
 from bizstream.store.trainer_state import RecentPosts, TrainerState
 from bizstream.stream import topics
-from bizstream.stream.apps import decode_or_dead_letter, new_app
+from bizstream.stream.apps import dead_letter_or_exit, decode_or_dead_letter, exit_uncommitted, new_app
 
 log = logging.getLogger(__name__)
 APP_ID = "bizstream-trainer"
@@ -108,10 +109,16 @@ def create_trainer_app(settings: Settings) -> faust.App:
     async def collect(stream: faust.StreamT[bytes]) -> None:
         """Store labels (idempotent per post and labeler) and count the new ones."""
         async for event in stream.events():
-            row = await decode_or_dead_letter(event, lambda raw: label_row(Label.from_json(raw)), deadletter)
+            row = await decode_or_dead_letter(event, lambda raw: label_row(Label.from_json(raw, settings.limits)), deadletter)
             if row is None:
                 continue
-            store.add([row])
+            try:
+                store.add([row])
+            except sqlite3.IntegrityError as exc:  # the store refuses this label: recorded, and the agent goes on
+                await dead_letter_or_exit(deadletter, event, "store", exc)
+                continue
+            except Exception:  # the store itself fails (disk, lock): do not commit past this label
+                exit_uncommitted(f"could not store the label at {event.message.topic}:{event.message.partition}@{event.message.offset}")
             mode = due(settings, store, state)
             if mode is not None and not runner.busy:
                 await runner.request("labels", mode)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from collections.abc import Awaitable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
@@ -24,10 +23,9 @@ from bizstream.pipeline import Pipeline
 from bizstream.scoring import Message, score_messages
 from bizstream.settings import Settings
 from bizstream.stream import topics
-from bizstream.stream.apps import new_app
+from bizstream.stream.apps import exit_uncommitted, new_app
 
 log = logging.getLogger(__name__)
-EXIT_PRODUCE_FAILED = 75  # EX_TEMPFAIL: try again
 
 
 def create_app(settings: Settings, pipeline: Pipeline) -> faust.App:
@@ -77,9 +75,7 @@ class _BatchHandler:
             # The producer has already retried for its whole delivery timeout. Acking now would lose posts, and a
             # restarted agent would not see this batch again, so leave the group: whoever takes these partitions
             # (this worker, restarted by its supervisor, or another) re-reads them from the last committed offset.
-            log.critical("could not produce the results of a batch; exiting so the batch is re-read", exc_info=True)
-            logging.shutdown()
-            os._exit(EXIT_PRODUCE_FAILED)
+            exit_uncommitted("could not produce the results of a batch")
 
 
 def _message(event: faust.EventT[bytes]) -> Message:

@@ -1,0 +1,41 @@
+"""Mistyped labels on a real broker: the trainer stores the good ones, dead-letters every bad one with its exact
+bytes, and keeps going (issue 12, item 4)."""
+
+from __future__ import annotations
+
+import base64
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+
+from bizstream.records import Label, Sentiment
+from bizstream.store.labels import LabelStore
+from bizstream.stream import topics
+from tests.integration.conftest import Cluster
+from tests.test_records import MISTYPED_LABELS
+
+pytestmark = pytest.mark.integration
+
+
+def test_the_trainer_dead_letters_mistyped_labels_and_goes_on(cluster: Cluster, tmp_path: Path) -> None:
+    store_path = tmp_path / "labels.sqlite"
+    cluster.start_worker("trainer", BIZSTREAM_STORE__PATH=str(store_path), BIZSTREAM_TRAINER__RETRAIN_AFTER="100000",
+                         BIZSTREAM_TRACKING__ENABLED="false")  # fmt: skip
+    good = [(f"g{i}".encode(), Label(f"g{i}", Sentiment.BULLISH.rating, "tester", text=f"moon {i}").to_json()) for i in range(5)]
+    bad = [(b"bad", raw) for raw in MISTYPED_LABELS]
+    cluster.produce(topics.LABELS, good[:2] + bad + good[2:])  # good ones after the bad: the agent must still be there
+    letters = cluster.wait_for(topics.DEADLETTER, lambda m: len(m) >= len(bad), timeout_s=90)
+    parsed = [orjson.loads(m.value) for m in letters]
+    assert sorted(base64.b64decode(p["raw"]) for p in parsed) == sorted(MISTYPED_LABELS)  # each exactly, once
+    assert len({(p["partition"], p["offset"]) for p in parsed}) == len(bad)
+    assert all(p["stage"] == "validate" and p["topic"] == topics.LABELS for p in parsed)
+    for p in parsed:
+        assert MISTYPED_LABELS[base64.b64decode(p["raw"])] in p["message"]
+    store = LabelStore(store_path)
+    deadline = time.monotonic() + 30
+    while store.count() < len(good) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert sorted(r.post_id for r in store.rows()) == [f"g{i}" for i in range(5)]
+    assert all(worker.poll() is None for worker in cluster.workers)  # no crash, no restart
