@@ -75,7 +75,7 @@ class Pipeline:
         self.expensive = [a for a in self.analyzers if a.name not in self.routing.cheap]
         self.cascading = self.routing.cascade and bool(self.cheap) and bool(self.expensive)
         self._threads = {a.name: _AnalyzerThread(a) for a in analyzers}
-        self._running: dict[str, Future[_Timed]] = {}
+        self._running: dict[str, Future[_Ran]] = {}
         self.fusers = list(fusers)
         self.context_posts = context_posts
         self._recent: OrderedDict[str, Score] = OrderedDict()
@@ -171,41 +171,72 @@ class Pipeline:
     # -- running ---------------------------------------------------------------------------------------------------
 
     def _run_all(self, analyzers: Sequence[Analyzer], posts: Sequence[Post]) -> dict[str, list[AnalyzerResult | None]]:
-        started = time.perf_counter()
-        submitted: dict[str, Future[_Timed]] = {}
+        """Every analyzer on the batch, in chunks, within the time budget; see _settle for an overrun."""
         outcomes: dict[str, list[AnalyzerResult | None]] = {}
+        chunks: dict[str, list[_Chunk]] = {}
         for analyzer in analyzers:
             busy = self._running.get(analyzer.name)
             if busy is not None and not busy.done():
                 error = f"skipped: still busy with an earlier batch that overran worker.analyzer_timeout_s={self.timeout_s}"
                 outcomes[analyzer.name] = self._failed(analyzer, error, len(posts), 0.0)
                 continue
-            future = self._threads[analyzer.name].submit(posts)
-            submitted[analyzer.name] = self._running[analyzer.name] = future
-        wait(submitted.values(), timeout=self.timeout_s)
-        elapsed = time.perf_counter() - started
+            chunks[analyzer.name] = self._submit(analyzer, posts, range(len(posts)))
+        wait([c.future for cs in chunks.values() for c in cs], timeout=self.timeout_s)
         for analyzer in analyzers:
-            if analyzer.name not in submitted:
-                continue
-            future = submitted[analyzer.name]
-            if not future.done():
-                error = f"timed out after worker.analyzer_timeout_s={self.timeout_s} s on a batch of {len(posts)}"
-                log.warning("analyzer %s %s", analyzer.name, error)
-                outcomes[analyzer.name] = self._failed(analyzer, error, len(posts), elapsed)
-                continue
-            exc = future.exception()
-            if exc is not None:
-                log.warning("analyzer %s raised %s: %s", analyzer.name, type(exc).__name__, exc)
-                outcomes[analyzer.name] = self._failed(analyzer, f"{type(exc).__name__}: {exc}", len(posts), elapsed)
-                continue
-            predictions, seconds = future.result()
-            outcomes[analyzer.name] = self._collect(analyzer, posts, predictions, seconds)
+            if analyzer.name in chunks:
+                outcomes[analyzer.name] = self._settle(analyzer, posts, chunks[analyzer.name])
         return outcomes
+
+    def _submit(self, analyzer: Analyzer, posts: Sequence[Post], indices: Sequence[int]) -> list[_Chunk]:
+        """Queue ``posts[indices]`` on the analyzer's thread in up to CHUNKS chunks (run one after another)."""
+        size = max(MIN_CHUNK, -(-len(indices) // CHUNKS))
+        return [_Chunk(part, self._threads[analyzer.name].submit([posts[i] for i in part]))
+                for part in (indices[i : i + size] for i in range(0, len(indices), size))]  # fmt: skip
+
+    def _settle(self, analyzer: Analyzer, posts: Sequence[Post], chunks: list[_Chunk], retry: bool = True) -> list[AnalyzerResult | None]:
+        """Results per post once the budget is spent: finished chunks' predictions; the chunk in hand at the deadline
+        times out (only its posts); chunks that had not started are run again, with a fresh budget, as soon as the
+        slow chunk is done (once per batch) — so one expensive post costs its own chunk, not the batch."""
+        results: list[AnalyzerResult | None] = [None] * len(posts)
+        waiting: list[int] = []
+        for chunk in chunks:
+            part = [posts[i] for i in chunk.indices]
+            if chunk.future.cancel():  # never started: held up by a slow chunk before it
+                waiting += chunk.indices
+                continue
+            if not chunk.future.done():
+                self._running[analyzer.name] = chunk.future
+                error = (f"timed out after worker.analyzer_timeout_s={self.timeout_s} s on a chunk of {len(part)} "
+                         f"of the batch's {len(posts)} posts")  # fmt: skip
+                log.warning("analyzer %s %s (posts %s)", analyzer.name, error, ", ".join(p.id for p in part[:5]))
+                outcome = self._failed(analyzer, error, len(part), self.timeout_s)
+            else:
+                ran, seconds = chunk.future.result()
+                if isinstance(ran, BaseException):
+                    log.warning("analyzer %s raised %s: %s", analyzer.name, type(ran).__name__, ran)
+                    outcome = self._failed(analyzer, f"{type(ran).__name__}: {ran}", len(part), seconds)
+                else:
+                    outcome = self._collect(analyzer, part, ran, seconds)
+            for i, result in zip(chunk.indices, outcome, strict=True):
+                results[i] = result
+        if waiting:
+            slow = self._running[analyzer.name]
+            if retry and wait([slow], timeout=self.timeout_s).done:
+                again = self._submit(analyzer, posts, waiting)
+                wait([c.future for c in again], timeout=self.timeout_s)
+                retried = self._settle(analyzer, posts, again, retry=False)
+                for i in waiting:
+                    results[i] = retried[i]
+            else:
+                error = f"not run: a chunk before these posts overran worker.analyzer_timeout_s={self.timeout_s}"
+                for i in waiting:
+                    results[i] = self._failed(analyzer, error, 1, 0.0)[0]
+        return results
 
     def _collect(
         self, analyzer: Analyzer, posts: Sequence[Post], predictions: Sequence[Prediction | None], seconds: float
     ) -> list[AnalyzerResult | None]:
-        latency_ms = 1000.0 * seconds / len(posts)  # the batch's time, shared out over its posts
+        latency_ms = 1000.0 * seconds / len(posts)  # the chunk's time, shared out over its posts
         try:
             count = len(predictions)
         except TypeError:
@@ -296,7 +327,15 @@ def weighted_probabilities(
     return {s.value: sum((r.probabilities or {})[s.value] * w for r, w in usable) / total for s in SENTIMENTS}
 
 
-_Timed = tuple[Sequence[Prediction | None], float]
+CHUNKS = 8  # a batch reaches each analyzer in up to this many chunks: an overrun costs one chunk, not the batch
+MIN_CHUNK = 8  # posts; smaller chunks would cost batching analyzers (SetFit, CryptoBERT) their speed
+_Ran = tuple[Sequence[Prediction | None] | BaseException, float]  # what analyze() returned or raised, and its seconds
+
+
+@dataclass(frozen=True)
+class _Chunk:
+    indices: Sequence[int]  # positions in the batch
+    future: Future[_Ran]
 
 
 class _AnalyzerThread:
@@ -304,17 +343,17 @@ class _AnalyzerThread:
 
     def __init__(self, analyzer: Analyzer) -> None:
         self.analyzer = analyzer
-        self._inbox: queue.SimpleQueue[tuple[Future[_Timed], Sequence[Post]] | None] = queue.SimpleQueue()
+        self._inbox: queue.SimpleQueue[tuple[Future[_Ran], Sequence[Post]] | None] = queue.SimpleQueue()
         threading.Thread(target=self._serve, name=f"analyzer-{analyzer.name}", daemon=True).start()
 
-    def submit(self, posts: Sequence[Post]) -> Future[_Timed]:
-        """Queue a batch; the future holds (predictions, seconds) or the exception analyze() raised."""
-        future: Future[_Timed] = Future()
+    def submit(self, posts: Sequence[Post]) -> Future[_Ran]:
+        """Queue posts; the future holds (predictions or the exception analyze() raised, seconds it took)."""
+        future: Future[_Ran] = Future()
         self._inbox.put((future, posts))
         return future
 
     def close(self) -> None:
-        """Stop after the batch in hand (if any)."""
+        """Stop after the chunk in hand (if any)."""
         self._inbox.put(None)
 
     def _serve(self) -> None:
@@ -324,8 +363,7 @@ class _AnalyzerThread:
                 continue
             started = time.perf_counter()
             try:
-                predictions = self.analyzer.analyze(posts)
-            except BaseException as exc:  # boundary: handed to the host, which records it
-                future.set_exception(exc)
-            else:
-                future.set_result((predictions, time.perf_counter() - started))
+                ran: Sequence[Prediction | None] | BaseException = self.analyzer.analyze(posts)
+            except BaseException as exc:  # boundary: handed to the host, which records it with its own time
+                ran = exc
+            future.set_result((ran, time.perf_counter() - started))

@@ -126,3 +126,38 @@ def test_cascade_lets_confident_posts_skip_the_expensive_analyzer() -> None:
     result = Pipeline([Cheap("vader", 0), expensive], FusionSettings(), 5, off).process(posts)
     assert sorted(expensive.seen) == ["a", "b"]
     assert {s.route for s in result.scores} == {"all"}
+
+
+class SlowOnSome(ConstantAnalyzer):
+    """Quick, except on posts whose text says SLOW (a hostile post that costs ``seconds``)."""
+
+    def __init__(self, name: str, score: float, seconds: float) -> None:
+        super().__init__(name, score)
+        self.seconds = seconds
+
+    def analyze(self, posts):  # type: ignore[no-untyped-def]
+        if any("SLOW" in p.text for p in posts):
+            time.sleep(self.seconds)
+        return [prediction(self.value) for _ in posts]
+
+
+def test_one_expensive_post_costs_its_chunk_not_the_batch() -> None:
+    posts = [Post(id=str(i), text="SLOW" if i == 20 else f"post {i}", thread_id="t") for i in range(64)]
+    pipeline = Pipeline([SlowOnSome("only", 0.5, seconds=1.0)], FusionSettings(), timeout_s=0.6)
+    result = pipeline.process(posts)
+    unscored = sorted(int(u.post.id) for u in result.unscored)
+    assert 20 in unscored and len(unscored) == 8  # the slow post's chunk of 8 (64 posts in 8 chunks)
+    assert "timed out" in result.unscored[0].reason and "chunk of 8" in result.unscored[0].reason
+    assert len(result.scores) == 56  # the posts before it, and those it held up (run again once it was done)
+    assert len(pipeline.process(posts[:8]).scores) == 8  # the analyzer is free again
+    pipeline.close()
+
+
+def test_a_failed_analyzer_reports_its_own_time() -> None:
+    pipeline = Pipeline([RaisingAnalyzer("raiser", 1.0), HangingAnalyzer("slow", 1.0, 0.4)], FusionSettings(), timeout_s=2.0)
+    scores = pipeline.process(POSTS).scores
+    assert len(scores) == len(POSTS)  # scored by the slow one
+    # The raiser failed at once: not the 400 ms the batch waited for the other, shared out (80 ms a post).
+    assert all(s.analyzers["raiser"].error and s.analyzers["raiser"].latency_ms < 50 for s in scores)
+    assert all(s.analyzers["slow"].latency_ms >= 60 for s in scores)
+    pipeline.close()

@@ -22,6 +22,7 @@ from bizstream.errors import AnalyzerUnavailable, ConfigError
 from bizstream.records import Post
 
 SLANG_LEXICON = Path(__file__).with_name("slang.txt")
+WINDOW_WORDS = 200  # VADER's rules rescan the sentence for every word (quadratic); long posts go in windows this long
 OPTIONS = ("neutral_band", "sharpness", "extra_lexicon")  # [plugins.options.vader]
 
 
@@ -80,9 +81,19 @@ class VaderAnalyzer:
             raise RuntimeError("VaderAnalyzer.analyze() called before load()")
         return [self.predict(post.text) if post.text.strip() else None for post in posts]
 
+    def compound(self, text: str) -> float:
+        """VADER's compound score; a post longer than WINDOW_WORDS words is scored in windows of that many words
+        (their compounds averaged, weighted by length), so the work grows linearly with the post, not quadratically:
+        a 10,000-character post dense with lexicon words took 0.14-0.36 s whole, ~0.015 s in windows."""
+        words = text.split()
+        if len(words) <= WINDOW_WORDS:
+            return float(self._sia.polarity_scores(text)["compound"])
+        windows = [words[i : i + WINDOW_WORDS] for i in range(0, len(words), WINDOW_WORDS)]
+        return sum(len(w) * float(self._sia.polarity_scores(" ".join(w))["compound"]) for w in windows) / len(words)
+
     def predict(self, text: str) -> Prediction:
         """The prediction for one text; VADER's own compound score travels in its details."""
-        compound = float(self._sia.polarity_scores(text)["compound"])
+        compound = self.compound(text)
         bearish = self.sharpness * (-compound - self.neutral_band)
         bullish = self.sharpness * (compound - self.neutral_band)
         peak = max(bearish, 0.0, bullish)  # the neutral logit is 0

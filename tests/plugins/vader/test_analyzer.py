@@ -8,7 +8,7 @@ from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 from bizstream.errors import ConfigError
 from bizstream.records import Post, Sentiment
 from bizstream.testing import check_analyzer
-from bizstream_plugins.vader.analyzer import SLANG_LEXICON, VaderAnalyzer, read_lexicon
+from bizstream_plugins.vader.analyzer import SLANG_LEXICON, WINDOW_WORDS, VaderAnalyzer, read_lexicon
 
 
 @pytest.fixture(scope="module")
@@ -85,3 +85,22 @@ def test_label_follows_vaders_neutral_band_and_compound_is_kept(vader: VaderAnal
 
 def test_vader_passes_the_analyzer_checks() -> None:
     check_analyzer(VaderAnalyzer())
+
+
+def test_long_posts_are_scored_in_bounded_windows(monkeypatch: pytest.MonkeyPatch) -> None:
+    vader = VaderAnalyzer()
+    vader.load()
+    seen: list[int] = []
+    original = vader._sia.polarity_scores
+
+    def counting(text: str) -> dict[str, float]:
+        seen.append(len(text.split()))
+        return dict(original(text))
+
+    monkeypatch.setattr(vader._sia, "polarity_scores", counting)
+    hostile = " ".join(["not", "great", "moon", "never", "rekt"] * 400)  # 2,000 lexicon-dense words
+    prediction = vader.predict(hostile)
+    assert max(seen) <= WINDOW_WORDS and sum(seen) == 2000  # all of it read, never more than a window at once
+    assert prediction.problem() is None and -1 <= prediction.details["compound"] <= 1  # type: ignore[index]
+    seen.clear()
+    assert vader.predict("this coin is going to the moon").label.value == "bullish" and seen == [7]
