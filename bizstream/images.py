@@ -12,6 +12,7 @@ import contextlib
 import http.client
 import io
 import ipaddress
+import re
 import socket
 import ssl
 import warnings
@@ -80,7 +81,8 @@ def _guarded() -> Iterator[None]:
     except (PILImage.DecompressionBombError, PILImage.DecompressionBombWarning) as exc:
         raise ImageRefused(f"image refused as a decompression bomb: {exc}") from None
     except (OSError, ValueError, SyntaxError) as exc:
-        raise ImageRefused(f"not an image Pillow can read: {exc}") from None
+        said = re.sub(r"\s*<_io\.BytesIO object at 0x[0-9a-f]+>", "", str(exc))  # Pillow names its buffer by address
+        raise ImageRefused(f"not an image Pillow can read: {said}") from None
 
 
 def _read_path(path: str, limits: LimitSettings) -> bytes:

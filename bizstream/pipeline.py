@@ -290,8 +290,12 @@ class Pipeline:
         present = {name: r for name, r in results.items() if r is not None}
         by, probabilities = learned or (FIXED, weighted_probabilities(results, self.fusion))
         if probabilities is None:
-            errors = "; ".join(f"{name}: {r.error}" for name, r in present.items() if r.error) or "none applied"
-            return f"no analyzer with a positive fusion weight produced a result ({errors})"
+            errors = "; ".join(f"{name}: {r.error}" for name, r in present.items() if r.error)
+            if errors:
+                return f"no analyzer with a positive fusion weight produced a result ({errors})"
+            what = "an image-only post, and none of them reads images" if not post.text.strip() else "each had nothing to say"
+            return (f"no analyzer could read this post ({what}; loaded: {', '.join(a.name for a in self.analyzers)}); "
+                    "`bizstream plugins` shows which analyzers are unavailable and why")  # fmt: skip
         fused = Prediction.from_probabilities(probabilities)
         return Score(
             post_id=post.id,

@@ -82,3 +82,9 @@ def test_unavailable_reasons_keep_their_bracketed_setting_names(tmp_path: Path) 
     assert result.returncode == 0, result.stderr
     assert "point [plugins.options.cryptobert] model at it" in result.stdout  # not swallowed as rich markup
     assert "sarcasm (fuser)" in result.stdout
+
+
+def test_an_error_message_keeps_its_brackets() -> None:
+    env = {"BIZSTREAM_NOPE__X": "3", "PATH": "/usr/bin:/bin"}
+    result = subprocess.run([sys.executable, "-m", "bizstream", "plugins"], capture_output=True, text=True, env=env, cwd=ROOT)
+    assert result.returncode == 1 and "unknown settings section [nope] in the environment" in result.stderr

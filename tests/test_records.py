@@ -60,8 +60,9 @@ def test_limits_on_message_and_image_size() -> None:
     big = base64.b64encode(b"\0" * 2000).decode()
     with pytest.raises(InvalidRecord, match="more than limits.max_image_bytes=1000"):
         parse({"id": "a", "text": "", "image": {"data": big, "mime": "image/png"}})
-    with pytest.raises(InvalidRecord, match="not an image Pillow can read"):
+    with pytest.raises(InvalidRecord, match="not an image Pillow can read") as caught:
         parse({"id": "a", "text": "", "image": {"data": base64.b64encode(b"\x89PNG").decode(), "mime": "image/png"}})
+    assert "BytesIO" not in str(caught.value) and "0x" not in str(caught.value)  # no object address in a reason
     small = png(8, 8)
     post = parse({"id": "a", "text": "", "image": {"data": base64.b64encode(small).decode(), "mime": "image/png"}})
     assert post.image is not None and post.image.inline_bytes() == small
@@ -145,3 +146,8 @@ def test_flat_records_are_typed_too() -> None:
                              b' "error_after": 0.1, "window_before": 1, "window_after": 1}')  # fmt: skip
     with pytest.raises(InvalidRecord, match="has no 'analyzer'"):
         DriftEvent.from_json(b'{"detector": "adwin"}')
+
+
+def test_a_huge_numeric_id_is_named_as_such() -> None:
+    with pytest.raises(InvalidRecord, match="'id' must be a non-empty string, got a number too large to be exact"):
+        Post.from_json(b'{"id": 123456789012345678901234567890, "text": "moon"}', LIMITS)

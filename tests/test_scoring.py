@@ -35,7 +35,7 @@ def test_each_message_is_scored_or_dead_lettered_with_its_own_bytes_and_offset()
     dead = {letter.offset: (message, letter) for message, letter in handled.dead_letters}
     assert sorted(dead) == [101, 102]
     assert dead[101][1].raw_bytes() == image_only and dead[101][1].stage == "analyze"
-    assert dead[101][1].error_type == "Unscored" and "none applied" in dead[101][1].message
+    assert dead[101][1].error_type == "Unscored" and "an image-only post, and none of them reads images" in dead[101][1].message
     assert dead[102][1].raw_bytes() == b"not json" and dead[102][1].stage == "validate"
     assert dead[102][1].key is not None and dead[102][0].key == b"k2"
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from bizstream.errors import BizstreamError
 from bizstream.settings import Settings, load_settings
@@ -53,5 +54,5 @@ def main() -> None:
     try:
         app()
     except BizstreamError as exc:
-        err.print(f"[red]error:[/] {exc}")
+        err.print(f"[red]error:[/] {escape(str(exc))}")  # a message is text: "[section]" must not vanish as markup
         sys.exit(1)
