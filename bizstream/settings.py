@@ -37,9 +37,15 @@ class KafkaSettings:
     bootstrap_servers: str = "127.0.0.1:9092"
     partitions: int = 4
     replication_factor: int = 1
+    connect_timeout_s: float = 60.0  # an agent started before its broker waits this long for it (with back-off)
 
     def validate(self) -> None:
         _require(bool(self.bootstrap_servers.strip()), "kafka.bootstrap_servers must not be empty")
+        for server in self.bootstrap_servers.split(","):
+            host, _, port = server.strip().rpartition(":")
+            _require(bool(host) and port.isdigit() and 0 < int(port) < 65536,
+                     f"kafka.bootstrap_servers must be host:port[,host:port...] with ports 1..65535, got {server.strip()!r}")  # fmt: skip
+        _require(self.connect_timeout_s >= 0, f"kafka.connect_timeout_s must be >= 0, got {self.connect_timeout_s}")
         _require(self.partitions >= 1, f"kafka.partitions must be >= 1, got {self.partitions}")
         _require(self.replication_factor >= 1, f"kafka.replication_factor must be >= 1, got {self.replication_factor}")
 

@@ -39,10 +39,16 @@ def load(config: Path | None) -> Settings:
     return load_settings(config)
 
 
-def run_faust(faust_app: faust.App, log_level: str) -> None:
-    """Run a faust app in the foreground until SIGTERM / Ctrl-C (faust's Worker exits the process)."""
+def run_faust(faust_app: faust.App, log_level: str, settings: Settings) -> None:
+    """Run a faust app in the foreground until SIGTERM / Ctrl-C (faust's Worker exits the process), once its broker
+    accepts connections (waiting up to kafka.connect_timeout_s; BrokerError after that)."""
+    import asyncio
+
     import faust
 
+    from bizstream.stream.client import wait_for_broker
+
+    asyncio.run(wait_for_broker(settings.kafka, say=lambda line: err.print(escape(line))))
     faust.Worker(faust_app, loglevel=log_level.upper(), quiet=True).execute_from_commandline()
 
 

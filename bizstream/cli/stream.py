@@ -31,7 +31,7 @@ def worker(
     from bizstream.stream.worker import create_app
 
     settings = load(config)
-    run_faust(create_app(settings, _pipeline(settings)), log_level)
+    run_faust(create_app(settings, _pipeline(settings)), log_level, settings)
 
 
 @app.command()
@@ -42,7 +42,8 @@ def monitor(
     """Join labels to earlier scores, watch each analyzer's error with ADWIN, publish drift events. One per cluster."""
     from bizstream.stream.monitor import create_monitor_app
 
-    run_faust(create_monitor_app(load(config)), log_level)
+    settings = load(config)
+    run_faust(create_monitor_app(settings), log_level, settings)
 
 
 @app.command()
@@ -53,7 +54,8 @@ def trainer(
     """Store labels from the labels topic and retrain (in a separate process) on enough new labels or on drift."""
     from bizstream.stream.trainer import create_trainer_app
 
-    run_faust(create_trainer_app(load(config)), log_level)
+    settings = load(config)
+    run_faust(create_trainer_app(settings), log_level, settings)
 
 
 @app.command()
@@ -64,7 +66,8 @@ def sink(
     """Write every scored post (text, image reference, thread, Score) to SQLite, for the labeler and dashboards."""
     from bizstream.stream.sink import create_sink_app
 
-    run_faust(create_sink_app(load(config)), log_level)
+    settings = load(config)
+    run_faust(create_sink_app(settings), log_level, settings)
 
 
 @app.command()

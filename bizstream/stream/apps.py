@@ -12,8 +12,8 @@ import faust
 
 from bizstream.records import DeadLetter
 from bizstream.settings import Settings
-from bizstream.stream import topics
-from bizstream.stream.client import DEADLETTER_TOPIC_CONFIG, MAX_REQUEST_BYTES
+from bizstream.stream import outages, topics
+from bizstream.stream.client import DEADLETTER_TOPIC_CONFIG, MAX_REQUEST_BYTES, accepts
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -48,6 +48,13 @@ def new_app(settings: Settings, app_id: str) -> tuple[faust.App, dict[str, faust
         )  # fmt: skip
         for name in topics.ALL
     }
+    health = outages.install(settings.kafka, settings.broker.cache_path / "health" / f"{app_id}-{os.getpid()}.json")
+
+    @app.timer(1.0)  # type: ignore[untyped-decorator]
+    async def watch_the_broker() -> None:
+        """End an outage (and say so) once the broker answers again."""
+        await health.check(accepts)
+
     return app, declared
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import random
 import time
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -14,6 +16,8 @@ from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
 from bizstream.errors import BrokerError
 from bizstream.settings import KafkaSettings
 from bizstream.stream import topics
+
+log = logging.getLogger(__name__)
 
 # Big enough for anything the broker accepts (a dead letter carries its message base64-encoded: 4/3 its size).
 MAX_REQUEST_BYTES = 16 * 1024 * 1024
@@ -117,6 +121,40 @@ async def _start(client: AIOKafkaProducer | AIOKafkaConsumer, kafka: KafkaSettin
     except KafkaConnectionError:
         await client.stop()
         raise BrokerError(_unreachable(kafka)) from None
+
+
+async def wait_for_broker(kafka: KafkaSettings, say: Callable[[str], None] = log.warning) -> float:
+    """Until a bootstrap server accepts a connection, backing off with jitter (0.25 s, doubling up to 5 s); the wait
+    is said once. Returns the seconds waited; BrokerError (the usual one line) after kafka.connect_timeout_s."""
+    started = time.monotonic()
+    delay = 0.25
+    said = False
+    while True:
+        if await accepts(kafka):
+            if said:
+                say(f"Kafka at {kafka.bootstrap_servers} is up after {time.monotonic() - started:.1f} s")
+            return time.monotonic() - started
+        left = kafka.connect_timeout_s - (time.monotonic() - started)
+        if left <= 0:
+            raise BrokerError(_unreachable(kafka) + f" (waited {kafka.connect_timeout_s:.0f} s: kafka.connect_timeout_s)")
+        if not said:
+            say(f"waiting up to {kafka.connect_timeout_s:.0f} s for Kafka at {kafka.bootstrap_servers} (kafka.connect_timeout_s)")
+            said = True
+        await asyncio.sleep(min(left, delay * random.uniform(0.5, 1.0)))
+        delay = min(delay * 2, 5.0)
+
+
+async def accepts(kafka: KafkaSettings) -> bool:
+    """Whether any bootstrap server accepts a TCP connection now (within a second)."""
+    for server in kafka.bootstrap_servers.split(","):
+        host, _, port = server.strip().rpartition(":")
+        try:
+            _, writer = await asyncio.wait_for(asyncio.open_connection(host, int(port)), timeout=1.0)
+        except (OSError, asyncio.TimeoutError):
+            continue
+        writer.close()
+        return True
+    return False
 
 
 def _unreachable(kafka: KafkaSettings) -> str:
