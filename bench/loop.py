@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/loop.py --data ../shared/data/twitter_financial_news.csv [--batches 10] [--batch-size 50]
 
-A fresh install with the defaults a user gets (the starter model, learned fusion on), in a temporary folder. The
+Two fresh installs side by side, each in a temporary folder: "starter", the defaults a user gets (the starter model,
+learned fusion on), and "zero", the same without the starter (VADER alone until the first job trains SetFit). The
 held-out part of the file (which the starter never trained on) is split in two: a stream of labelled posts, and an
 evaluation set of --eval posts no step ever sees. Each round stores --batch-size labels and runs the trainer's job
 (``bizstream.learning.job.run_training_job``, as the trainer agent does every trainer.retrain_after labels: head refit
@@ -67,13 +68,26 @@ def main() -> None:
     need = args.batches * args.batch_size
     if len(stream) < need:
         raise SystemExit(f"{len(stream)} posts left for the label stream, {need} needed: lower --batches or --eval")
-    folder = Path(tempfile.mkdtemp(prefix="bizstream-loop-"))
-    settings = Settings().replace(broker={"cache_dir": str(folder)}, trainer={"retrain_after": args.batch_size})
     posts = [Post(id=f"e{i}", text=t, thread_id=f"e{i}") for i, (t, _) in enumerate(evaluation)]
     truth = [label for _, label in evaluation]
+    runs = {name: loop(name, starter, stream, posts, truth, args) for name, starter in (("starter", True), ("zero", False))}
+    print(orjson.dumps({
+        "benchmark": "loop", "data": args.data.name, "eval_posts": len(posts), "batch_size": args.batch_size,
+        "settings": {"retrain_after": args.batch_size, "eval_share": Settings().trainer.eval_share,
+                     "fusion_min_labels": Settings().fusion.min_labels, "mode": Settings().trainer.mode,
+                     "head_prior": Settings().setfit.head_prior},
+        **runs,
+    }, option=orjson.OPT_INDENT_2).decode())  # fmt: skip
+
+
+def loop(name: str, starter: bool, stream: list[tuple[str, str]], posts: list[Post], truth: list[str], args: Any) -> dict[str, Any]:
+    """One fresh install: label batches through the job, what serves measured after each."""
+    folder = Path(tempfile.mkdtemp(prefix=f"bizstream-loop-{name}-"))
+    settings = Settings().replace(broker={"cache_dir": str(folder)}, trainer={"retrain_after": args.batch_size},
+                                  setfit={"starter": starter})  # fmt: skip
     store = LabelStore(settings.store_path)
     rounds: list[dict[str, Any]] = [{"labels": 0, **served(settings, posts, truth), "decisions": []}]
-    print(orjson.dumps(rounds[-1]).decode(), file=sys.stderr)
+    print(orjson.dumps({"run": name, **rounds[-1]}).decode(), file=sys.stderr)
     for batch in range(args.batches):
         chunk = stream[batch * args.batch_size : (batch + 1) * args.batch_size]
         now = time.time()
@@ -86,19 +100,15 @@ def main() -> None:
                      for o in result.outcomes] or [{"model": "setfit", "candidate": None, "promoted": False, "why": result.why}]  # fmt: skip
         rounds.append({"labels": (batch + 1) * args.batch_size, "job_seconds": round(seconds, 1),
                        **served(settings, posts, truth), "decisions": decisions})  # fmt: skip
-        print(orjson.dumps(rounds[-1]).decode(), file=sys.stderr)
+        print(orjson.dumps({"run": name, **rounds[-1]}).decode(), file=sys.stderr)
     count = {model: {"promoted": sum(d["promoted"] for r in rounds for d in r["decisions"] if d["model"] == model and d["candidate"]),
                      "rejected": sum(not d["promoted"] for r in rounds for d in r["decisions"] if d["model"] == model and d["candidate"])}
              for model in ("setfit", "fusion")}  # fmt: skip
-    print(orjson.dumps({
-        "benchmark": "loop", "data": args.data.name, "eval_posts": len(posts), "batch_size": args.batch_size,
-        "settings": {"retrain_after": args.batch_size, "eval_share": settings.trainer.eval_share,
-                     "fusion_min_labels": settings.fusion.min_labels, "mode": settings.trainer.mode},
+    return {
         "accuracy_first": rounds[0]["accuracy"], "accuracy_last": rounds[-1]["accuracy"],
         "macro_f1_first": rounds[0]["macro_f1"], "macro_f1_last": rounds[-1]["macro_f1"],
-        "ece_first": rounds[0]["ece"], "ece_last": rounds[-1]["ece"],
-        "candidates": count, "rounds": rounds,
-    }, option=orjson.OPT_INDENT_2).decode())  # fmt: skip
+        "ece_first": rounds[0]["ece"], "ece_last": rounds[-1]["ece"], "candidates": count, "rounds": rounds,
+    }  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -186,6 +186,7 @@ class SetfitSettings:
     runtime: str = "auto"  # auto (ONNX INT8 when exported, else torch) | torch | onnx-fp32 | onnx-int8
     batch_size: int = 16
     starter: bool = True  # serve the shipped starter model while nothing else has been promoted
+    head_prior: float = 1.0  # a head refit stays this close to the serving head (0: refit from scratch, forgetting it)
 
     def validate(self) -> None:
         _require(self.profile in ("cpu", "seed"), f"setfit.profile must be 'cpu' or 'seed', got {self.profile!r}")
@@ -193,6 +194,7 @@ class SetfitSettings:
         _require(self.runtime in runtimes, f"setfit.runtime must be one of {runtimes}, got {self.runtime!r}")
         _require(8 <= self.max_seq_length <= 512, f"setfit.max_seq_length must be in [8, 512], got {self.max_seq_length}")
         _require(self.batch_size >= 1, f"setfit.batch_size must be >= 1, got {self.batch_size}")
+        _require(self.head_prior >= 0, f"setfit.head_prior must be >= 0, got {self.head_prior}")
         _require(self.device in ("cpu", "cuda"), f"setfit.device must be cpu or cuda, got {self.device!r}")
 
 

@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 Promotion = Literal["gate", "always", "never", "if-none-serves"]
 SIGNIFICANCE = 0.05  # the gate calls a candidate worse only when chance alone would show such a gap less often
+MIN_EXAMPLES = 30  # on fewer posts than this the sign test cannot see a drop, so the gate takes the point estimate
 Slices = Mapping[str, tuple[Sequence[str], Sequence[str]]]  # slice name -> (texts, label names)
 
 
@@ -122,19 +123,23 @@ def gate(
 
 
 def compare(
-    name: str, new_right: np.ndarray, old_right: np.ndarray, margin: float, significance: float = SIGNIFICANCE
-) -> tuple[dict[str, float], str | None]:
+    name: str, new_right: np.ndarray, old_right: np.ndarray, margin: float, significance: float = SIGNIFICANCE,
+    min_examples: int = MIN_EXAMPLES,
+) -> tuple[dict[str, float], str | None]:  # fmt: skip
     """Candidate against serving on the same posts (per post: right or not): the metrics, and why the candidate is
     worse (None when it is not): accuracy lower by more than ``margin`` and a one-sided sign test on the posts where
-    exactly one of the two is right below ``significance``."""
+    exactly one of the two is right below ``significance`` — or, on fewer than ``min_examples`` posts, where no test
+    could tell, lower by more than ``margin`` at all (so a handful of posts cannot wave a worse model through)."""
     new, old = float(new_right.mean()), float(old_right.mean())
     only_old = int((old_right & ~new_right).sum())  # posts the serving model gets right and the candidate not
     only_new = int((new_right & ~old_right).sum())
     p_worse = _sign_test(only_old, only_old + only_new)
     metrics = {f"{name}_accuracy": new, f"{name}_accuracy_serving": old, f"{name}_examples": float(len(new_right)),
                f"{name}_p_worse": p_worse}  # fmt: skip
-    if new < old - margin and p_worse < significance:
-        return metrics, f"{name} {new:.3f} < serving {old:.3f} - margin {margin} on {len(new_right)} posts (p={p_worse:.3g})"
+    few = len(new_right) < min_examples
+    if new < old - margin and (few or p_worse < significance):
+        why = f"fewer than {min_examples} posts, so any drop counts" if few else f"p={p_worse:.3g}"
+        return metrics, f"{name} {new:.3f} < serving {old:.3f} - margin {margin} on {len(new_right)} posts ({why})"
     return metrics, None
 
 

@@ -29,4 +29,5 @@ def register_trainers(settings: Settings) -> list[SetfitTrainer]:
     """SetFit's trainer: ``trainer.mode`` (head or full) and the ``[setfit]`` body, profile, device and starter."""
     s = settings.setfit
     return [SetfitTrainer(ModelRegistry(settings.setfit_registry), settings.trainer.mode, s.body, PROFILES[s.profile],
-                          s.seed, s.max_seq_length, s.device, show_progress=sys.stderr.isatty(), starter=s.starter)]  # fmt: skip
+                          s.seed, s.max_seq_length, s.device, show_progress=sys.stderr.isatty(), starter=s.starter,
+                          prior_strength=s.head_prior)]  # fmt: skip

@@ -89,8 +89,11 @@ def train_full(
                    {"profile": profile.__dict__, "seed": seed, "max_seq_length": max_seq_length, "device": device})  # fmt: skip
 
 
-def refit_head(registry: ModelRegistry, split: Split, parent: str | None = None, seed: int = 42) -> ModelMetadata:
-    """The fast path: keep the parent's body (default: the serving version's), refit the head on cached embeddings."""
+def refit_head(
+    registry: ModelRegistry, split: Split, parent: str | None = None, seed: int = 42, prior_strength: float = 1.0
+) -> ModelMetadata:  # fmt: skip
+    """The fast path: keep the parent's body (default: the serving version's), refit the head on cached embeddings,
+    held near the parent's head (``prior_strength``; 0: from scratch, forgetting what the parent knew)."""
     parent = parent or registry.serving()
     if parent is None:
         raise RegistryError("the head-only refit needs a parent model; train a full model first (bizstream train setfit)")
@@ -98,18 +101,23 @@ def refit_head(registry: ModelRegistry, split: Split, parent: str | None = None,
     started = time.monotonic()
     body_dir = registry.body_dir(base.body_id)
     encoder = TorchEncoder(body_dir, max_seq_length=int(base.params.get("max_seq_length", 128)))
+    prior = Head.load(registry.version_dir(parent) / "head.safetensors") if prior_strength > 0 else None
     return _finish(registry, split, encoder, body_dir, base.body_id, base.body_source, registry.new_version_id(),
-                   parent, "head", started, {"seed": seed, "max_seq_length": base.params.get("max_seq_length", 128)})  # fmt: skip
+                   parent, "head", started, {"seed": seed, "max_seq_length": base.params.get("max_seq_length", 128),
+                                             "prior_strength": prior_strength}, prior)  # fmt: skip
 
 
 def _finish(
     registry: ModelRegistry, split: Split, encoder: TorchEncoder, body_dir: Path, body_id: str, body_source: str,
-    version: str, parent: str | None, kind: str, started: float, params: dict[str, Any],
+    version: str, parent: str | None, kind: str, started: float, params: dict[str, Any], prior: Head | None = None,
 ) -> ModelMetadata:  # fmt: skip
     cache = EmbeddingCache(body_dir)
     try:
-        head = Head.fit(cache.encode(encoder, split.train_texts), split.train_labels, seed=int(params.get("seed", 42)),
-                        weights=split.train_weights)  # fmt: skip
+        embeddings = cache.encode(encoder, split.train_texts)
+        if prior is not None:
+            head = prior.refine(embeddings, split.train_labels, float(params["prior_strength"]), split.train_weights)
+        else:
+            head = Head.fit(embeddings, split.train_labels, seed=int(params.get("seed", 42)), weights=split.train_weights)
         metrics = (classification_metrics(head.predict_proba(cache.encode(encoder, split.test_texts)), split.test_labels)
                    if split.test_texts else {})  # fmt: skip
     finally:
@@ -140,6 +148,7 @@ class SetfitTrainer:
     def __init__(
         self, registry: ModelRegistry, mode: str = "head", body: str = "", profile: TrainProfile = PROFILES["cpu"],
         seed: int = 42, max_seq_length: int = 128, device: str = "cpu", show_progress: bool = False, starter: bool = True,
+        prior_strength: float = 1.0,
     ) -> None:  # fmt: skip
         if mode not in ("head", "full"):
             raise ValueError(f"mode must be 'head' or 'full', got {mode!r}")
@@ -152,6 +161,7 @@ class SetfitTrainer:
         self.device = device
         self.show_progress = show_progress
         self.starter = starter
+        self.prior_strength = prior_strength
 
     def load(self) -> None:
         """With the starter on and nothing serving, install the starter: the model a head refit starts from."""
@@ -163,7 +173,7 @@ class SetfitTrainer:
     def train(self, split: Split, parent: str | None) -> ModelMetadata:
         """A new version from ``split``: head-only on the parent's body, or a full fine-tune."""
         if self.mode == "head" and parent is not None:
-            return refit_head(self.registry, split, parent=parent, seed=self.seed)
+            return refit_head(self.registry, split, parent=parent, seed=self.seed, prior_strength=self.prior_strength)
         return train_full(self.registry, split, self.body or str(default_body()), self.profile, seed=self.seed,
                           max_seq_length=self.max_seq_length, parent=parent, show_progress=self.show_progress,
                           device=self.device)  # fmt: skip
