@@ -11,10 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -23,12 +20,14 @@ import orjson
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from local import broker_settings, running, worker  # noqa: E402
 
 from bizstream.fuzzing import OVERSIZE_BYTES, account, chunks, hostile_stream, text_scorable  # noqa: E402
-from bizstream.settings import BrokerSettings, LimitSettings, Settings  # noqa: E402
+from bizstream.settings import LimitSettings, Settings  # noqa: E402
 from bizstream.stream import topics  # noqa: E402
-from bizstream.stream.broker import LocalBroker, free_port  # noqa: E402
-from bizstream.stream.client import ensure_topics, publish, read  # noqa: E402
+from bizstream.stream.client import publish, read  # noqa: E402
 
 
 async def everything(settings: Settings, topic: str, count: int, timeout_s: float) -> list[tuple[int, int, bytes]]:
@@ -43,17 +42,9 @@ def main() -> None:
     args = parser.parse_args()
     limits = LimitSettings(max_message_bytes=OVERSIZE_BYTES // 2)
     stream = hostile_stream(args.valid, args.malformed, args.seed)
-    work = Path(tempfile.mkdtemp(prefix="bizstream-fuzz-"))
-    broker = LocalBroker(BrokerSettings(port=free_port(), controller_port=free_port()), name=f"fuzz-{os.getpid()}")
-    settings = Settings().replace(kafka={"bootstrap_servers": broker.bootstrap_servers, "partitions": 4}, broker={"cache_dir": str(work)})
-    broker.start()
-    worker = None
-    try:
-        asyncio.run(ensure_topics(settings.kafka))
-        env = {**os.environ, "BIZSTREAM_KAFKA__BOOTSTRAP_SERVERS": broker.bootstrap_servers, "BIZSTREAM_BROKER__CACHE_DIR": str(work),
-               "BIZSTREAM_LIMITS__MAX_MESSAGE_BYTES": str(limits.max_message_bytes), "BIZSTREAM_SETFIT__STARTER": "false"}  # fmt: skip
-        with (work / "worker.log").open("wb") as log:
-            worker = subprocess.Popen([sys.executable, "-m", "bizstream", "worker"], env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    broker, settings, work = broker_settings("fuzz")
+    env = {"BIZSTREAM_LIMITS__MAX_MESSAGE_BYTES": str(limits.max_message_bytes), "BIZSTREAM_SETFIT__STARTER": "false"}
+    with running(broker, settings), worker(settings, work, **env) as process:
         started = time.perf_counter()
         for part in chunks(stream.records, 1000):
             asyncio.run(publish(settings.kafka, topics.POSTS, part))
@@ -64,17 +55,12 @@ def main() -> None:
         while True:
             scores = asyncio.run(everything(settings, topics.SCORES, should_score, 5))
             letters = asyncio.run(everything(settings, topics.DEADLETTER, len(produced) - should_score, 5))
-            if len(scores) + len(letters) >= len(produced) or time.monotonic() > deadline or worker.poll() is not None:
+            if len(scores) + len(letters) >= len(produced) or time.monotonic() > deadline or process.poll() is not None:
                 break
         seconds = time.perf_counter() - started
-        alive = worker.poll() is None
-        report = account(produced, [v for _, _, v in scores], [v for _, _, v in letters], scorable)
-        reasons = Counter(orjson.loads(v)["message"].split(" (")[0][:70] for _, _, v in letters)
-    finally:
-        if worker is not None:
-            worker.terminate()
-            worker.wait(timeout=30)
-        broker.delete()
+        alive = process.poll() is None
+    report = account(produced, [v for _, _, v in scores], [v for _, _, v in letters], scorable)
+    reasons = Counter(orjson.loads(v)["message"].split(" (")[0][:70] for _, _, v in letters)
     print(orjson.dumps({
         "benchmark": "fuzz", "seed": args.seed, "valid_posts": args.valid, "malformed": args.malformed,
         "kinds": dict(Counter(stream.kinds)), **report.as_dict(), "worker_alive_at_end": alive,

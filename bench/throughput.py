@@ -18,9 +18,7 @@ import argparse
 import asyncio
 import os
 import platform
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -29,14 +27,16 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from local import broker_settings, running, worker  # noqa: E402
 
 from bizstream.pipeline import Pipeline  # noqa: E402
 from bizstream.plugins import get_plugin_manager, load_analyzers  # noqa: E402
 from bizstream.records import Post  # noqa: E402
-from bizstream.settings import BrokerSettings, Settings  # noqa: E402
+from bizstream.settings import Settings  # noqa: E402
 from bizstream.stream import topics  # noqa: E402
-from bizstream.stream.broker import LocalBroker, free_port  # noqa: E402
-from bizstream.stream.client import ensure_topics, publish  # noqa: E402
+from bizstream.stream.client import publish  # noqa: E402
 
 
 def make_posts(n: int, prefix: str) -> list[tuple[bytes, bytes]]:
@@ -125,29 +125,14 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     args = parser.parse_args()
 
-    work = Path(tempfile.mkdtemp(prefix="bizstream-bench-"))
-    broker = LocalBroker(BrokerSettings(port=free_port(), controller_port=free_port()), name=f"bench-{os.getpid()}")
-    settings = Settings().replace(
-        kafka={"bootstrap_servers": broker.bootstrap_servers, "partitions": 4}, broker={"cache_dir": str(work)}
-    )
+    broker, settings, work = broker_settings("bench")
+    settings = settings.replace(setfit={"starter": False})  # VADER alone: no SetFit model serves here
     records = make_posts(args.posts, "p")
     rate_in = in_process(settings, records)
-
-    broker.start()
-    worker = None
-    try:
-        asyncio.run(ensure_topics(settings.kafka))
+    with running(broker, settings), worker(settings, work, BIZSTREAM_SETFIT__STARTER="false"):
         asyncio.run(publish(settings.kafka, topics.POSTS, records))
-        env = {**os.environ, "BIZSTREAM_KAFKA__BOOTSTRAP_SERVERS": broker.bootstrap_servers, "BIZSTREAM_BROKER__CACHE_DIR": str(work)}
-        log = (work / "worker.log").open("wb")
-        worker = subprocess.Popen([sys.executable, "-m", "bizstream", "worker"], env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
         rate_e2e = asyncio.run(end_to_end(settings, args.posts))
         lat = asyncio.run(latency(settings, args.rate, args.seconds))
-    finally:
-        if worker is not None:
-            worker.terminate()
-            worker.wait(timeout=30)
-        broker.delete()
 
     print(orjson.dumps({
         "benchmark": "throughput",
