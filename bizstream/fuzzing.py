@@ -36,12 +36,15 @@ def _nested(depth: int) -> bytes:
 
 
 def _png_header(width: int, height: int) -> bytes:
+    """A PNG that claims width x height pixels and holds none (a decompression bomb's header)."""
     import struct
     import zlib
 
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    chunk = b"IHDR" + ihdr
-    return b"\x89PNG\r\n\x1a\n" + struct.pack(">I", len(ihdr)) + chunk + struct.pack(">I", zlib.crc32(chunk))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
 
 
 MALFORMED: dict[str, Callable[[random.Random, int], bytes]] = {
