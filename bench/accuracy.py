@@ -112,7 +112,8 @@ def learned_fusion(analyzers: list[Any], held: list[tuple[str, str]], test_score
         return {**metrics(truth, [SENTIMENTS[i].value for i in p.argmax(axis=1)]),
                 "ece": round(expected_calibration_error(p, truth), 4)}  # fmt: skip
 
-    return {"held_back_labels": len(held), "learned_weights": dict(zip(names, fitted.fusion.weights.round(3).tolist(), strict=True)),
+    return {"held_back_labels": len(held), "chosen": fitted.what,
+            "learned_weights": dict(zip(fitted.fusion.analyzers, fitted.fusion.weights.round(3).tolist(), strict=True)),
             "temperature": round(fitted.fusion.temperature, 3), "fixed_weights_ece": round(expected_calibration_error(fixed, truth), 4),
             "learned_fusion": judged(raw), "calibrated": judged(calibrated)}  # fmt: skip
 

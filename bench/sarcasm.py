@@ -2,11 +2,13 @@
 
     .venv/bin/python bench/sarcasm.py --data ../shared/data/isarcasmeval_en.csv
 
-A logistic-regression head (balanced classes) on frozen all-MiniLM-L6-v2 embeddings
-(bizstream_plugins.sarcasm.model.SarcasmHead). Prints JSON with F1, precision and recall on the sarcastic class at the
-0.5 threshold, and at the regularisation C and threshold chosen by 5-fold cross-validation on the train split only
-(the test split is never used to choose). Anchor: the best iSarcasmEval 2022 system reached
-0.605.
+Three models, side by side: a logistic-regression head (balanced classes) on frozen all-MiniLM-L6-v2 embeddings
+(bizstream_plugins.sarcasm.model.SarcasmHead) at the 0.5 threshold, and at the regularisation C and threshold chosen
+by 5-fold cross-validation on the train split; and the model ``bizstream train sarcasm`` trains (body fine-tuned
+contrastively on four fifths of the train split, threshold chosen on the last fifth for --base-rate). The test split
+is never used to choose anything; "best_threshold_on_test" is shown only as the ceiling of each model's ranking.
+Prints JSON with F1, precision and recall on the sarcastic class. Anchor: the best iSarcasmEval 2022 system
+reached 0.605.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import argparse
 import csv
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -26,11 +29,30 @@ from sklearn.metrics import f1_score, precision_score, recall_score  # noqa: E40
 
 from bizstream.learning.embeddings import TorchEncoder, default_body  # noqa: E402
 from bizstream_plugins.sarcasm.model import SarcasmHead  # noqa: E402
+from bizstream_plugins.sarcasm.training import DEFAULT_BASE_RATE, train_from_csv  # noqa: E402
+
+
+def fine_tuned(train: list[tuple[str, bool]], test_texts: list[str], base_rate: float, iterations: int) -> tuple[np.ndarray, float, float]:
+    """P(sarcastic) on the test texts from the model `bizstream train sarcasm` trains on the train split, its
+    threshold, and its training seconds."""
+    folder = Path(tempfile.mkdtemp(prefix="bizstream-sarcasm-"))
+    data = folder / "train.csv"
+    with data.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["text", "label"])
+        writer.writerows((t, "sarcastic" if y else "not_sarcastic") for t, y in train)
+    started = time.perf_counter()
+    trained = train_from_csv(data, folder / "model" / "head.safetensors", base_rate=base_rate, iterations=iterations)
+    seconds = time.perf_counter() - started
+    encoder = TorchEncoder(folder / "model" / "body")
+    return SarcasmHead.load(trained.path).probability(encoder.encode(test_texts)), trained.threshold, seconds
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--base-rate", type=float, default=DEFAULT_BASE_RATE)
+    parser.add_argument("--iterations", type=int, default=2)
     args = parser.parse_args()
     with args.data.open(newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
@@ -47,6 +69,7 @@ def main() -> None:
     c, threshold, cv_f1 = choose_on_train(x_train, y_train)
     p_tuned = SarcasmHead.fit(x_train, list(y_train), c=c).probability(x_test)
     seconds = time.perf_counter() - started
+    p_fine, fine_threshold, fine_seconds = fine_tuned(train, [t for t, _ in test], args.base_rate, args.iterations)
 
     def scores(threshold: float, p: np.ndarray = p) -> dict[str, float]:
         predicted = p >= threshold
@@ -60,6 +83,10 @@ def main() -> None:
         "model": "logistic regression (balanced) on frozen all-MiniLM-L6-v2", "seconds": round(seconds, 1),
         "at_0_5": scores(0.5),
         "chosen_by_cv_on_train": {"c": c, "cv_f1": round(cv_f1, 4), **scores(threshold, p_tuned)},
+        "fine_tuned": {"model": f"all-MiniLM-L6-v2 fine-tuned (SetFit, {args.iterations} iterations) + balanced head",
+                       "base_rate": args.base_rate, "seconds": round(fine_seconds, 1), **scores(fine_threshold, p_fine),
+                       "best_threshold_on_test": max((scores(t, p_fine) for t in np.arange(0.05, 0.96, 0.01)),
+                                                     key=lambda r: r["f1_sarcastic"])},
         "anchor_best_isarcasmeval_2022": 0.605,
     }, option=orjson.OPT_INDENT_2).decode())  # fmt: skip
 

@@ -228,7 +228,7 @@ class Pipeline:
                 for i in waiting:
                     results[i] = retried[i]
             else:
-                error = f"not run: a chunk before these posts overran worker.analyzer_timeout_s={self.timeout_s}"
+                error = f"timed out: a chunk before these posts overran worker.analyzer_timeout_s={self.timeout_s}, so they never ran"
                 for i in waiting:
                     results[i] = self._failed(analyzer, error, 1, 0.0)[0]
         return results

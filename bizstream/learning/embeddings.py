@@ -53,6 +53,37 @@ class TorchEncoder:
         return np.asarray(out, dtype=np.float32)
 
 
+def fine_tune(
+    encoder: TorchEncoder, texts: Sequence[str], labels: Sequence[int], batch_size: int = 16, num_epochs: int = 1,
+    num_iterations: int = 5, seed: int = 42, show_progress: bool = False, max_length: int = 128,
+) -> None:  # fmt: skip
+    """SetFit's contrastive fine-tune of the encoder's body, in place: pairs of texts with the same label pulled
+    together, different labels pushed apart (``num_iterations`` pairs per text and epoch). Used by SetFit's full
+    training and by the text sarcasm model."""
+    import contextlib
+    import shutil
+    import sys
+    import tempfile
+
+    from setfit import SetFitModel, Trainer, TrainingArguments
+
+    model = SetFitModel(model_body=encoder.model)
+    # SetFit writes checkpoints (with pickled optimizer state) to ./checkpoints by default: into the current
+    # directory, which may be a git checkout. Nothing of it is needed, so it goes to a temporary folder, deleted after.
+    scratch = tempfile.mkdtemp(prefix="bizstream-setfit-")
+    args = TrainingArguments(
+        output_dir=scratch, save_strategy="no", batch_size=batch_size, num_epochs=num_epochs,
+        num_iterations=num_iterations, seed=seed, show_progress_bar=show_progress, report_to="none", max_length=max_length,
+    )  # fmt: skip
+    # The underlying transformers Trainer prints its log dicts to stdout; stdout belongs to our callers (JSON lines
+    # from benchmarks, the CLI's output), so its chatter goes to stderr.
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            Trainer(model=model, args=args).train_embeddings(list(texts), list(labels))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
 class OnnxEncoder:
     """onnxruntime + the body's tokenizer.json; mean pooling and normalisation in numpy. Never imports torch.
 

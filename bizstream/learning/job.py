@@ -56,6 +56,8 @@ def run_training_job(settings: Settings, reason: str, publish: bool = True) -> J
     store = LabelStore(settings.store_path)
     state = TrainerState(settings.store_path)
     state.set(**{RUNNING: reason})
+    if reason == "drift":  # what the serving head knew is what changed: refit it from scratch, not held near it
+        settings = settings.replace(setfit={"head_prior": 0.0})
     trainers = load_trainers(settings)
     # If this dies, the marker stays and the trainer resumes the job.
     result, outcomes = _train_and_gate(settings, store, state, reason, trainers)

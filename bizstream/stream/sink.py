@@ -92,7 +92,7 @@ def create_sink_app(settings: Settings) -> faust.App:
                     score = orjson.loads(raw)
                 except orjson.JSONDecodeError:
                     continue
-                if isinstance(score, dict) and "post_id" in score:
+                if isinstance(score, dict) and isinstance(score.get("post_id"), str):  # anything else is not a Score
                     pair = pairing.add_score(score)
                     if pair is not None:
                         pairs.append(pair)

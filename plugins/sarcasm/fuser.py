@@ -8,7 +8,8 @@ Per post, from the Score the analyzers produced:
 - OCR: the text LLaVA read in the image, scored by the analyzer named in ``ocr_analyzer`` (VADER with the slang
   lexicon by default), which the host hands over (a plugin never imports another);
 - context: the Score of the post this one replies to, when the pipeline has it;
-- text sarcasm: P(sarcastic) from a head trained with ``bizstream train sarcasm`` (used when its file exists).
+- text sarcasm: P(sarcastic) from the model ``bizstream train sarcasm`` wrote (used when its file exists), moved so
+  that its decision threshold for the deployment's base rate (sarcasm.json) falls on ``invert_at``.
 Posts with neither an image result nor a text sarcasm signal keep the Score they have. The fuser's own part is
 recorded under ``sarcasm`` in the Score (inverted or not, which modalities counted), and Score.sarcasm_probability
 is set.
@@ -21,12 +22,15 @@ incongruity_probability, invert_at).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from bizstream.analyzer import Analyzer, Context, Prediction
+from bizstream.errors import AnalyzerUnavailable
 from bizstream.pipeline import weighted_probabilities
 from bizstream.records import SENTIMENTS, AnalyzerResult, Post, Score
 from bizstream.settings import FusionSettings
@@ -66,9 +70,18 @@ class SarcasmFuser:
         if self.text_model is not None and self.text_model.is_file():
             from bizstream.learning.embeddings import TorchEncoder, default_body
             from bizstream_plugins.sarcasm.model import SarcasmHead
+            from bizstream_plugins.sarcasm.training import INFO
 
-            self._sarcasm_head = SarcasmHead.load(self.text_model)
-            self._encoder = TorchEncoder(default_body())
+            head = SarcasmHead.load(self.text_model)
+            info_file = self.text_model.parent / INFO
+            info = json.loads(info_file.read_text()) if info_file.is_file() else {}
+            if info and hashlib.sha256(self.text_model.read_bytes()).hexdigest() != info.get("head_sha256"):
+                raise AnalyzerUnavailable(f"{self.text_model} does not match the sha256 in {info_file}; train it again")
+            if "threshold" in info:  # the decision threshold for the deployment's base rate is where the text inverts
+                head = head.deciding_at(float(info["threshold"]), self.weights.invert_at)
+            body = self.text_model.parent / "body"
+            self._sarcasm_head = head
+            self._encoder = TorchEncoder(body if info.get("fine_tuned") and body.is_dir() else default_body())
             self.version = f"rules-1+{self.text_model.parent.name}/{self.text_model.name}"
 
     def refine(self, items: Sequence[tuple[Post, Score, Context]]) -> list[Score | None]:

@@ -1,4 +1,5 @@
-"""A text-only sarcasm signal: a logistic-regression head on sentence embeddings, trained on sarcasm labels.
+"""A text-only sarcasm signal: a logistic-regression head on sentence embeddings (a body fine-tuned on sarcasm labels
+when ``bizstream train sarcasm`` wrote one beside the head), trained on sarcasm labels.
 
 It is the fallback signal where a post has no image to be incongruous with (see rules.py). The head is
 numpy, stored in safetensors like the sentiment head.
@@ -39,6 +40,16 @@ class SarcasmHead:
             raise ValueError("training a sarcasm head needs both sarcastic and not sarcastic examples")
         model = LogisticRegression(C=c, max_iter=2000, class_weight="balanced", random_state=seed).fit(embeddings, y)
         return cls(model.coef_[0].astype(np.float32), float(model.intercept_[0]))
+
+    def deciding_at(self, threshold: float, at: float) -> SarcasmHead:
+        """The same head with its intercept moved so that P(sarcastic) = ``at`` where it was ``threshold``: a decision
+        threshold chosen for a base rate becomes the probability the sarcasm rules act on (ModalityWeights.invert_at)."""
+        import math
+
+        def logit(p: float) -> float:
+            return math.log(p / (1 - p))
+
+        return SarcasmHead(self.coef, self.intercept + logit(at) - logit(threshold))
 
     def probability(self, embeddings: np.ndarray) -> np.ndarray:
         """P(sarcastic) per row."""

@@ -8,11 +8,8 @@ full fine-tunes run less often.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import shutil
-import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from bizstream.learning.dataset import Split, classification_metrics
-from bizstream.learning.embeddings import EmbeddingCache, TorchEncoder, default_body
+from bizstream.learning.embeddings import EmbeddingCache, TorchEncoder, default_body, fine_tune
 from bizstream.learning.registry import ModelMetadata, ModelRegistry, RegistryError
 from bizstream.records import SENTIMENTS
 from bizstream_plugins.setfit.model import Head
@@ -57,28 +54,10 @@ def train_full(
     device: str = "cpu",
 ) -> ModelMetadata:
     """Fine-tune the body contrastively (SetFit), fit the head, evaluate, and add a new version to the registry."""
-    from setfit import SetFitModel, Trainer, TrainingArguments
-
     started = time.monotonic()
     encoder = TorchEncoder(body_source, max_seq_length=max_seq_length, device=device)
-    model = SetFitModel(model_body=encoder.model, labels=[s.value for s in SENTIMENTS])
-    # SetFit writes checkpoints (with pickled optimizer state) to ./checkpoints by default: into the current
-    # directory, which may be a git checkout. Nothing of it is needed, so it goes to a temporary folder, deleted after.
-    scratch = tempfile.mkdtemp(prefix="bizstream-setfit-")
-    args = TrainingArguments(
-        output_dir=scratch, save_strategy="no",
-        batch_size=profile.batch_size, num_epochs=profile.num_epochs, num_iterations=profile.num_iterations,
-        seed=seed, show_progress_bar=show_progress, report_to="none", max_length=max_seq_length,
-    )  # fmt: skip
-    trainer = Trainer(model=model, args=args)
-    y_train = [SENTIMENTS.index(label) for label in split.train_labels]
-    # The underlying transformers Trainer prints its log dicts to stdout; stdout belongs to our callers (JSON lines
-    # from benchmarks, the CLI's output), so its chatter goes to stderr.
-    try:
-        with contextlib.redirect_stdout(sys.stderr):
-            trainer.train_embeddings(split.train_texts, y_train)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+    fine_tune(encoder, split.train_texts, [SENTIMENTS.index(label) for label in split.train_labels], profile.batch_size,
+              profile.num_epochs, profile.num_iterations, seed, show_progress, max_seq_length)  # fmt: skip
 
     version = registry.new_version_id()
     body_id = f"body-{version}"

@@ -73,7 +73,7 @@ def test_it_learns_whom_to_trust_and_calibrates() -> None:
     posts, labels = labelled_posts(300)
     fitted = fit_fusion(results_for([good, noisy], posts), labels, ["good", "noisy"])
     weights = dict(zip(fitted.fusion.analyzers, fitted.fusion.weights, strict=True))
-    assert weights["good"] > 3 * weights["noisy"]
+    assert fitted.what == "alone:good" or weights["good"] > 3 * weights["noisy"]  # trusts the good one
     # On new posts: as accurate as the good analyzer alone, better than equal weights, and far better calibrated
     # than the overconfident analyzers themselves.
     new_posts, new_labels = labelled_posts(600, seed=1)
@@ -85,6 +85,18 @@ def test_it_learns_whom_to_trust_and_calibrates() -> None:
     assert accuracy(learned, new_labels) > accuracy(equal, new_labels) + 0.05
     assert expected_calibration_error(good_alone, new_labels) > 0.15
     assert expected_calibration_error(learned, new_labels) < 0.06
+
+
+def test_complementary_analyzers_are_pooled() -> None:
+    trio = [Oracle(name, 0.6, confidence=0.6) for name in "abc"]  # each right 60% of the time, independently
+    posts, labels = labelled_posts(400)
+    fitted = fit_fusion(results_for(trio, posts), labels, ["a", "b", "c"])
+    assert fitted.what == "pool"
+    new_posts, new_labels = labelled_posts(800, seed=5)
+    new_results = results_for(trio, new_posts)
+    pooled = accuracy(fitted.fusion.predict_proba(fitted.fusion.features(new_results)), new_labels)
+    alone = [accuracy(np.array([[r[n].probabilities[c] for c in CLASSES] for r in new_results]), new_labels) for n in "abc"]  # type: ignore[union-attr,index]
+    assert pooled > max(alone) + 0.02
 
 
 def test_expected_calibration_error() -> None:

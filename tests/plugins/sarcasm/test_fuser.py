@@ -4,12 +4,15 @@ posts keep their Score, and a failing fuser costs only its own refinement."""
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from bizstream.analyzer import Context, Prediction
+from bizstream.errors import AnalyzerUnavailable
 from bizstream.pipeline import Pipeline
 from bizstream.plugins import get_plugin_manager, load_fusers
 from bizstream.records import Image, Post, Score, Sentiment
@@ -147,15 +150,19 @@ def test_train_sarcasm_writes_the_head_the_fuser_uses_on_text_only_posts(tmp_pat
     from bizstream.cli import app
 
     sarcastic = ["oh great, another rug pull, just what I needed", "wow, losing 90% overnight, best investment ever",
-                 "love how my bags only go down, so fun", "yeah sure, this coin will totally moon, like the last ten"]
+                 "love how my bags only go down, so fun", "yeah sure, this coin will totally moon, like the last ten",
+                 "oh wonderful, fees ate my whole trade, thanks so much", "genius move, buying the top again, well done me"]
     plain = ["bitcoin closed at 60k today", "the exchange lists a new token on monday",
-             "eth gas fees were lower this week", "i bought some sol and will hold it"]  # fmt: skip
+             "eth gas fees were lower this week", "i bought some sol and will hold it",
+             "the halving is expected in april", "my wallet shows two pending transactions"]  # fmt: skip
     data = tmp_path / "sarcasm.csv"
     data.write_text("text,label\n" + "".join(f'"{t}",sarcastic\n' for t in sarcastic) + "".join(f'"{t}",not_sarcastic\n' for t in plain))
-    head = tmp_path / "head.safetensors"
-    result = CliRunner().invoke(app, ["train", "sarcasm", str(data), "--out", str(head)])
+    head = tmp_path / "model" / "head.safetensors"
+    result = CliRunner().invoke(app, ["train", "sarcasm", str(data), "--out", str(head), "--iterations", "1"])
     assert result.exit_code == 0, result.output
-    assert "trained on 8 posts (4 sarcastic)" in result.output and head.is_file()
+    assert "trained on 12 posts (6 sarcastic)" in result.output and head.is_file()
+    info = json.loads((head.parent / "sarcasm.json").read_text())
+    assert info["fine_tuned"] and (head.parent / "body" / "model.safetensors").is_file() and 0 < info["threshold"] < 1
 
     fuser = SarcasmFuser(FusionSettings(), text_model=head)
     fuser.load()
@@ -163,10 +170,14 @@ def test_train_sarcasm_writes_the_head_the_fuser_uses_on_text_only_posts(tmp_pat
     scores = p.process([Post(id=str(i), text=t, thread_id="t") for i, t in enumerate(sarcastic + plain)]).scores
     probabilities = [s.sarcasm_probability or 0.0 for s in scores]
     assert all(s.analyzers["sarcasm"].details["used"] == "text" for s in scores)  # type: ignore[index]
-    assert min(probabilities[:4]) > max(probabilities[4:])  # it fits what it was trained on
-    assert [s.label for s in scores[:4]] == [Sentiment.BEARISH if q >= 0.7 else Sentiment.BULLISH for q in probabilities[:4]]
+    assert np.mean(probabilities[:6]) > np.mean(probabilities[6:])  # it learned something of what it was trained on
+    assert [s.label for s in scores[:6]] == [Sentiment.BEARISH if q >= 0.7 else Sentiment.BULLISH for q in probabilities[:6]]
+    # An altered head is refused, not served.
+    head.write_bytes(head.read_bytes()[:-1] + b"\x00")
+    with pytest.raises(AnalyzerUnavailable, match="sha256"):
+        SarcasmFuser(FusionSettings(), text_model=head).load()
 
     bad = tmp_path / "bad.csv"
     bad.write_text("text,label\nhello,maybe\n")
-    result = CliRunner().invoke(app, ["train", "sarcasm", str(bad), "--out", str(head)])
+    result = CliRunner().invoke(app, ["train", "sarcasm", str(bad), "--out", str(head), "--frozen"])
     assert result.exit_code != 0 and "bad.csv:2" in str(result.exception or result.output)
