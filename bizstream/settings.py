@@ -216,6 +216,8 @@ class TrainerSettings:
 
     retrain_after: int = 200  # new labels that trigger a training job
     full_after: int = 1000  # labels since the last full fine-tune that trigger one (0: never)
+    plateau_jobs: int = 3  # head refits in a row without gain that call for a full fine-tune (0: never)
+    plateau_delta: float = 0.01  # "without gain": accuracy on the holdout's new labels up by no more than this
     retrain_on_drift: bool = True
     mode: str = "head"  # head: refit the head on the serving body (seconds); full: contrastive fine-tune (minutes)
     new_share: float = 0.7  # of each training mix's weight; the rest goes to the replay buffer's examples
@@ -232,6 +234,8 @@ class TrainerSettings:
     def validate(self) -> None:
         _require(self.retrain_after >= 1, f"trainer.retrain_after must be >= 1, got {self.retrain_after}")
         _require(self.full_after >= 0, f"trainer.full_after must be >= 0, got {self.full_after}")
+        _require(self.plateau_jobs == 0 or self.plateau_jobs >= 2, f"trainer.plateau_jobs must be 0 (off) or >= 2, got {self.plateau_jobs}")
+        _require(0 <= self.plateau_delta < 1, f"trainer.plateau_delta must be in [0, 1), got {self.plateau_delta}")
         _require(self.mode in ("head", "full"), f"trainer.mode must be 'head' or 'full', got {self.mode!r}")
         _require(0 < self.new_share <= 1, f"trainer.new_share must be in (0, 1], got {self.new_share}")
         _require(self.replay_capacity >= 1, f"trainer.replay_capacity must be >= 1, got {self.replay_capacity}")

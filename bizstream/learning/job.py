@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import json
 import logging
 import random
 import sys
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 RUNNING = "job_running"  # marker key: the reason of the job in progress
 LAST_TRAINED_AT = "last_trained_at"  # labels up to this time have been trained on
 LAST_FULL_AT = "last_full_at"  # labels up to this time have been in a full fine-tune of the body
+HEAD_ACCURACIES = "head_accuracies"  # JSON list: each head refit's accuracy on the holdout's new labels, since the last full
 PRIMARY = "setfit"  # the model every job retrains; trainer.cryptobert adds CryptoBERT
 
 
@@ -140,7 +142,11 @@ def _train_and_gate(
     replay.add_many([Example(r.post_id, r.text, r.rating) for r in sorted(new_train, key=lambda r: r.labeled_at)])
     replay.close()
     trained_up_to = str(max(r.labeled_at for r in new))
-    state.set(**{LAST_TRAINED_AT: trained_up_to, **({LAST_FULL_AT: trained_up_to} if outcome.candidate.kind == "full" else {})})
+    if outcome.candidate.kind == "full":
+        state.set(**{LAST_TRAINED_AT: trained_up_to, LAST_FULL_AT: trained_up_to, HEAD_ACCURACIES: "[]"})
+    else:  # for the plateau rule (bizstream.stream.trainer.due): does refitting the head still help?
+        history = json.loads(state.get(HEAD_ACCURACIES, "[]") or "[]") + [outcome.gate.get("recent_accuracy", 0.0)]
+        state.set(**{LAST_TRAINED_AT: trained_up_to, HEAD_ACCURACIES: json.dumps(history[-20:])})
     metrics: dict[str, float] = {
         "new_labels": float(len(new_train)), "replay_labels": float(n_replay), "pseudo_labels": float(len(pseudo)),
         **outcome.gate,

@@ -9,6 +9,7 @@ served when it ends.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import sqlite3
@@ -19,7 +20,7 @@ from typing import cast
 import faust
 
 from bizstream.errors import InvalidRecord
-from bizstream.learning.job import LAST_FULL_AT, LAST_TRAINED_AT, RUNNING
+from bizstream.learning.job import HEAD_ACCURACIES, LAST_FULL_AT, LAST_TRAINED_AT, RUNNING
 from bizstream.records import DriftEvent, Label, Post
 from bizstream.settings import Settings
 from bizstream.store.labels import LabelRow, LabelStore
@@ -72,13 +73,19 @@ class JobRunner:
 
 def due(settings: Settings, store: LabelStore, state: TrainerState) -> str | None:
     """Which job the labels call for now: "full" when trainer.full_after labels have come since the last full
-    fine-tune, else trainer.mode when trainer.retrain_after have come since the last training, else None."""
+    fine-tune, or when head refits have plateaued (trainer.plateau_jobs in a row without gain, and retrain_after labels
+    since the last full one); else trainer.mode when trainer.retrain_after have come since the last training; else
+    None."""
     t = settings.trainer
-    if t.full_after and store.count_since(float(state.get(LAST_FULL_AT, "0") or 0)) >= t.full_after:
+    since_full = store.count_since(float(state.get(LAST_FULL_AT, "0") or 0))
+    if t.full_after and since_full >= t.full_after:
         return "full"
-    if store.count_since(float(state.get(LAST_TRAINED_AT, "0") or 0)) >= t.retrain_after:
-        return t.mode
-    return None
+    if store.count_since(float(state.get(LAST_TRAINED_AT, "0") or 0)) < t.retrain_after:
+        return None
+    recent = json.loads(state.get(HEAD_ACCURACIES, "[]") or "[]")[-t.plateau_jobs :] if t.plateau_jobs else []
+    if recent and len(recent) == t.plateau_jobs and max(recent[1:], default=recent[0]) <= recent[0] + t.plateau_delta and since_full >= t.retrain_after:
+        return "full"
+    return t.mode
 
 
 def label_row(label: Label) -> LabelRow:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
-from bizstream.learning.job import LAST_FULL_AT, LAST_TRAINED_AT
+from bizstream.learning.job import HEAD_ACCURACIES, LAST_FULL_AT, LAST_TRAINED_AT
 from bizstream.settings import Settings
 from bizstream.store.labels import LabelRow, LabelStore
 from bizstream.store.trainer_state import TrainerState
@@ -32,3 +33,17 @@ def test_head_refits_come_often_and_a_full_fine_tune_now_and_then(tmp_path: Path
     never = settings.replace(trainer={"full_after": 0})
     label(20, 700.0)
     assert due(never, store, state) == "head"
+
+
+def test_a_full_fine_tune_when_head_refits_stop_helping(tmp_path: Path) -> None:
+    settings = Settings().replace(store={"path": str(tmp_path / "db.sqlite")},
+                                  trainer={"retrain_after": 10, "full_after": 1000, "plateau_jobs": 3, "plateau_delta": 0.01})  # fmt: skip
+    store, state = LabelStore(settings.store_path), TrainerState(settings.store_path)
+    store.add([LabelRow(f"p{i}", "text", 2, "me", labeled_at=100 + i) for i in range(30)])
+    state.set(**{LAST_TRAINED_AT: "50", HEAD_ACCURACIES: json.dumps([0.60, 0.65, 0.70])})  # still improving
+    assert due(settings, store, state) == "head"
+    state.set(**{HEAD_ACCURACIES: json.dumps([0.55, 0.70, 0.705, 0.70])})  # the last three: no gain over the first
+    assert due(settings, store, state) == "full"
+    assert due(settings.replace(trainer={"plateau_jobs": 0}), store, state) == "head"  # the rule off
+    state.set(**{LAST_FULL_AT: "125"})  # a full fine-tune ran 5 labels ago: not yet
+    assert due(settings, store, state) == "head"
