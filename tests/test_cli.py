@@ -45,7 +45,10 @@ def test_score_offline_scores_good_lines_and_rejects_bad_ones(tmp_path: Path) ->
     posts = tmp_path / "posts.jsonl"
     posts.write_bytes(b'{"id": "a", "text": "this coin is going to moon"}\nnot json\n{"id": "b", "text": "rekt"}\n')
     result = subprocess.run([sys.executable, "-m", "bizstream", "score", str(posts)], capture_output=True, cwd=ROOT, env=env)
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 2, result.stderr  # something was rejected: a pipeline must notice
+    assert b"scored 2 posts; rejected 1 lines" in result.stderr
+    allowed = subprocess.run([sys.executable, "-m", "bizstream", "score", "--allow-rejects", str(posts)], capture_output=True, cwd=ROOT, env=env)
+    assert allowed.returncode == 0 and len(allowed.stdout.splitlines()) == len(result.stdout.splitlines()) == 2
     scores = [orjson.loads(line) for line in result.stdout.splitlines()]
     assert [(s["post_id"], s["label"]) for s in scores] == [("a", "bullish"), ("b", "bearish")]
     rejects = [orjson.loads(line) for line in result.stderr.splitlines() if line.startswith(b"{")]
@@ -88,3 +91,11 @@ def test_an_error_message_keeps_its_brackets() -> None:
     env = {"BIZSTREAM_NOPE__X": "3", "PATH": "/usr/bin:/bin"}
     result = subprocess.run([sys.executable, "-m", "bizstream", "plugins"], capture_output=True, text=True, env=env, cwd=ROOT)
     assert result.returncode == 1 and "unknown settings section [nope] in the environment" in result.stderr
+
+
+@pytest.mark.parametrize("command", [["score"], ["produce"], ["labels", "import"]])
+def test_a_missing_input_file_is_one_line_at_once(command: list[str], tmp_path: Path) -> None:
+    env = {"BIZSTREAM_BROKER__CACHE_DIR": str(tmp_path / "cache"), "PATH": "/usr/bin:/bin"}
+    result = subprocess.run([sys.executable, "-m", "bizstream", *command, str(tmp_path / "nope.jsonl")], capture_output=True,
+                            text=True, cwd=ROOT, env=env)  # fmt: skip
+    assert result.returncode == 1 and result.stderr.strip().splitlines() == [f"error: no such file: {tmp_path / 'nope.jsonl'}"]

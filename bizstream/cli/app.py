@@ -39,6 +39,13 @@ def load(config: Path | None) -> Settings:
     return load_settings(config)
 
 
+def readable(file: Path) -> Path:
+    """``file`` when it can be read ('-': stdin), else BizstreamError at once — before any plugin loads."""
+    if str(file) != "-" and not file.is_file():
+        raise BizstreamError(f"no such file: {file}" if not file.exists() else f"not a file: {file}")
+    return file
+
+
 def run_faust(faust_app: faust.App, log_level: str, settings: Settings) -> None:
     """Run a faust app in the foreground until SIGTERM / Ctrl-C (faust's Worker exits the process), once its broker
     accepts connections (waiting up to kafka.connect_timeout_s; BrokerError after that)."""

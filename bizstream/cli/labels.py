@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 import orjson
 import typer
 
-from bizstream.cli.app import ConfigOption, app, err, load, out
+from bizstream.cli.app import ConfigOption, app, err, load, out, readable
 
 if TYPE_CHECKING:
     from bizstream.labeler import LabelSession
@@ -30,6 +30,7 @@ def labels_import(
     from bizstream.store.label_files import read_label_file
     from bizstream.store.labels import LabelStore
 
+    readable(file)
     settings = load(config)
     store = LabelStore(settings.store_path)
     report = read_label_file(file, labeler=labeler)

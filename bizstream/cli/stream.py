@@ -14,7 +14,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from bizstream.cli.app import ConfigOption, LogLevelOption, app, err, load, out, run_faust
+from bizstream.cli.app import ConfigOption, LogLevelOption, app, err, load, out, readable, run_faust
 from bizstream.errors import BizstreamError
 from bizstream.settings import Settings
 
@@ -81,7 +81,7 @@ def produce(
     from bizstream.stream.client import ensure_topics, publish
 
     settings = load(config)
-    records = [(_thread_key(line), line) for line in _lines(file)]
+    records = [(_thread_key(line), line) for line in _lines(readable(file))]
     asyncio.run(ensure_topics(settings.kafka))
     sent = asyncio.run(publish(settings.kafka, topics.resolve(topic), records))
     err.print(f"published {sent} messages to {topics.resolve(topic)}")
@@ -122,13 +122,17 @@ def consume(
 def score(
     file: Annotated[Path, typer.Argument(help="JSON lines, one post per line ('-' for stdin).", allow_dash=True)],
     config: ConfigOption = None,
+    allow_rejects: Annotated[bool, typer.Option("--allow-rejects", help="Exit 0 even when some lines were rejected.")] = False,
 ) -> None:
-    """Score posts offline with the same pipeline as the worker, no broker: Scores on stdout, rejects on stderr."""
+    """Score posts offline with the same pipeline as the worker, no broker: Scores on stdout, rejects on stderr. Exits
+    2 when any line was rejected (unless --allow-rejects)."""
     from bizstream.scoring import Message, score_messages
 
+    readable(file)
     settings = load(config)
     pipeline = _pipeline(settings)
     batch: list[Message] = []
+    counts = {"scored": 0, "rejected": 0}
 
     def flush() -> None:
         handled = score_messages(pipeline, batch, settings.limits)
@@ -136,6 +140,8 @@ def score(
             sys.stdout.buffer.write(s.to_json() + b"\n")
         for _, letter in handled.dead_letters:
             _reject(letter)
+        counts["scored"] += len(handled.scores)
+        counts["rejected"] += len(handled.dead_letters)
         batch.clear()
 
     try:
@@ -148,6 +154,10 @@ def score(
     finally:
         pipeline.close()
         sys.stdout.flush()
+    if counts["rejected"]:
+        err.print(f"scored {counts['scored']} posts; rejected {counts['rejected']} lines (above, as dead letters)")
+        if not allow_rejects:
+            raise typer.Exit(2)
 
 
 @app.command()
