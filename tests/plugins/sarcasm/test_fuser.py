@@ -158,7 +158,7 @@ def test_train_sarcasm_writes_the_head_the_fuser_uses_on_text_only_posts(tmp_pat
     data = tmp_path / "sarcasm.csv"
     data.write_text("text,label\n" + "".join(f'"{t}",sarcastic\n' for t in sarcastic) + "".join(f'"{t}",not_sarcastic\n' for t in plain))
     head = tmp_path / "model" / "head.safetensors"
-    result = CliRunner().invoke(app, ["train", "sarcasm", str(data), "--out", str(head), "--iterations", "1"])
+    result = CliRunner().invoke(app, ["train", "sarcasm", str(data), "--out", str(head), "--fine-tune", "--iterations", "1"])
     assert result.exit_code == 0, result.output
     assert "trained on 12 posts (6 sarcastic)" in result.output and head.is_file()
     info = json.loads((head.parent / "sarcasm.json").read_text())
