@@ -60,7 +60,7 @@ MALFORMED: dict[str, Callable[[random.Random, int], bytes]] = {
     "missing id": lambda r, i: orjson.dumps({"text": _text(r)}),
     "missing text": lambda r, i: orjson.dumps({"id": f"bad-{i}"}),
     "empty text, no image": lambda r, i: orjson.dumps({"id": f"bad-{i}", "text": "   "}),
-    "unknown fields": lambda r, i: orjson.dumps({"id": f"bad-{i}", "text": "x", **{f"f{k}": k for k in range(r.randint(1, 600))}}),
+    "many extra fields (kept in meta)": lambda r, i: orjson.dumps({"id": f"bad-{i}", "text": "x", **{f"f{k}": k for k in range(r.randint(1, 600))}}),
     "oversize text": lambda r, i: orjson.dumps({"id": f"bad-{i}", "text": "moon " * 2_500}),
     "oversize message": lambda r, i: b'{"id": "big", "text": "' + b"a" * OVERSIZE_BYTES + b'"}',
     "invalid utf-8": lambda r, i: b'{"id": "u' + str(i).encode() + b'", "text": "\xff\xfe moon"}',

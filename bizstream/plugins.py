@@ -106,6 +106,10 @@ def load_pipeline(
             (report or _log_unavailable)(status)
     if not analyzers:
         raise BizstreamError("no analyzer is available; run `bizstream plugins` to see why")
+    named = {s.name for s in statuses}
+    for typo in sorted(set(settings.fusion.weights) - named):  # a weight for no analyzer at all is most likely a typo
+        log.warning("fusion.weights.%s names no analyzer any plugin provides (%s); it has no effect",
+                    typo, ", ".join(sorted(named)))  # fmt: skip
     learned = ServedFusion(fusion_registry(settings.fusion_registry)) if settings.fusion.learned else None
     return Pipeline(list(analyzers.values()), settings.fusion, settings.worker.analyzer_timeout_s, settings.routing,
                     fusers=[f.analyzer for f in fusers if f.available], fusion_source=learned)  # fmt: skip

@@ -122,7 +122,8 @@ class Post:
     @classmethod
     def from_dict(cls, obj: Mapping[str, Any], limits: LimitSettings) -> Post:
         """Validate a decoded JSON object as a post."""
-        _unknown_fields(obj, {f.name for f in dataclasses.fields(cls)}, "post", " (put free-form data under 'meta')")
+        # Scrapers add their own fields: kept in meta (its own keys win), never a reason to lose the post.
+        extra = {k: v for k, v in obj.items() if k not in {f.name for f in dataclasses.fields(cls)}}
         post_id = _identifier(obj, "id", where="post")
         if post_id is None:
             raise InvalidRecord("post has no 'id' (a non-empty string)")
@@ -144,6 +145,7 @@ class Post:
         meta = obj.get("meta", {})
         if not isinstance(meta, dict):
             raise InvalidRecord(f"'meta' must be an object, got {type(meta).__name__} ({where})")
+        meta = {**extra, **meta} if extra else meta
         return cls(
             id=post_id,
             text=text,

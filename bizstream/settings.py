@@ -359,7 +359,16 @@ def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
             continue
         section, sep, key = name[len(ENV_PREFIX) :].lower().partition("__")
         if not sep or not key:
-            raise ConfigError(f"environment variable {name} must look like BIZSTREAM_<SECTION>__<KEY>")
+            # Not a settings path. One that starts like a section is a typo (BIZSTREAM_WORKER_BATCH_SIZE); anything
+            # else (BIZSTREAM_FOO, another tool's variable) is none of our business and is left alone.
+            near = [f.name for f in dataclasses.fields(Settings) if section.startswith(f.name)]
+            rest = section[len(near[0]) :].lstrip("_") if near else ""
+            if near and rest:
+                guess = f"{ENV_PREFIX}{near[0].upper()}__{rest.upper()}"
+                raise ConfigError(f"environment variable {name} looks like a setting but is not one; did you mean {guess}?")
+            if near:
+                raise ConfigError(f"environment variable {name} must look like BIZSTREAM_<SECTION>__<KEY>")
+            continue
         try:
             value: Any = tomllib.loads(f"v = {text}")["v"]
         except tomllib.TOMLDecodeError:

@@ -99,3 +99,23 @@ def test_a_missing_input_file_is_one_line_at_once(command: list[str], tmp_path: 
     result = subprocess.run([sys.executable, "-m", "bizstream", *command, str(tmp_path / "nope.jsonl")], capture_output=True,
                             text=True, cwd=ROOT, env=env)  # fmt: skip
     assert result.returncode == 1 and result.stderr.strip().splitlines() == [f"error: no such file: {tmp_path / 'nope.jsonl'}"]
+
+
+def test_version_and_a_fusion_weight_for_no_analyzer(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.output.startswith("bizstream 0.")
+    env = {"BIZSTREAM_BROKER__CACHE_DIR": str(tmp_path / "cache"), "BIZSTREAM_SETFIT__STARTER": "false",
+           "BIZSTREAM_FUSION__WEIGHTS__VADR": "0.5", "PATH": "/usr/bin:/bin"}  # fmt: skip
+    posts = tmp_path / "posts.jsonl"
+    posts.write_bytes(b'{"id": "a", "text": "moon"}\n')
+    scored = subprocess.run([sys.executable, "-m", "bizstream", "score", str(posts)], capture_output=True, text=True, cwd=ROOT, env=env)
+    assert scored.returncode == 0 and "fusion.weights.vadr names no analyzer any plugin provides" in scored.stderr
+
+
+def test_labels_import_says_how_many_are_new(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    labels = tmp_path / "labels.jsonl"
+    labels.write_text('{"text": "moon soon", "label": "bullish"}\n{"text": "rekt", "label": "bearish"}\n')
+    monkeypatch.setenv("BIZSTREAM_STORE__PATH", str(tmp_path / "db.sqlite"))
+    first = runner.invoke(app, ["labels", "import", str(labels)])
+    again = runner.invoke(app, ["labels", "import", str(labels)])
+    assert "2 new, 0 already there" in first.output and "0 new, 2 already there" in again.output

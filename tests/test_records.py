@@ -39,7 +39,6 @@ def test_thread_defaults_to_the_post_itself() -> None:
         (b'{"id": "a", "text": 5}', "'text' must be a string, got int (post 'a')"),
         (b'{"id": "a", "text": "   "}', "empty 'text' and no image"),
         (b'{"id": "a", "text": "' + b"x" * 101 + b'"}', "101 characters, more than limits.max_text_chars=100"),
-        (b'{"id": "a", "text": "x", "colour": 1}', "unknown field(s) 'colour'"),
         (b'{"id": "a", "text": "x", "created_at": "yesterday"}', "'created_at' must be ISO 8601"),
         (b'{"id": "a", "text": "x", "image": {"url": "ftp://x"}}', "'image.url' must be http(s)"),
         (b'{"id": "a", "text": "x", "image": {"path": "a", "url": "http://b"}}', "exactly one of path, url or data"),
@@ -134,10 +133,16 @@ def test_label_limits_and_what_is_allowed() -> None:
 
 
 def test_unknown_fields_are_listed_up_to_ten() -> None:
-    raw = orjson.dumps({"id": "p", "text": "t", **{f"f{i:03}": 1 for i in range(500)}})
+    raw = orjson.dumps({"post_id": "p", "rating": 1, "labeler": "x", **{f"f{i:03}": 1 for i in range(500)}})
     with pytest.raises(InvalidRecord) as caught:
-        Post.from_json(raw, LimitSettings())
+        Label.from_json(raw)
     assert "'f009'" in str(caught.value) and "'f010'" not in str(caught.value) and "and 490 more" in str(caught.value)
+
+
+def test_a_scrapers_own_fields_are_kept_in_meta() -> None:
+    post = Post.from_json(b'{"id": "a", "text": "moon", "colour": "green", "meta": {"score": 3, "colour": "red"}}', LIMITS)
+    assert post.meta == {"colour": "red", "score": 3}  # meta's own keys win
+    assert Post.from_json(b'{"id": "b", "text": "moon", "upvotes": 12}', LIMITS).meta == {"upvotes": 12}
 
 
 def test_flat_records_are_typed_too() -> None:

@@ -59,3 +59,9 @@ def test_replace_validates() -> None:
     assert Settings().replace(worker={"batch_size": 8}).worker.batch_size == 8
     with pytest.raises(ConfigError):
         Settings().replace(worker={"batch_size": -1})
+
+
+def test_environment_variables_that_are_no_settings_path() -> None:
+    assert load_settings(environ={"BIZSTREAM_FOO": "1", "BIZSTREAM_TESTS_KNOB": "x"}).worker.batch_size > 0  # not ours
+    with pytest.raises(ConfigError, match="did you mean BIZSTREAM_WORKER__BATCH_SIZE"):
+        load_settings(environ={"BIZSTREAM_WORKER_BATCH_SIZE": "3"})  # a typo of one

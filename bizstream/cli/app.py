@@ -25,13 +25,28 @@ app = typer.Typer(
     add_completion=False,
 )
 err = Console(stderr=True, soft_wrap=True)
-out = Console()
+out = Console(soft_wrap=True)  # a line is not broken mid-path when piped (tables still fit the width)
 
 ConfigOption = Annotated[
     Optional[Path],
     typer.Option("--config", "-c", help="Settings file (default: $BIZSTREAM_CONFIG or config/settings.toml).", envvar=None),
 ]
 LogLevelOption = Annotated[str, typer.Option(help="debug, info, warning or error.")]
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        out.print(f"bizstream {version('bizstream')}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_show_version, is_eager=True, help="Print the version and exit.")] = False,
+) -> None:
+    """Live sentiment for crypto/finance posts on Apache Kafka."""
 
 
 def load(config: Path | None) -> Settings:

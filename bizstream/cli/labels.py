@@ -34,10 +34,13 @@ def labels_import(
     settings = load(config)
     store = LabelStore(settings.store_path)
     report = read_label_file(file, labeler=labeler)
+    before = store.count()
     imported = store.add(report.rows)  # one transaction: every good row, or none if anything fails underneath
     for line, message in report.errors:
         err.print(f"{file}:{line}: {message}")
-    out.print(f"imported {imported} labels into {settings.store_path} ({len(report.errors)} rows rejected; {store.count()} in all)")
+    new = store.count() - before
+    out.print(f"imported {imported} labels into {settings.store_path}: {new} new, {imported - new} already there "
+              f"({len(report.errors)} rows rejected; {store.count()} in all)")  # fmt: skip
     if report.errors:
         raise typer.Exit(2)
 
