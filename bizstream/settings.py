@@ -187,6 +187,7 @@ class SetfitSettings:
     batch_size: int = 16
     starter: bool = True  # serve the shipped starter model while nothing else has been promoted
     head_prior: float = 1.0  # a head refit stays this close to the serving head (0: refit from scratch, forgetting it)
+    export_onnx: bool = True  # a newly trained body is exported to INT8 ONNX before it can be promoted
 
     def validate(self) -> None:
         _require(self.profile in ("cpu", "seed"), f"setfit.profile must be 'cpu' or 'seed', got {self.profile!r}")

@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def settings(tmp_path: Path) -> Settings:
     """Default settings, with the cache in tmp_path and without the starter model (tests/plugins/setfit/test_starter.py
     tests it; elsewhere SetFit serves only what a test trains)."""
-    return Settings().replace(broker={"cache_dir": str(tmp_path / "cache")}, setfit={"starter": False})
+    return Settings().replace(broker={"cache_dir": str(tmp_path / "cache")}, setfit={"starter": False, "export_onnx": False})
 
 BULLISH = ["{c} to the moon, buying more", "{c} is pumping, huge gains", "{c} breakout, all time high soon",
            "loading up on {c}, so bullish", "{c} rocket, we are all rich"]  # fmt: skip

@@ -127,7 +127,7 @@ class SetfitTrainer:
     def __init__(
         self, registry: ModelRegistry, mode: str = "head", body: str = "", profile: TrainProfile = PROFILES["cpu"],
         seed: int = 42, max_seq_length: int = 128, device: str = "cpu", show_progress: bool = False, starter: bool = True,
-        prior_strength: float = 1.0,
+        prior_strength: float = 1.0, export_onnx: bool = True,
     ) -> None:  # fmt: skip
         if mode not in ("head", "full"):
             raise ValueError(f"mode must be 'head' or 'full', got {mode!r}")
@@ -141,6 +141,7 @@ class SetfitTrainer:
         self.show_progress = show_progress
         self.starter = starter
         self.prior_strength = prior_strength
+        self.export_onnx = export_onnx
 
     def load(self) -> None:
         """With the starter on and nothing serving, install the starter: the model a head refit starts from."""
@@ -153,9 +154,14 @@ class SetfitTrainer:
         """A new version from ``split``: head-only on the parent's body, or a full fine-tune."""
         if self.mode == "head" and parent is not None:
             return refit_head(self.registry, split, parent=parent, seed=self.seed, prior_strength=self.prior_strength)
-        return train_full(self.registry, split, self.body or str(default_body()), self.profile, seed=self.seed,
-                          max_seq_length=self.max_seq_length, parent=parent, show_progress=self.show_progress,
-                          device=self.device)  # fmt: skip
+        metadata = train_full(self.registry, split, self.body or str(default_body()), self.profile, seed=self.seed,
+                              max_seq_length=self.max_seq_length, parent=parent, show_progress=self.show_progress,
+                              device=self.device)  # fmt: skip
+        if self.export_onnx:  # a new body: served as INT8 ONNX from its first batch, without a manual `export onnx`
+            from bizstream_plugins.setfit.export import export_version
+
+            export_version(self.registry, metadata.version)
+        return metadata
 
     def predict_proba(self, version: str | None, texts: Sequence[str]) -> np.ndarray | None:
         """Class probabilities of one version (embeddings through its body's cache); None for no version."""

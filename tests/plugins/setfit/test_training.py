@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from bizstream.learning.dataset import Split
@@ -7,7 +9,8 @@ from bizstream.learning.registry import ModelMetadata, ModelRegistry
 from bizstream.records import SENTIMENTS, Post
 from bizstream_plugins.setfit.analyzer import SetfitAnalyzer, load_version
 from bizstream_plugins.setfit.model import Head
-from bizstream_plugins.setfit.training import refit_head
+from bizstream_plugins.setfit.training import SetfitTrainer, TrainProfile, refit_head
+from tests.conftest import COINS, separable
 
 
 def test_full_training_learns_the_separable_set(trained: tuple[ModelRegistry, ModelMetadata, Split]) -> None:
@@ -75,3 +78,15 @@ def test_training_writes_nothing_into_the_working_directory(trained: tuple[Model
     from tests.conftest import ROOT
 
     assert not (ROOT / "checkpoints").exists()
+
+
+def test_a_trained_body_is_exported_for_serving_before_it_can_be_promoted(tmp_path: Path) -> None:
+    texts, labels = separable(COINS[:2])
+    trainer = SetfitTrainer(ModelRegistry(tmp_path / "registry"), mode="full", profile=TrainProfile(batch_size=16, num_epochs=1, num_iterations=1),
+                            starter=False, export_onnx=True)  # fmt: skip
+    version = trainer.train(Split(texts, labels, texts[:6], labels[:6]), parent=None)
+    body = trainer.registry.body_dir(version.body_id)
+    assert (body / "onnx" / "model.int8.onnx").is_file()  # no manual `bizstream export onnx`
+    trainer.registry.promote(version.version)
+    loaded = load_version(trainer.registry, version.version, "auto", 128)
+    assert loaded.runtime == "onnx-int8"  # what the analyzer serves from the version's first batch
