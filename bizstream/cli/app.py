@@ -25,7 +25,8 @@ app = typer.Typer(
     add_completion=False,
 )
 err = Console(stderr=True, soft_wrap=True)
-out = Console(soft_wrap=True)  # a line is not broken mid-path when piped (tables still fit the width)
+# Piped, a table is as wide as it needs (up to 200 columns) instead of squeezed into 80, and no line is broken mid-path.
+out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
 
 ConfigOption = Annotated[
     Optional[Path],

@@ -161,17 +161,20 @@ def _registry(settings: Settings, analyzer: str) -> ModelRegistry:
 
 @models_app.command("list")
 def models_list(config: ConfigOption = None, analyzer: AnalyzerOption = "setfit") -> None:
-    """Every version, its metrics, what the gate decided about it and why, and which one serves."""
+    """Every version, its metrics (accuracy and macro-F1 on the number of posts shown: versions evaluated on different
+    posts are not directly comparable; the gate compares them on the same ones), what the gate decided and why, and
+    which one serves."""
     registry = _registry(load(config), analyzer)
     serving = registry.serving()
-    table = Table("version", "kind", "parent", "accuracy", "macro-F1", "examples", "serving", "decision")
-    for column in table.columns[:7]:
+    table = Table("version", "kind", "parent", "accuracy", "macro-F1", "on posts", "trained on", "serving", "decision")
+    for column in table.columns[:8]:
         column.no_wrap = True  # versions stay whole, so they can be pasted into `models promote`
     for m in registry.list():
         decision = registry.decision(m.version)
         said = "-" if decision is None else f"{'promoted' if decision['promoted'] else 'not promoted'}: {decision['why']}"
         table.add_row(m.version, m.kind, m.parent or "-", f"{m.metrics.get('accuracy', float('nan')):.3f}",
-                      f"{m.metrics.get('macro_f1', float('nan')):.3f}", str(int(m.metrics.get("train_examples", 0))),
+                      f"{m.metrics.get('macro_f1', float('nan')):.3f}", str(int(m.metrics.get("eval_examples", 0))),
+                      str(int(m.metrics.get("train_examples", 0))),
                       "yes" if m.version == serving else "", escape(said))  # fmt: skip
     out.print(table)
 
@@ -181,8 +184,11 @@ def models_promote(
     version: Annotated[str, typer.Argument(help="The version to serve.")], config: ConfigOption = None,
     analyzer: AnalyzerOption = "setfit",
 ) -> None:  # fmt: skip
-    """Serve VERSION (an atomic switch; running workers pick it up between batches)."""
-    _registry(load(config), analyzer).promote(version)
+    """Serve VERSION (an atomic switch; running workers pick it up between batches), announced on the models topic."""
+    settings = load(config)
+    registry = _registry(settings, analyzer)
+    registry.promote(version)
+    _announce(settings, analyzer, registry, version, "promoted by hand (bizstream models promote)")
     out.print(f"{version} serves now")
 
 
@@ -206,8 +212,21 @@ def models_import(
 
 @models_app.command("rollback")
 def models_rollback(config: ConfigOption = None, analyzer: AnalyzerOption = "setfit") -> None:
-    """Serve the version that served before the current one."""
-    out.print(f"{_registry(load(config), analyzer).rollback()} serves now")
+    """Serve the version that served before the current one, announced on the models topic."""
+    settings = load(config)
+    registry = _registry(settings, analyzer)
+    current = registry.serving()
+    version = registry.rollback()
+    _announce(settings, analyzer, registry, version, f"rolled back by hand from {current} (bizstream models rollback)")
+    out.print(f"{version} serves now")
+
+
+def _announce(settings: Settings, analyzer: str, registry: ModelRegistry, version: str, why: str) -> None:
+    from bizstream.learning.job import announce
+    from bizstream.records import ModelEvent
+
+    metrics = registry.metadata(version).metrics
+    announce(settings, ModelEvent(analyzer, version, str(registry.version_dir(version)), metrics, "manual", True, why))
 
 
 @export_app.command("onnx")

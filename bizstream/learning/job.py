@@ -78,7 +78,7 @@ def run_training_job(settings: Settings, reason: str, publish: bool = True) -> J
         metrics = {**outcome.candidate.metrics, **outcome.gate, **(result.metrics if outcome.trainer == PRIMARY else {})}
         artifacts = str(registries[outcome.trainer].version_dir(version))
         event = ModelEvent(outcome.trainer, version, artifacts, metrics, trained_for, outcome.promoted, outcome.why)
-        asyncio.run(_publish_model_event(settings, event))
+        announce(settings, event)
     return dataclasses.replace(result, outcomes=outcomes)
 
 
@@ -172,6 +172,12 @@ def _pseudo_labels(
     store.add([LabelRow(p.post_id, p.text, Sentiment(p.label).rating, f"pseudo:{serving}", None, "pseudo", now)
                for p in chosen])  # fmt: skip
     return chosen
+
+
+def announce(settings: Settings, event: ModelEvent) -> None:
+    """Publish a decision about a model on the models topic (workers and dashboards follow it); without a broker, say
+    so in one line: the decision stands either way."""
+    asyncio.run(_publish_model_event(settings, event))
 
 
 async def _publish_model_event(settings: Settings, event: ModelEvent) -> None:
