@@ -3,7 +3,16 @@
 The public surface for plugin authors is re-exported here; everything else is reached through its module.
 """
 
-from bizstream.analyzer import Analyzer, Prediction
+import logging as _logging
+
+# bitsandbytes (imported by sentence-transformers, setfit and peft) warns on every import, on CPUs with AVX-512 BF16,
+# that an optional kernel for 4-bit matmuls on the CPU is missing. 4-bit runs on CUDA here (LLaVA), so the line is
+# noise in every command's output; only that message is dropped, the logger's others still show.
+_logging.getLogger("bitsandbytes.backends.cpu.ops").addFilter(
+    lambda record: not str(record.msg).startswith("Failed to load CPU gemm_4bit_forward")
+)
+
+from bizstream.analyzer import Analyzer, Prediction  # noqa: E402
 from bizstream.errors import (
     AnalyzerUnavailable,
     BizstreamError,

@@ -119,3 +119,10 @@ def test_labels_import_says_how_many_are_new(tmp_path: Path, monkeypatch: pytest
     first = runner.invoke(app, ["labels", "import", str(labels)])
     again = runner.invoke(app, ["labels", "import", str(labels)])
     assert "2 new, 0 already there" in first.output and "0 new, 2 already there" in again.output
+
+
+def test_no_bitsandbytes_kernel_noise(tmp_path: Path) -> None:
+    env = {"BIZSTREAM_BROKER__CACHE_DIR": str(tmp_path / "cache"), "BIZSTREAM_SETFIT__STARTER": "false", "PATH": "/usr/bin:/bin"}
+    code = "import bizstream, setfit, peft"  # what loading SetFit or CryptoBERT imports
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env)
+    assert result.returncode == 0 and "pip install kernels" not in result.stderr
