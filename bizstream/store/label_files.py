@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 
+from bizstream.errors import BizstreamError
 from bizstream.records import Sentiment
 from bizstream.store.labels import LabelRow
 
@@ -40,9 +41,17 @@ def read_label_file(path: Path, labeler: str = "import") -> LabelFile:
 def _records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     text = path.read_text(encoding="utf-8")
     if path.suffix.lower() == ".csv":
-        reader = csv.DictReader(io.StringIO(text))
-        for record in reader:
-            yield reader.line_num, record
+        # strict: a quote left open is an error, not every following row silently merged into one text
+        reader = csv.DictReader(io.StringIO(text), strict=True)
+        columns = reader.fieldnames or []
+        if "text" not in columns or not {"label", "rating"} & set(columns):
+            raise BizstreamError(f"{path}: a label CSV needs a `text` column and a `label` or `rating` column; "
+                                 f"its header has {', '.join(repr(c) for c in columns) or 'nothing'}")  # fmt: skip
+        try:
+            for record in reader:
+                yield reader.line_num, record
+        except csv.Error as exc:
+            raise BizstreamError(f"{path}:{reader.line_num}: not valid CSV ({exc}; an unclosed quote?)") from None
         return
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
