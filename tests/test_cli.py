@@ -126,3 +126,23 @@ def test_no_bitsandbytes_kernel_noise(tmp_path: Path) -> None:
     code = "import bizstream, setfit, peft"  # what loading SetFit or CryptoBERT imports
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env)
     assert result.returncode == 0 and "pip install kernels" not in result.stderr
+
+
+def test_an_empty_labeler_says_why(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bizstream.records import Post
+    from bizstream.store.labels import LabelRow, LabelStore
+    from bizstream.store.scored import ScoredPostStore
+
+    monkeypatch.setenv("BIZSTREAM_STORE__PATH", str(tmp_path / "db.sqlite"))
+    monkeypatch.setenv("BIZSTREAM_KAFKA__BOOTSTRAP_SERVERS", "127.0.0.1:1")  # no broker: nothing to send anyway
+    empty = runner.invoke(app, ["label", "--labeler", "ann"], input="q")
+    assert "no scored posts are stored yet; run `bizstream sink`" in empty.output
+    labels = LabelStore(tmp_path / "db.sqlite")
+    store = ScoredPostStore(labels)
+    store.add_posts([Post(id=f"p{i}", text=f"post {i}", thread_id="t") for i in range(3)])
+    store.add_scores([{"post_id": f"p{i}", "thread_id": "t", "label": "neutral", "score": 0.0, "confidence": 0.5,
+                       "probabilities": {"bearish": 0.2, "neutral": 0.6, "bullish": 0.2}, "scored_at": 1.0} for i in range(3)])  # fmt: skip
+    labels.add([LabelRow("p0", "post 0", 2, "import"), LabelRow("p1", "post 1", 2, "import")])
+    store.skip("p2", "ann")
+    done = runner.invoke(app, ["label", "--labeler", "ann"], input="q")
+    assert "all 3 scored posts are labelled (2) or skipped by ann (1)" in done.output

@@ -86,7 +86,13 @@ def label(
     session = LabelSession(settings, labeler, queue)
     session.flush(force=True)  # labels a broker outage kept from an earlier session
     if session.current is None:
-        out.print("nothing to label: no unlabelled scored posts (run `bizstream sink` beside the worker)")
+        total, labelled, skipped = store.tally(labeler)
+        if total == 0:
+            out.print("nothing to label: no scored posts are stored yet; run `bizstream sink` beside the worker (it keeps "
+                      "what the worker scores for the labeler)")  # fmt: skip
+        else:
+            out.print(f"nothing to label: all {total} scored posts are labelled ({labelled}) or skipped by {labeler} "
+                      f"({skipped}); new ones appear here as the worker scores them")  # fmt: skip
         return
     keys = _keys()
     try:

@@ -92,6 +92,17 @@ class ScoredPostStore:
         )
         return [_post(row) for row in self.db.execute(query, (labeler, limit))]
 
+    def tally(self, labeler: str) -> tuple[int, int, int]:
+        """(scored posts with text, how many of them are labelled, how many of the rest this labeler skipped)."""
+        query = (
+            "SELECT COUNT(*), SUM(post_id IN (SELECT post_id FROM training_labels)), "
+            "SUM(post_id NOT IN (SELECT post_id FROM training_labels) "
+            "AND post_id IN (SELECT post_id FROM labeler_skips WHERE labeler = ?)) "
+            "FROM scored_posts WHERE text IS NOT NULL AND label IS NOT NULL"
+        )
+        total, labelled, skipped = self.db.execute(query, (labeler,)).fetchone()
+        return int(total), int(labelled or 0), int(skipped or 0)
+
     def get(self, post_id: str) -> PostForLabeling | None:
         """One post, if stored."""
         row = self.db.execute(
