@@ -146,3 +146,14 @@ def test_an_empty_labeler_says_why(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     store.skip("p2", "ann")
     done = runner.invoke(app, ["label", "--labeler", "ann"], input="q")
     assert "all 3 scored posts are labelled (2) or skipped by ann (1)" in done.output
+
+
+def test_score_shows_a_table_for_people(tmp_path: Path) -> None:
+    env = {"BIZSTREAM_BROKER__CACHE_DIR": str(tmp_path / "cache"), "BIZSTREAM_SETFIT__STARTER": "false", "PATH": "/usr/bin:/bin"}
+    posts = tmp_path / "posts.jsonl"
+    posts.write_bytes(b'{"id": "a", "text": "this coin is going to moon"}\n{"id": "b", "text": "rekt"}\n')
+    result = subprocess.run([sys.executable, "-m", "bizstream", "score", "--table", str(posts)], capture_output=True, text=True, cwd=ROOT, env=env)
+    assert result.returncode == 0, result.stderr
+    rows = [line for line in result.stdout.splitlines() if line.startswith("│")]
+    assert len(rows) == 2 and "this coin is going to moon" in rows[0] and "bullish" in rows[0] and "vader bullish" in rows[0]
+    assert "bearish" in rows[1] and "weights" in rows[1]

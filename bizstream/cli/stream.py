@@ -20,6 +20,8 @@ from bizstream.settings import Settings
 
 if TYPE_CHECKING:
     from bizstream.pipeline import Pipeline
+    from bizstream.records import Score
+    from bizstream.scoring import Message
 
 
 @app.command()
@@ -123,10 +125,13 @@ def score(
     file: Annotated[Path, typer.Argument(help="JSON lines, one post per line ('-' for stdin).", allow_dash=True)],
     config: ConfigOption = None,
     allow_rejects: Annotated[bool, typer.Option("--allow-rejects", help="Exit 0 even when some lines were rejected.")] = False,
+    as_json: Annotated[Optional[bool], typer.Option("--json/--table", help="Scores as JSON lines (the default when piped) or a table for people (the default on a terminal).", show_default=False)] = None,
 ) -> None:
-    """Score posts offline with the same pipeline as the worker, no broker: Scores on stdout, rejects on stderr. Exits
-    2 when any line was rejected (unless --allow-rejects)."""
+    """Score posts offline with the same pipeline as the worker, no broker: Scores on stdout (JSON lines, or a table on
+    a terminal), rejects on stderr. Exits 2 when any line was rejected (unless --allow-rejects)."""
     from bizstream.scoring import Message, score_messages
+
+    table = not as_json if as_json is not None else sys.stdout.isatty()
 
     readable(file)
     settings = load(config)
@@ -136,7 +141,9 @@ def score(
 
     def flush() -> None:
         handled = score_messages(pipeline, batch, settings.limits)
-        for s in handled.scores:
+        if table and handled.scores:
+            out.print(_score_table(handled.scores, batch))
+        for s in handled.scores if not table else []:
             sys.stdout.buffer.write(s.to_json() + b"\n")
         for _, letter in handled.dead_letters:
             _reject(letter)
@@ -158,6 +165,26 @@ def score(
         err.print(f"scored {counts['scored']} posts; rejected {counts['rejected']} lines (above, as dead letters)")
         if not allow_rejects:
             raise typer.Exit(2)
+
+
+def _score_table(scores: list[Score], batch: list[Message]) -> Table:
+    """Scores for people: the post, its label and score, how sure, and what each analyzer said."""
+    texts: dict[str, str] = {}
+    for message in batch:
+        try:
+            post = orjson.loads(message.value)
+            texts[str(post["id"])] = " ".join(str(post.get("text", "")).split())
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            continue
+    colors = {"bullish": "green", "bearish": "red", "neutral": "white"}
+    grid = Table("post", "text", "label", "score", "conf.", "analyzers", "fused by")
+    grid.columns[1].overflow = "ellipsis"
+    grid.columns[1].max_width = 60
+    for s in scores:
+        said = ", ".join(f"{name} {r.label.value if r.label else 'error'}" for name, r in s.analyzers.items())
+        grid.add_row(escape(s.post_id), escape(texts.get(s.post_id, "")), f"[{colors[s.label.value]}]{s.label.value}[/]",
+                     f"{s.score:+.2f}", f"{s.confidence:.2f}", escape(said), escape(s.fusion))  # fmt: skip
+    return grid
 
 
 @app.command()
