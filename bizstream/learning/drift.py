@@ -81,21 +81,26 @@ class ScoreJoin:
             raise ValueError(f"max_posts must be >= 1 and ttl_s > 0, got {max_posts} and {ttl_s}")
         self.max_posts = max_posts
         self.ttl_s = ttl_s
-        self._scores: OrderedDict[str, tuple[float, list[AnalyzerVerdict]]] = OrderedDict()
+        # post id -> (when scored, its results, the truth it was last joined with)
+        self._scores: OrderedDict[str, tuple[float, list[AnalyzerVerdict], Sentiment | None]] = OrderedDict()
 
     def add(self, post_id: str, results: list[AnalyzerVerdict], now: float | None = None) -> None:
         """Remember a post's per-analyzer results (a later score of the same post replaces the earlier)."""
         now = time.time() if now is None else now
         self._scores.pop(post_id, None)
-        self._scores[post_id] = (now, results)
+        self._scores[post_id] = (now, results, None)
         self._evict(now)
 
-    def take(self, post_id: str, now: float | None = None) -> list[AnalyzerVerdict] | None:
-        """The results for a post, or None if never seen or expired; each post is joined once."""
+    def take(self, post_id: str, truth: Sentiment, now: float | None = None) -> list[AnalyzerVerdict] | None:
+        """The results for a post labelled ``truth``, or None if never seen, expired, or already joined with this very
+        truth (a label delivered twice counts once; a person's correction to another class counts again)."""
         now = time.time() if now is None else now
         self._evict(now)
-        entry = self._scores.pop(post_id, None)
-        return entry[1] if entry else None
+        entry = self._scores.get(post_id)
+        if entry is None or entry[2] is truth:
+            return None
+        self._scores[post_id] = (entry[0], entry[1], truth)
+        return entry[1]
 
     def __len__(self) -> int:
         return len(self._scores)
@@ -121,7 +126,7 @@ class DriftMonitor:
 
     def on_label(self, label: Label) -> Iterator[DriftEvent]:
         """Join a label to its post's score and feed each analyzer's monitor; yields drift events."""
-        results = self.join.take(label.post_id)
+        results = self.join.take(label.post_id, label.sentiment)
         if results is None:
             return
         truth = label.sentiment

@@ -41,10 +41,12 @@ def test_join_is_bounded_in_size_and_age() -> None:
     result = [AnalyzerVerdict("vader", "v1", Sentiment.BULLISH, 0.8)]
     for i in range(5):
         join.add(f"p{i}", result, now=1000 + i)
-    assert len(join) == 3 and join.take("p0", now=1005) is None  # evicted by size
-    assert join.take("p4", now=1005) == result
-    assert join.take("p4", now=1005) is None  # joined once
-    assert join.take("p2", now=1200) is None  # expired
+    bull, bear = Sentiment.BULLISH, Sentiment.BEARISH
+    assert len(join) == 3 and join.take("p0", bull, now=1005) is None  # evicted by size
+    assert join.take("p4", bull, now=1005) == result
+    assert join.take("p4", bull, now=1005) is None  # the same label again (delivered twice): joined once
+    assert join.take("p4", bear, now=1005) == result  # a person's correction counts
+    assert join.take("p2", bull, now=1200) is None  # expired
 
 
 def test_monitor_joins_labels_to_earlier_scores_per_analyzer() -> None:
