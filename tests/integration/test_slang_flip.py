@@ -4,7 +4,9 @@ right about the new meaning, and scores keep flowing throughout."""
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -12,7 +14,8 @@ import pytest
 from bizstream.learning.dataset import Split
 from bizstream.learning.registry import ModelMetadata, ModelRegistry
 from bizstream.learning.trainers import accuracy
-from bizstream.records import Label, Sentiment
+from bizstream.records import DriftEvent, Label, Sentiment
+from bizstream.store.labels import LabelStore
 from bizstream.stream import topics
 from bizstream_plugins.setfit.training import SetfitTrainer
 from tests.conftest import BEARISH, BULLISH, NEUTRAL
@@ -67,13 +70,29 @@ def test_slang_flip_drift_retrain_promote(cluster: Cluster, trained: tuple[Model
     drift = cluster.wait_for(topics.DRIFT, lambda m: any(orjson.loads(x.value)["analyzer"] == "setfit" for x in m), timeout_s=90)
     event = next(orjson.loads(x.value) for x in drift if orjson.loads(x.value)["analyzer"] == "setfit")
     assert event["window_before"] + event["window_after"] - len(before) <= 400  # within a bounded number of labels
-    models = cluster.wait_for(topics.MODELS, lambda m: any(orjson.loads(x.value)["promoted"] for x in m), timeout_s=180)
-    promoted = next(e for e in map(orjson.loads, (x.value for x in models)) if e["promoted"])
-    assert promoted["reason"] == "drift" and registry.serving() == promoted["version"]
+    def setfit_events(messages: list[Any]) -> list[dict[str, Any]]:
+        return [e for e in map(orjson.loads, (x.value for x in messages)) if e["analyzer"] == "setfit"]
 
+    models = cluster.wait_for(topics.MODELS, lambda m: any(e["promoted"] for e in setfit_events(m)), timeout_s=180)
+    promoted = next(e for e in setfit_events(models) if e["promoted"])
+    assert promoted["reason"] == "drift"
+    assert promoted["metrics"]["recent_accuracy"] > promoted["metrics"]["recent_accuracy_serving"]  # better on the new labels
+
+    # The drift job may start while the flipped labels are still arriving. Once they are all stored, the next drift-
+    # triggered job learns the new meaning from all of them, and what serves then is right about new moon posts.
+    store = LabelStore(tmp_path / "labels.sqlite")
+    deadline = time.monotonic() + 60
+    while store.count() < len(before) + len(after) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    drift_again = DriftEvent("adwin", "setfit", promoted["version"], 0.1, 0.4, 900, 120)
+    cluster.produce(topics.DRIFT, [(b"setfit", drift_again.to_json())])
+    cluster.wait_for(topics.MODELS, lambda m: len(setfit_events(m)) >= 2, timeout_s=180)
+    serving = registry.serving()
+    assert serving is not None and serving != first.version
     probe = [(MOON.format(c=c) + " now", "bearish") for c in ["$NEAR", "$TIA", "$SUI", "$APT"]]
     texts, labels = [t for t, _ in probe], [y for _, y in probe]
-    assert accuracy(SetfitTrainer(registry), promoted["version"], texts, labels) > accuracy(SetfitTrainer(registry), first.version, texts, labels)
+    assert accuracy(SetfitTrainer(registry), serving, texts, labels) > accuracy(SetfitTrainer(registry), first.version, texts, labels)
+    promoted = {"version": serving}
 
     # And the workers moved on to the new model while scores kept flowing: the batch that notices the promotion
     # starts loading it in the background and is itself scored by the old model; later batches get the new one.
