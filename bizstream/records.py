@@ -10,7 +10,11 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
+import functools
+import math
 import time
+import types
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -422,14 +426,15 @@ def _plain(value: Any) -> bool:
     return value is None or isinstance(value, (str, int, float, bool, list, dict))
 
 
+@functools.cache
+def _schema(cls: type) -> tuple[dict[str, Any], dict[str, dataclasses.Field[Any]]]:
+    """A record class's resolved field types and fields, worked out once per class (not per message)."""
+    return typing.get_type_hints(cls), {f.name: f for f in dataclasses.fields(cls)}
+
+
 def _check_fields(cls: type, obj: Mapping[str, Any]) -> None:
     """InvalidRecord unless ``obj`` fits dataclass ``cls`` field by field (see WireRecord.from_json)."""
-    import math
-    import types
-    import typing
-
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints, fields = _schema(cls)
     _unknown_fields(obj, set(fields), cls.__name__)
     for name, f in fields.items():
         required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
@@ -446,8 +451,6 @@ def _check_fields(cls: type, obj: Mapping[str, Any]) -> None:
 
 
 def _fits(value: Any, allowed: Any) -> bool:
-    import typing
-
     origin = typing.get_origin(allowed)
     if allowed is type(None):
         return value is None
@@ -467,9 +470,6 @@ def _fits(value: Any, allowed: Any) -> bool:
 
 
 def _type_name(allowed: Any) -> str:
-    import types
-    import typing
-
     if isinstance(allowed, types.UnionType):
         return " or ".join(_type_name(a) for a in typing.get_args(allowed))
     if typing.get_origin(allowed) is Literal:
