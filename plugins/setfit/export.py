@@ -7,9 +7,11 @@ tokenizers and numpy — not torch.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import uuid
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,20 +47,29 @@ def export_body(body_dir: Path, keep_fp32: str = "none", opset: int = 17) -> Exp
 
     # Eager attention exports as plain MatMul/Softmax, which INT8 quantization speeds up; the SDPA path exports to
     # a graph that quantized to half the speed-up here (1.5x instead of 3x over torch on the 2-core AVX2 machine).
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # no "Loading weights" bar on every export
     model = AutoModel.from_pretrained(
         str(body_dir), trust_remote_code=False, use_safetensors=True, attn_implementation="eager"
     ).eval()
     staged = body_dir / f".onnx-{uuid.uuid4().hex}"
     staged.mkdir()
+    root = logging.getLogger()
+    level = root.level
     try:
         example = tuple(torch.ones(2, 8, dtype=torch.long) if n != "token_type_ids" else torch.zeros(2, 8, dtype=torch.long) for n in INPUTS)
         axes = {name: {0: "batch", 1: "sequence"} for name in (*INPUTS, "last_hidden_state")}
-        with torch.no_grad():
+        # The tracer's warnings and onnxruntime's "consider pre-processing" hint (on the root logger) are about the
+        # export machinery, nothing a user can act on; they were the first screenful a new user saw.
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            root.setLevel(logging.ERROR)
             torch.onnx.export(
                 LastHiddenState(model).eval(), example, str(staged / "model.onnx"), input_names=list(INPUTS),
                 output_names=["last_hidden_state"], dynamic_axes=axes, opset_version=opset, dynamo=False,
             )  # fmt: skip
-        quantize(staged / "model.onnx", staged / "model.int8.onnx", keep_fp32)
+            quantize(staged / "model.onnx", staged / "model.int8.onnx", keep_fp32)
         target = body_dir / "onnx"
         if target.exists():
             old = body_dir / f".onnx-old-{uuid.uuid4().hex}"
@@ -68,6 +79,8 @@ def export_body(body_dir: Path, keep_fp32: str = "none", opset: int = 17) -> Exp
     except BaseException:
         shutil.rmtree(staged, ignore_errors=True)
         raise
+    finally:
+        root.setLevel(level)
     return Exported(target / "model.onnx", target / "model.int8.onnx")
 
 
