@@ -237,14 +237,15 @@ def fusion_registry(root: Path) -> ModelRegistry:
 
 
 def save_fusion(registry: ModelRegistry, fusion: LearnedFusion, parent: str | None, metrics: dict[str, float],
-                fingerprint: str) -> ModelMetadata:  # fmt: skip
-    """Add a version (not promoted) holding the stacker, its checksum in the metadata."""
+                fingerprint: str, kind: str = "pool") -> ModelMetadata:  # fmt: skip
+    """Add a version (not promoted) holding the fusion (``kind``: pool, or alone:<analyzer>), its checksum in the
+    metadata."""
     payload = fusion.to_json()
     staged = registry.staging()
     (staged / PAYLOAD).write_bytes(payload)
     metadata = ModelMetadata(
         version=fusion.version, analyzer="fusion", body_id="", body_source="", parent=parent,
-        data_fingerprint=fingerprint, metrics=metrics, kind="stacker",
+        data_fingerprint=fingerprint, metrics=metrics, kind=kind,
         params={"weights": dict(zip(fusion.analyzers, fusion.weights.round(4).tolist(), strict=True)),
                 "temperature": fusion.temperature,
                 "sha256": hashlib.sha256(payload).hexdigest()},
@@ -357,7 +358,7 @@ def train_fusion(settings: Settings, pipeline: Pipeline | None = None) -> Outcom
                           settings.trainer.gate_margin)  # fmt: skip
     metrics = {**describe(fitted, labels, baseline), "train_examples": float(len(labels))}
     fingerprint = Split([r.text for r in held_back], [r.sentiment for r in held_back], [], []).fingerprint()
-    candidate = save_fusion(registry, fitted.fusion, serving, metrics, fingerprint)
+    candidate = save_fusion(registry, fitted.fusion, serving, metrics, fingerprint, fitted.what)
     against = serving or "the fixed weights"
     chose = "every analyzer pooled" if fitted.what == "pool" else f"{fitted.what.removeprefix('alone:')} alone, calibrated"
     why = (f"{chose}: worse than {against}: {worse}" if worse
@@ -366,4 +367,4 @@ def train_fusion(settings: Settings, pipeline: Pipeline | None = None) -> Outcom
     if not worse:
         registry.promote(candidate.version)
     log.info("fusion: %s %s (%s)", "promoted" if not worse else "kept aside", candidate.version, why)
-    return Outcome("fusion", candidate, serving, not worse, why, gate)
+    return Outcome("fusion", candidate, serving, not worse, why, gate, baseline="the fixed weights")

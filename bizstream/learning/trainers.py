@@ -62,6 +62,7 @@ class Outcome:
     why: str
     gate: dict[str, float] = field(default_factory=dict)  # <slice>_accuracy and <slice>_accuracy_serving
     tracked_as: str | None = None  # the MLflow run, when tracking is on
+    baseline: str = "the base model"  # what the candidate was compared with when nothing served before it
 
     def summary(self) -> str:
         """One paragraph a person can read: the candidate's metrics, the comparison, the decision."""
@@ -69,7 +70,7 @@ class Outcome:
         lines = [f"{self.trainer}: trained {self.candidate.version} ({self.candidate.kind}): "
                  + ", ".join(f"{k}={v:.4g}" for k, v in m.items())]  # fmt: skip
         slices = sorted(k.removesuffix("_accuracy") for k in self.gate if k.endswith("_accuracy"))
-        against = self.serving_before or "the base model"
+        against = self.serving_before or self.baseline
         for name in slices:
             lines.append(f"  {name}: accuracy {self.gate[f'{name}_accuracy']:.3f} against {against} "
                          f"{self.gate[f'{name}_accuracy_serving']:.3f}")  # fmt: skip
