@@ -342,6 +342,28 @@ class _Chunk:
     future: Future[_Ran]
 
 
+_busy: set[str] = set()  # "name#id" of every analyzer thread inside analyze() now, in any pipeline of this process
+_busy_lock = threading.Lock()
+
+
+def busy_analyzers() -> list[str]:
+    """Analyzers still inside analyze() (an overrun, or a batch cut short by exit), by name."""
+    with _busy_lock:
+        return sorted({entry.split("#")[0] for entry in _busy})
+
+
+def wait_idle(timeout_s: float) -> list[str]:
+    """Wait up to ``timeout_s`` for every analyzer thread to leave analyze(); the names of those still inside.
+
+    The interpreter must not finalize while one is inside native code (torch, onnxruntime): its C++ thread pool is
+    torn down under the thread and the process aborts ("terminate called without an active exception", exit 134).
+    Whoever exits with a busy analyzer ends the process with os._exit instead (bizstream.cli.app.main)."""
+    deadline = time.monotonic() + timeout_s
+    while (busy := busy_analyzers()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return busy
+
+
 class _AnalyzerThread:
     """One daemon thread per analyzer. Daemon, unlike ThreadPoolExecutor's: a hung analyzer must not block exit."""
 
@@ -366,8 +388,14 @@ class _AnalyzerThread:
             if not future.set_running_or_notify_cancel():
                 continue
             started = time.perf_counter()
+            entry = f"{self.analyzer.name}#{id(self)}"
+            with _busy_lock:
+                _busy.add(entry)
             try:
                 ran: Sequence[Prediction | None] | BaseException = self.analyzer.analyze(posts)
             except BaseException as exc:  # boundary: handed to the host, which records it with its own time
                 ran = exc
+            finally:
+                with _busy_lock:
+                    _busy.discard(entry)
             future.set_result((ran, time.perf_counter() - started))

@@ -157,3 +157,17 @@ def test_score_shows_a_table_for_people(tmp_path: Path) -> None:
     rows = [line for line in result.stdout.splitlines() if line.startswith("│")]
     assert len(rows) == 2 and "this coin is going to moon" in rows[0] and "bullish" in rows[0] and "vader bullish" in rows[0]
     assert "bearish" in rows[1] and "weights" in rows[1]
+
+
+def test_an_analyzer_busy_in_torch_at_exit_does_not_abort_the_process(tmp_path: Path) -> None:
+    # Finalizing the interpreter under a thread inside torch aborts it: "terminate called without an active
+    # exception", exit 134, and whatever was still buffered is lost.
+    env = {"BIZSTREAM_BROKER__CACHE_DIR": str(tmp_path / "cache"), "BIZSTREAM_SETFIT__STARTER": "false", "PATH": "/usr/bin:/bin",
+           "BIZSTREAM_PLUGINS__LOAD": '["tests.fixtures.native"]', "BIZSTREAM_WORKER__ANALYZER_TIMEOUT_S": "0.5"}  # fmt: skip
+    posts = tmp_path / "posts.jsonl"
+    posts.write_bytes(b'{"id": "a", "text": "this coin is going to moon"}\n')
+    result = subprocess.run([sys.executable, "-m", "bizstream", "score", str(posts)], capture_output=True, text=True, cwd=ROOT, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "terminate called" not in result.stderr and "torchbusy still busy with a batch" in result.stderr
+    (score,) = [orjson.loads(line) for line in result.stdout.splitlines()]
+    assert "timed out" in score["analyzers"]["torchbusy"]["error"] and score["analyzers"]["vader"]["label"] == "bullish"

@@ -4,6 +4,7 @@ settings loader, and the entry point that turns bizstream's own errors into one 
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
@@ -80,8 +81,31 @@ def main() -> None:
     import bizstream.cli  # noqa: F401  (registers every command module on ``app``)
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    code: int | str | None = 0
     try:
         app()
     except BizstreamError as exc:
         err.print(f"[red]error:[/] {escape(str(exc))}")  # a message is text: "[section]" must not vanish as markup
-        sys.exit(1)
+        code = 1
+    except SystemExit as exc:
+        code = exc.code
+    _exit(code)
+
+
+def _exit(code: int | str | None) -> None:
+    """Exit with ``code``; when an analyzer is still inside a batch (an overrun, or Ctrl-C mid-batch), give it
+    EXIT_GRACE_S and then end the process without finalizing the interpreter under it, which would abort it."""
+    pipeline = sys.modules.get("bizstream.pipeline")  # no analyzer ran unless a pipeline was imported
+    busy: list[str] = pipeline.wait_idle(EXIT_GRACE_S) if pipeline is not None else []
+    if not busy:
+        sys.exit(code)
+    err.print(f"[yellow]{', '.join(busy)} still busy with a batch after {EXIT_GRACE_S:.0f} s; exiting without it[/]")
+    if isinstance(code, str):
+        err.print(code)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    logging.shutdown()
+    os._exit(code if isinstance(code, int) else (1 if code else 0))
+
+
+EXIT_GRACE_S = 2.0
