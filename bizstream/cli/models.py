@@ -18,6 +18,7 @@ from bizstream.settings import Settings
 if TYPE_CHECKING:
     from bizstream.learning.registry import ModelRegistry
     from bizstream.learning.trainers import Promotion, Trainer
+    from bizstream.records import ModelEvent
 
 train_app = typer.Typer(help="Train models from the training labels.", invoke_without_command=True)
 app.add_typer(train_app, name="train")
@@ -52,10 +53,10 @@ def train_setfit(
     config: ConfigOption = None,
     fast: Annotated[bool, typer.Option("--fast", help="Refit only the head on cached embeddings of the serving model's body (seconds).")] = False,
     profile: Annotated[Optional[str], typer.Option(help="cpu or seed (default: setfit.profile).")] = None,
-    promote: Annotated[Optional[bool], typer.Option("--promote/--no-promote", help="Promote the new version (default: only when nothing serves yet).")] = None,
+    promote: Annotated[Optional[bool], typer.Option("--promote/--no-promote", help="Promote the new version regardless of the gate, or never (default: when the gate finds it not worse than the serving version on the holdout).", show_default=False)] = None,
 ) -> None:
-    """Train a SetFit model on the labels outside the evaluation holdout, evaluate it on the holdout, add it to the
-    registry."""
+    """Train a SetFit model on the labels outside the evaluation holdout, compare it with the serving version on the
+    holdout, and promote it when it is not worse (the trainer's gate); announced on the models topic."""
     settings = load(config)
     if profile is not None:
         settings = settings.replace(setfit={"profile": profile})
@@ -64,7 +65,7 @@ def train_setfit(
     trainer.load()  # the starter model, when it is on and nothing serves yet
     if fast and trainer.registry.serving() is None:
         raise BizstreamError("the head-only refit needs a model to start from: turn setfit.starter on, or train a full model first (bizstream train setfit)")
-    policies: dict[bool | None, Promotion] = {True: "always", False: "never", None: "if-none-serves"}
+    policies: dict[bool | None, Promotion] = {True: "always", False: "never", None: "gate"}
     _train(settings, trainer, policies[promote])
 
 
@@ -100,6 +101,7 @@ def _train(settings: Settings, trainer: Trainer, policy: Promotion) -> None:
     holdout = {"holdout": (split.test_texts, split.test_labels)}
     outcome = train_candidate(settings, trainer, split, holdout, {"holdout": settings.trainer.gate_margin}, policy)
     out.print(outcome.summary(), markup=False)
+    announce(settings, outcome.event(trainer.registry, "manual"))
 
 
 @train_app.command("sarcasm")
@@ -130,12 +132,15 @@ def train_sarcasm(
 def train_fusion(config: ConfigOption = None) -> None:
     """Fit the learned fusion (each analyzer's weight, the classes' base rates, a temperature) on the evaluation
     holdout's labels, with the models that serve now; promote it when it is not worse than what fuses now."""
+    from bizstream.learning.fusion import fusion_registry
     from bizstream.learning.fusion import train_fusion as fit
 
-    outcome = fit(load(config))
+    settings = load(config)
+    outcome = fit(settings)
     if isinstance(outcome, str):
         raise BizstreamError(outcome)
     out.print(outcome.summary(), markup=False)
+    announce(settings, outcome.event(fusion_registry(settings.fusion_registry), "manual"))
 
 
 AnalyzerOption = Annotated[str, typer.Option("--analyzer", "-a", help="setfit, cryptobert or fusion.")]
@@ -221,8 +226,14 @@ def models_rollback(config: ConfigOption = None, analyzer: AnalyzerOption = "set
     out.print(f"{version} serves now")
 
 
+def announce(settings: Settings, event: ModelEvent) -> None:
+    """Put a decision on the models topic, where workers and dashboards follow them (one line when no broker runs)."""
+    from bizstream.learning.job import announce as publish
+
+    publish(settings, event)
+
+
 def _announce(settings: Settings, analyzer: str, registry: ModelRegistry, version: str, why: str) -> None:
-    from bizstream.learning.job import announce
     from bizstream.records import ModelEvent
 
     metrics = registry.metadata(version).metrics

@@ -74,11 +74,8 @@ def run_training_job(settings: Settings, reason: str, publish: bool = True) -> J
     state.set(**{RUNNING: None})
     trained_for: Literal["labels", "drift", "manual"] = reason if reason in ("labels", "drift") else "manual"  # type: ignore[assignment]
     for outcome in outcomes if publish else []:  # every decision, promoted or not, with why
-        version = outcome.candidate.version
-        metrics = {**outcome.candidate.metrics, **outcome.gate, **(result.metrics if outcome.trainer == PRIMARY else {})}
-        artifacts = str(registries[outcome.trainer].version_dir(version))
-        event = ModelEvent(outcome.trainer, version, artifacts, metrics, trained_for, outcome.promoted, outcome.why)
-        announce(settings, event)
+        extra = result.metrics if outcome.trainer == PRIMARY else {}
+        announce(settings, outcome.event(registries[outcome.trainer], trained_for, extra))
     return dataclasses.replace(result, outcomes=outcomes)
 
 

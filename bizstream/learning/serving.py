@@ -1,8 +1,10 @@
 """Serving whatever a model registry's pointer names, swapping between batches when another version is promoted.
 
-The analyzer asks :meth:`HotSwap.for_batch` at the start of each batch. When the registry's serving version has
-changed, a background thread loads it while the old model keeps scoring; the batch after the load finished uses the
-new one. Nothing is dropped, and a version that fails to load is logged and the old one keeps serving.
+A watcher thread looks at the registry's serving pointer every ``POLL_S``; when it names another version, the watcher
+loads it while the old model keeps scoring, and the first batch after the load finished uses the new one — so a
+promotion made while the worker waits for posts serves from the very next batch. :meth:`HotSwap.for_batch` (called
+at the start of each batch) also looks, so a worker never serves an old version for longer than one load. Nothing is
+dropped, and a version that fails to load is logged and the old one keeps serving.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from bizstream.learning.registry import ModelRegistry
 
 log = logging.getLogger(__name__)
 Model = TypeVar("Model")
+POLL_S = 1.0  # how often the watcher reads the registry's serving pointer (a symlink: cheap)
 
 
 class HotSwap(Generic[Model]):
@@ -30,11 +33,13 @@ class HotSwap(Generic[Model]):
         self.current: Model | None = None
         self._next: tuple[str, Model] | None = None
         self._loading: str | None = None
+        self._failed: str | None = None  # a version whose load failed is not tried again until another is promoted
         self._lock = threading.Lock()
 
     def start(self, version: str) -> None:
-        """Load ``version`` in the foreground and serve it."""
+        """Load ``version`` in the foreground and serve it; from then on, watch the registry for promotions."""
         self._install(version, self.load(version))
+        threading.Thread(target=self._watch, name=f"{self.what}-watcher", daemon=True).start()
 
     def for_batch(self) -> Model:
         """The model to score this batch with (a finished background load is swapped in first)."""
@@ -42,19 +47,40 @@ class HotSwap(Generic[Model]):
             if self._next is not None:
                 self._install(*self._next)
                 self._next = None
-        promoted = self.registry.serving()
-        if promoted is not None and promoted not in (self.version, self._loading):
-            self._loading = promoted
-            threading.Thread(target=self._load_in_background, args=(promoted,), name=f"{self.what}-loader", daemon=True).start()
+        self._look()
         if self.current is None:
             raise RuntimeError(f"{self.what}: analyze() called before load()")
         return self.current
 
     def wait_for_swap(self, timeout_s: float = 60.0) -> None:
-        """Block until a background load (if any) is done; for tests and benchmarks."""
+        """Block until the promoted version is loaded (the next batch uses it) or its load failed; for tests and
+        benchmarks."""
         deadline = time.monotonic() + timeout_s
-        while self._loading is not None and time.monotonic() < deadline:
+        while time.monotonic() < deadline:
+            promoted = self.registry.serving()
+            with self._lock:
+                ready = promoted in (None, self.version) or (self._next is not None and self._next[0] == promoted)
+                failed = promoted == self._failed
+            if ready or failed:
+                return
             time.sleep(0.05)
+
+    def _look(self) -> None:
+        """Start loading the promoted version in the background when it is new."""
+        promoted = self.registry.serving()
+        with self._lock:
+            if promoted in (None, self.version, self._loading, self._failed) or (self._next and self._next[0] == promoted):
+                return
+            self._loading = promoted
+        threading.Thread(target=self._load_in_background, args=(promoted,), name=f"{self.what}-loader", daemon=True).start()
+
+    def _watch(self) -> None:
+        while True:
+            time.sleep(POLL_S)
+            try:
+                self._look()
+            except Exception:  # boundary: a registry being rewritten must not end the watch
+                log.debug("could not read %s's serving pointer", self.what, exc_info=True)
 
     def _install(self, version: str, model: Model) -> None:
         self.current, self.version = model, version
@@ -65,8 +91,8 @@ class HotSwap(Generic[Model]):
             model = self.load(version)
         except Exception:  # boundary: keep serving the old version, and say why
             log.exception("could not load newly promoted %s version %s; still serving %s", self.what, version, self.version)
+            with self._lock:
+                self._failed, self._loading = version, None
             return
-        finally:
-            self._loading = None
         with self._lock:
-            self._next = (version, model)
+            self._next, self._loading = (version, model), None

@@ -20,12 +20,12 @@ from bizstream.errors import ConfigError
 from bizstream.learning.dataset import Split, classification_metrics
 from bizstream.learning.registry import ModelMetadata, ModelRegistry
 from bizstream.learning.tracking import log_training
-from bizstream.records import SENTIMENTS
+from bizstream.records import SENTIMENTS, ModelEvent
 from bizstream.settings import Settings
 
 log = logging.getLogger(__name__)
 
-Promotion = Literal["gate", "always", "never", "if-none-serves"]
+Promotion = Literal["gate", "always", "never"]
 SIGNIFICANCE = 0.05  # the gate calls a candidate worse only when chance alone would show such a gap less often
 MIN_EXAMPLES = 30  # on fewer posts than this the sign test cannot see a drop, so the gate takes the point estimate
 Slices = Mapping[str, tuple[Sequence[str], Sequence[str]]]  # slice name -> (texts, label names)
@@ -63,6 +63,12 @@ class Outcome:
     gate: dict[str, float] = field(default_factory=dict)  # <slice>_accuracy and <slice>_accuracy_serving
     tracked_as: str | None = None  # the MLflow run, when tracking is on
     baseline: str = "the base model"  # what the candidate was compared with when nothing served before it
+
+    def event(self, registry: ModelRegistry, reason: Literal["labels", "drift", "manual"], extra: Mapping[str, float] = {}) -> ModelEvent:  # noqa: B006
+        """The decision as the models topic carries it: the candidate's metrics, the gate's and ``extra``."""
+        version = self.candidate.version
+        metrics = {**self.candidate.metrics, **self.gate, **extra}
+        return ModelEvent(self.trainer, version, str(registry.version_dir(version)), metrics, reason, self.promoted, self.why)
 
     def summary(self) -> str:
         """One paragraph a person can read: the candidate's metrics, the comparison, the decision."""
@@ -172,9 +178,7 @@ def train_candidate(
     promoted, why = {
         "gate": (not worse, "worse on " + "; ".join(worse) if worse else "not worse than the serving model"),
         "always": (True, "promoted on request"),
-        "never": (False, "kept aside on request"),
-        "if-none-serves": (serving is None, "nothing served yet" if serving is None else
-                           f"another version serves; `bizstream models promote {candidate.version}` serves this one"),
+        "never": (False, f"kept aside on request; `bizstream models promote {candidate.version}` serves it"),
     }[promotion]  # fmt: skip
     trainer.registry.record_decision(candidate.version, promoted, why, metrics)
     if promoted:

@@ -85,7 +85,7 @@ def test_the_gate_promotes_what_is_not_worse_and_says_why(settings: Settings, tm
 
 
 @pytest.mark.parametrize(("policy", "promoted_first", "promoted_second"),
-                         [("always", True, True), ("never", False, False), ("if-none-serves", True, False)])  # fmt: skip
+                         [("always", True, True), ("never", False, False)])  # fmt: skip
 def test_promotion_policies(settings: Settings, tmp_path: Path, policy: str, promoted_first: bool, promoted_second: bool) -> None:
     parrot = Parrot(tmp_path / "registry")
     first = train_candidate(settings, parrot, SPLIT, SLICES, {}, policy)  # type: ignore[arg-type]

@@ -64,7 +64,8 @@ def test_train_elsewhere_import_refit_rollback(tmp_path: Path) -> None:
     assert trained["metrics"]["eval_examples"] == 6 and trained["metrics"]["accuracy"] > 1 / 3
 
     assert trained["version"] in bizstream("models", "import", str(remote), "--promote")
-    bizstream("train", "setfit", "--fast", "--promote")
+    said = bizstream("train", "setfit", "--fast")  # promoted by the gate, as the trainer's job would: no flag needed
+    assert "promoted" in said and "it serves now (not worse than the serving model)" in said, said
     registry = ModelRegistry(tmp_path / "cache" / "models" / "setfit")
     newest = registry.serving()
     assert newest != trained["version"] and registry.metadata(newest or "").parent == trained["version"]
