@@ -7,7 +7,7 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 from rich.console import Console
@@ -19,6 +19,19 @@ from bizstream.settings import Settings, load_settings
 if TYPE_CHECKING:
     import faust
 
+def _flags_take_no_value() -> None:
+    """typer 0.29 prints ``<bool>`` beside every flag in --help, as if it took a value; a flag shows no type."""
+    from typer.core import TyperOption
+
+    shown = TyperOption.display_type_rich
+
+    def display_type_rich(self: TyperOption, ctx: Any) -> str | None:
+        return None if self.is_flag else shown(self, ctx)
+
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+_flags_take_no_value()
 app = typer.Typer(
     help="Live sentiment for crypto/finance posts on Apache Kafka.",
     no_args_is_help=True,

@@ -19,14 +19,17 @@ def plugins(config: ConfigOption = None) -> None:
     for name, plugin in pm.list_name_plugin():
         table.add_row(name, getattr(plugin, "__name__", repr(plugin)))
     out.print(table)
-    table = Table("analyzer", "plugin", "version", "available", "why not")
-    for column in table.columns[:4]:
-        column.no_wrap = True  # names and versions stay whole (scripts grep them); the reason wraps
+    table = Table("analyzer", "plugin", "version", "available")
+    for column in table.columns:
+        column.no_wrap = True  # names and versions stay whole (scripts grep them)
     analyzers = load_analyzers(pm, settings)
-    for status in analyzers:
-        table.add_row(status.name, status.plugin, status.version, "yes" if status.available else "no", escape(status.reason or ""))
-    for status in load_fusers(pm, settings, {s.name: s.analyzer for s in analyzers if s.available}):
-        table.add_row(f"{status.name} (fuser)", status.plugin, status.version, "yes" if status.available else "no", escape(status.reason or ""))
+    fusers = load_fusers(pm, settings, {s.name: s.analyzer for s in analyzers if s.available})
+    rows = [(s.name, s) for s in analyzers] + [(f"{s.name} (fuser)", s) for s in fusers]
+    for name, status in rows:
+        table.add_row(name, status.plugin, status.version, "yes" if status.available else "no (below)")
     out.print(table)
+    for name, status in rows:  # a reason is a sentence: it gets the whole width, not a squeezed column
+        if not status.available:
+            out.print(f"[bold]{escape(name)}[/] is unavailable: {escape(status.reason or '')}", soft_wrap=False, highlight=False)
     if settings.plugins.disabled:
         out.print(f"disabled in settings: {', '.join(settings.plugins.disabled)}")

@@ -94,9 +94,13 @@ def consume(
     topic: Annotated[str, typer.Argument(help="Topic or alias: posts, scores, deadletter, labels, drift, models.")],
     config: ConfigOption = None,
     count: Annotated[Optional[int], typer.Option(help="Stop after this many messages.")] = None,
-    timeout: Annotated[float, typer.Option(help="Stop after this many seconds.")] = 10.0,
+    idle: Annotated[float, typer.Option(help="Stop after this many seconds without a new message.")] = 10.0,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep waiting for new messages (Ctrl-C stops), however long none comes.")] = False,
+    from_end: Annotated[bool, typer.Option("--from-end", help="Only messages published from now on, not the topic's history.")] = False,
+    timeout: Annotated[Optional[float], typer.Option(help="Stop after this many seconds in all.")] = None,
 ) -> None:
-    """Print a topic's messages from its beginning as JSON lines (non-JSON values as base64)."""
+    """Print a topic's messages as JSON lines (non-JSON values as base64): its history, then new ones as they come,
+    until --idle seconds pass without one (or with --follow, until Ctrl-C). `consume scores -f --from-end` is a tail."""
     import base64
 
     from bizstream.stream import topics
@@ -106,17 +110,20 @@ def consume(
 
     async def run() -> int:
         n = 0
-        async for message in read(settings.kafka, topics.resolve(topic), count, timeout):
+        async for message in read(settings.kafka, topics.resolve(topic), count, timeout, None if follow else idle, from_end):
             try:
                 line = orjson.dumps(orjson.loads(message.value))
             except orjson.JSONDecodeError:
                 line = orjson.dumps({"raw_base64": base64.b64encode(message.value).decode()})
             sys.stdout.buffer.write(line + b"\n")
+            sys.stdout.flush()  # a tail shows each message as it comes
             n += 1
-        sys.stdout.flush()
         return n
 
-    n = asyncio.run(run())
+    try:
+        n = asyncio.run(run())
+    except KeyboardInterrupt:
+        return
     err.print(f"{n} messages from {topics.resolve(topic)}")
 
 

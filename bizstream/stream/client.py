@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
@@ -89,23 +90,30 @@ async def publish(kafka: KafkaSettings, topic: str, records: Iterable[tuple[byte
         await producer.stop()
 
 
-async def read(kafka: KafkaSettings, topic: str, count: int | None, timeout_s: float) -> AsyncIterator[Message]:
-    """Messages from the start of ``topic`` (every partition, no consumer group) until ``count`` or the timeout."""
+async def read(
+    kafka: KafkaSettings, topic: str, count: int | None, timeout_s: float | None, idle_s: float | None = None,
+    from_end: bool = False,
+) -> AsyncIterator[Message]:  # fmt: skip
+    """Messages of ``topic`` (every partition, no consumer group) from its start, or only new ones (``from_end``),
+    until ``count`` of them, ``timeout_s`` in all, or ``idle_s`` without one (None: no such limit)."""
     # Without a group, aiokafka assigns every partition of the subscribed topic to this consumer.
     consumer = AIOKafkaConsumer(
         topic, bootstrap_servers=kafka.bootstrap_servers, group_id=None, enable_auto_commit=False,
-        auto_offset_reset="earliest", metadata_max_age_ms=1000,
+        auto_offset_reset="latest" if from_end else "earliest", metadata_max_age_ms=1000,
     )  # fmt: skip
     await _start(consumer, kafka)
     try:
-        deadline = time.monotonic() + timeout_s
+        started = last = time.monotonic()
         seen = 0
         while count is None or seen < count:
-            left = deadline - time.monotonic()
+            now = time.monotonic()
+            left = min((started + timeout_s - now) if timeout_s is not None else math.inf,
+                       (last + idle_s - now) if idle_s is not None else math.inf)  # fmt: skip
             if left <= 0:
                 return
             batch = await consumer.getmany(timeout_ms=int(min(left, 0.5) * 1000))
             for records in batch.values():
+                last = time.monotonic()
                 for r in records:
                     yield Message(r.topic, r.partition, r.offset, r.key, r.value)
                     seen += 1
