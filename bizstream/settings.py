@@ -86,9 +86,11 @@ class WorkerSettings:
     commit_interval_s: float = 1.0
     session_timeout_s: float = 10.0
     producer_linger_ms: float = 5.0
+    progress_every: int = 1000
 
     def validate(self) -> None:
         _require(bool(self.app_id.strip()), "worker.app_id must not be empty")
+        _require(self.progress_every >= 0, f"worker.progress_every must be >= 0, got {self.progress_every}")
         _require(0 <= self.producer_linger_ms <= 1000, f"worker.producer_linger_ms must be in [0, 1000], got {self.producer_linger_ms}")
         _require(6.0 <= self.session_timeout_s <= 300.0, f"worker.session_timeout_s must be in [6, 300], got {self.session_timeout_s}")
         _require(self.batch_size >= 1, f"worker.batch_size must be >= 1, got {self.batch_size}")

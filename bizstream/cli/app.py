@@ -86,7 +86,13 @@ def run_faust(faust_app: faust.App, log_level: str, settings: Settings) -> None:
     from bizstream.stream.client import wait_for_broker
 
     asyncio.run(wait_for_broker(settings.kafka, say=lambda line: err.print(escape(line))))
-    faust.Worker(faust_app, loglevel=log_level.upper(), quiet=True).execute_from_commandline()
+    # faust, mode and aiokafka say a screenful at info on every start (services starting, subscription tables):
+    # bizstream's own lines are the news at info; theirs show at debug.
+    quiet = {"merge": True, "loggers": {name: {"level": "WARNING"} for name in CHATTY}} if log_level != "debug" else None
+    faust.Worker(faust_app, loglevel=log_level.upper(), quiet=True, logging_config=quiet).execute_from_commandline()
+
+
+CHATTY = ("faust", "mode", "aiokafka")
 
 
 def main() -> None:

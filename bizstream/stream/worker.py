@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
@@ -20,6 +21,7 @@ from typing import Any, cast
 import faust
 
 from bizstream.pipeline import Pipeline
+from bizstream.records import Score
 from bizstream.scoring import Message, score_messages
 from bizstream.settings import Settings
 from bizstream.stream import topics
@@ -39,6 +41,8 @@ def create_app(settings: Settings, pipeline: Pipeline) -> faust.App:
         batches = cast(faust.Stream[bytes], stream).take_events(  # take_events is on Stream, not on StreamT
             settings.worker.batch_size, within=settings.worker.batch_timeout_s
         )
+        log.info("scoring posts from %s as consumer group %s with %s", topics.POSTS, settings.worker.app_id,
+                 ", ".join(a.name for a in pipeline.analyzers))  # fmt: skip
         async for events in batches:
             await handler.handle(events)
 
@@ -55,9 +59,11 @@ class _BatchHandler:
         self.deadletter = deadletter
         # One thread: the pipeline fans out to its analyzers' own threads; this one only keeps the loop free.
         self.executor = ThreadPoolExecutor(1, thread_name_prefix="pipeline")
+        self.progress = Progress(settings.worker.progress_every)
 
     async def handle(self, events: Sequence[faust.EventT[bytes]]) -> None:
         """Validate, score and produce one batch; return only when the broker has everything it produced."""
+        started = time.monotonic()
         messages = [_message(event) for event in events]
         loop = asyncio.get_running_loop()
         handled = await loop.run_in_executor(self.executor, score_messages, self.pipeline, messages, self.settings.limits)
@@ -76,6 +82,35 @@ class _BatchHandler:
             # restarted agent would not see this batch again, so leave the group: whoever takes these partitions
             # (this worker, restarted by its supervisor, or another) re-reads them from the last committed offset.
             exit_uncommitted("could not produce the results of a batch")
+        self.progress.add(len(handled.scores), len(handled.dead_letters), handled.scores, time.monotonic() - started)
+
+
+class Progress:
+    """The worker's progress line: every ``every`` posts at info, every batch at debug."""
+
+    def __init__(self, every: int) -> None:
+        self.every = every
+        self.scored = self.dead = 0
+        self.window = [0, 0.0]  # posts handled and seconds spent handling them since the last line
+        self.latency: dict[str, list[float]] = {}  # analyzer -> [ms, posts] since the last line
+
+    def add(self, scored: int, dead: int, scores: Sequence[Score], seconds: float) -> None:
+        """Count a batch that took ``seconds`` (scoring and producing); log the line when it is due."""
+        self.scored += scored
+        self.dead += dead
+        self.window = [int(self.window[0]) + scored + dead, self.window[1] + seconds]
+        for score in scores:
+            for name, result in score.analyzers.items():
+                if result is not None and result.error is None:
+                    ms, n = self.latency.get(name, [0.0, 0])
+                    self.latency[name] = [ms + result.latency_ms, n + 1]
+        log.debug("batch: %d scored, %d dead-lettered in %.3f s", scored, dead, seconds)
+        posts, busy = self.window
+        if self.every and posts >= self.every:
+            per_post = ", ".join(f"{name} {ms / n:.2f} ms" for name, (ms, n) in sorted(self.latency.items()) if n)
+            log.info("%d posts scored, %d dead-lettered so far; %.0f posts/s while busy; per post: %s", self.scored,
+                     self.dead, posts / max(busy, 1e-9), per_post or "-")  # fmt: skip
+            self.window, self.latency = [0, 0.0], {}
 
 
 def _message(event: faust.EventT[bytes]) -> Message:

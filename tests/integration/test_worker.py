@@ -18,7 +18,7 @@ pytestmark = pytest.mark.integration
 def test_every_post_gets_exactly_one_score(cluster: Cluster) -> None:
     n = 1000
     cluster.produce(topics.POSTS, (post_bytes(i) for i in range(n)))
-    cluster.start_worker(BIZSTREAM_WORKER__BATCH_SIZE="128")
+    cluster.start_worker(BIZSTREAM_WORKER__BATCH_SIZE="128", BIZSTREAM_WORKER__PROGRESS_EVERY="500")
     messages = cluster.wait_for(topics.SCORES, lambda m: len(m) >= n, timeout_s=120)
     # Read again a moment later: nothing extra may trickle in.
     messages = cluster.read(topics.SCORES, timeout_s=3)
@@ -34,6 +34,10 @@ def test_every_post_gets_exactly_one_score(cluster: Cluster) -> None:
     by_id = scores_by_id(messages)
     assert by_id["p0"]["label"] == "bullish"  # "this coin is going to moon"
     assert by_id["p1"]["label"] == "bearish"  # "got rekt again, ngmi"
+    # Quiet at info: what it scores with, then progress lines, not faust's and aiokafka's start-up screens.
+    said = (cluster.workdir / "worker-0.log").read_text()
+    assert "scoring posts from bizstream.posts.v1 as consumer group bizstream-worker with" in said
+    assert said.count("dead-lettered so far") >= 1 and "Starting..." not in said and "Subscribed to topic" not in said
 
 
 def test_bad_input_goes_to_the_dead_letter_topic_and_the_rest_is_scored(cluster: Cluster) -> None:
