@@ -3,7 +3,10 @@ from __future__ import annotations
 import importlib.metadata
 import inspect
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pluggy
 import pytest
@@ -130,3 +133,16 @@ def test_builtins_are_found_through_entry_points_under_a_bizstream_owned_name(se
     # What the installed distribution puts on the import path: nothing named plainly "plugins".
     top_level = (importlib.metadata.distribution("bizstream").read_text("top_level.txt") or "").split()
     assert sorted(top_level) == ["bizstream", "bizstream_plugins"]
+
+
+def test_serving_the_defaults_imports_neither_torch_nor_transformers(tmp_path: Path) -> None:
+    # Issue 13, item 8: a worker serving VADER + the INT8 starter held 1.2 GB, most of it torch, imported by CryptoBERT's
+    # and LLaVA's availability checks and by the starter's ONNX export. bench/memory.py has the figures.
+    code = ("import sys; from bizstream.plugins import load_pipeline; from bizstream.settings import load_settings; "
+            "p = load_pipeline(load_settings(None), report=lambda s: None); "
+            "print(sorted(a.name for a in p.analyzers), [m for m in ('torch', 'transformers') if m in sys.modules])")  # fmt: skip
+    env = {"BIZSTREAM_BROKER__CACHE_DIR": str(tmp_path / "cache"), "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "['setfit', 'vader'] []"  # the starter installed and served, no torch
+    assert any((tmp_path / "cache").rglob("model.int8.onnx"))  # exported (in a child process) for INT8 serving

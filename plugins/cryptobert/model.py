@@ -42,9 +42,9 @@ def class_order(id2label: dict[int, str]) -> list[int]:
 
 def load_classifier(model: str, max_length: int = 128, setting: str = "the model setting") -> tuple[Any, Any]:
     """(model, tokenizer) from a folder, or from the local hub cache; AnalyzerUnavailable with the reason otherwise."""
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    with offline_weights(model, setting) as source:  # says "no weights" before torch is imported for nothing
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    with offline_weights(model, setting) as source:
         tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=True, trust_remote_code=False)
         classifier = AutoModelForSequenceClassification.from_pretrained(
             source, local_files_only=True, trust_remote_code=False, use_safetensors=True

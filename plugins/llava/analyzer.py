@@ -68,9 +68,7 @@ class LlavaAnalyzer:
 
     def load(self) -> None:
         """Load on CUDA (4-bit), or on the CPU only when forced; AnalyzerUnavailable with the reason otherwise."""
-        import torch
-
-        cuda = torch.cuda.is_available()
+        cuda = _cuda()
         device = self.device if self.device != "auto" else ("cuda" if cuda else "cpu")
         if device == "cuda" and not cuda:
             raise AnalyzerUnavailable("[plugins.options.llava] device is cuda but torch sees no CUDA device")
@@ -108,3 +106,13 @@ class LlavaAnalyzer:
                     log.info("post %s: LLaVA answer read %s: %.200r", posts[i].id, reading.parsed, answer)
                 out[i] = prediction_for(reading)
         return out
+
+
+def _cuda() -> bool:
+    """Whether torch sees a CUDA device. Without a GPU device node there is none, and a worker that cannot run LLaVA
+    does not import torch to learn that (it costs ~300 MB of memory)."""
+    if not any(Path("/dev").glob("nvidia[0-9]*")) and not Path("/dev/dxg").exists():  # dxg: CUDA under WSL2
+        return False
+    import torch
+
+    return bool(torch.cuda.is_available())

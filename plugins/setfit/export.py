@@ -92,3 +92,22 @@ def export_version(registry: ModelRegistry, version: str | None = None, keep_fp3
     if version is None:
         raise RegistryError("no version given and none is serving; train one first (bizstream train setfit)")
     return export_body(registry.body_dir(registry.metadata(version).body_id), keep_fp32=keep_fp32)
+
+
+def export_body_apart(body_dir: Path, timeout_s: float = 600.0) -> None:
+    """:func:`export_body` in a child process, for a serving process: the export imports torch (some 500 MB that would
+    stay resident in a worker that serves with onnxruntime alone). OSError when it fails, with the child's last line."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "bizstream_plugins.setfit.export", str(body_dir)], capture_output=True,
+                          text=True, timeout=timeout_s)  # fmt: skip
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise OSError(f"exporting {body_dir} to ONNX failed (exit {done.returncode}): {last}")
+
+
+if __name__ == "__main__":  # python -m bizstream_plugins.setfit.export BODY_DIR: what export_body_apart runs
+    import sys
+
+    export_body(Path(sys.argv[1]))

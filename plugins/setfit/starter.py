@@ -66,10 +66,10 @@ def install_starter(registry: ModelRegistry, export: bool = True) -> str | None:
         except OSError:  # another process put it there first
             shutil.rmtree(staged, ignore_errors=True)
     if export and not (registry.body_dir(BODY_ID) / "onnx" / "model.int8.onnx").is_file():
-        from bizstream_plugins.setfit.export import export_body
+        from bizstream_plugins.setfit.export import export_body_apart
 
-        try:
-            export_body(registry.body_dir(BODY_ID))
+        try:  # apart: a worker installing the starter must not keep torch in memory for serving
+            export_body_apart(registry.body_dir(BODY_ID))
         except OSError as exc:  # another process exporting at the same time; torch serves until it is there
             log.warning("could not export the starter body to ONNX: %s", exc)
     if VERSION not in {m.version for m in registry.list()}:
