@@ -3,8 +3,8 @@
 Every label is written to training_labels at once (so Ctrl-C never loses one) and queued in an outbox in the same
 database; the outbox is sent to bizstream.labels.v1 right away when the broker answers, and otherwise later (at the
 next label after a pause, at quit, at the next session's start). Keys: 1 bearish, 2 neutral, 3 bullish, s skip,
-u undo, q quit. Undo takes back the last label or skip; a label already sent stays on the topic, and the post's next
-label replaces it (labels are keyed by post and labeler).
+u undo, q quit. Undo takes back the last label or skip: a label still in the outbox never leaves it; one already sent
+is retracted on the topic (a Label with ``retracted``: the trainer forgets it).
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
+
+import orjson
 
 from bizstream.errors import BizstreamError
 from bizstream.records import Label, Sentiment
@@ -24,6 +26,7 @@ from bizstream.stream import topics
 
 log = logging.getLogger(__name__)
 RATINGS = {"1": 1, "2": 2, "3": 3}
+KEYS = "1 bearish · 2 neutral · 3 bullish · s skip · u undo · q quit"
 RETRY_AFTER_S = 10.0
 
 
@@ -39,7 +42,8 @@ class LabelSession:
     done: list[tuple[str, PostForLabeling]] = field(default_factory=list)  # ("label" | "skip", post), for undo
     labelled: int = 0
     skipped: int = 0
-    sent: int = 0
+    sent: int = 0  # labels that reached the topic
+    retracted: int = 0  # retractions that reached the topic
     offline_since: float | None = None
 
     def __post_init__(self) -> None:
@@ -56,20 +60,24 @@ class LabelSession:
         """The post this one replies to, when it is stored (thread context)."""
         return self.posts.get(post.reply_to) if post.reply_to else None
 
-    def press(self, key: str) -> bool:
-        """Act on one key; False when the session should end."""
+    def press(self, key: str) -> str:
+        """Act on one key; what happened, in words (the labeler shows it as the next post comes up)."""
         post = self.current
-        if key == "q" or post is None:
-            return False
+        if post is None:
+            return "nothing left to label"
         if key in RATINGS:
             self._label(post, RATINGS[key])
-        elif key == "s":
+            return f"labelled {post.post_id} {sentiment_name(RATINGS[key])}"
+        if key == "s":
             self.posts.skip(post.post_id, self.labeler)
             self.done.append(("skip", self.queue.pop(0)))
             self.skipped += 1
-        elif key == "u":
-            self._undo()
-        return self.current is not None
+            return f"skipped {post.post_id}"
+        if key == "u":
+            return self._undo()
+        if key == "q":
+            return "quit"
+        return f"{key!r} is not a key here: {KEYS}"
 
     def pending(self) -> int:
         """Labels waiting in the outbox."""
@@ -83,6 +91,7 @@ class LabelSession:
         rows = self.labels.db.execute("SELECT id, post_id, payload FROM label_outbox ORDER BY id").fetchall()
         if not rows:
             return 0
+        retractions = sum(1 for _, _, payload in rows if orjson.loads(payload).get("retracted"))
         from bizstream.stream.client import publish
 
         try:
@@ -95,7 +104,8 @@ class LabelSession:
         with transaction(self.labels.db):
             self.labels.db.executemany("DELETE FROM label_outbox WHERE id = ?", [(i,) for i, _, _ in rows])
         self.offline_since = None
-        self.sent += len(rows)
+        self.sent += len(rows) - retractions
+        self.retracted += retractions
         return len(rows)
 
     def _label(self, post: PostForLabeling, rating: int) -> None:
@@ -112,19 +122,26 @@ class LabelSession:
         self.labelled += 1
         self.flush()
 
-    def _undo(self) -> None:
+    def _undo(self) -> str:
         if not self.done:
-            return
+            return "nothing to undo"
         action, post = self.done.pop()
-        if action == "label":
-            with transaction(self.labels.db):
-                self.labels.db.execute("DELETE FROM training_labels WHERE post_id = ? AND labeler = ?", (post.post_id, self.labeler))
-                self.labels.db.execute("DELETE FROM label_outbox WHERE post_id = ?", (post.post_id,))
-            self.labelled -= 1
-        else:
+        self.queue.insert(0, post)
+        if action == "skip":
             self.posts.unskip(post.post_id, self.labeler)
             self.skipped -= 1
-        self.queue.insert(0, post)
+            return f"undone: the skip of {post.post_id}"
+        row = self.labels.db.execute("SELECT rating FROM training_labels WHERE post_id = ? AND labeler = ?",
+                                     (post.post_id, self.labeler)).fetchone()  # fmt: skip
+        with transaction(self.labels.db):
+            self.labels.db.execute("DELETE FROM training_labels WHERE post_id = ? AND labeler = ?", (post.post_id, self.labeler))
+            unsent = self.labels.db.execute("DELETE FROM label_outbox WHERE post_id = ?", (post.post_id,)).rowcount
+            if not unsent and row is not None:  # it is on the topic already: take it back there too
+                retraction = Label(post.post_id, int(row[0]), self.labeler, retracted=True)
+                self.labels.db.execute("INSERT INTO label_outbox (post_id, payload) VALUES (?, ?)", (post.post_id, retraction.to_json()))
+        self.labelled -= 1
+        self.flush()
+        return f"undone: the label of {post.post_id}" + ("" if unsent else f" (retracted on {topics.LABELS})")
 
     def progress(self) -> str:
         """The progress line."""
@@ -132,6 +149,11 @@ class LabelSession:
         queued = self.pending()
         line = f"{self.labelled} labelled, {self.skipped} skipped, {left} left of {self.total}"
         return line + (f" · {queued} waiting for the broker" if queued else "")
+
+    def sent_line(self) -> str:
+        """What reached the topic this session."""
+        line = f"{self.sent} label{'' if self.sent == 1 else 's'} sent to {topics.LABELS}"
+        return line + (f", {self.retracted} retracted there" if self.retracted else "")
 
 
 def sentiment_name(rating: int) -> str:

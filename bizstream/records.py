@@ -291,7 +291,9 @@ class Score(WireRecord):
 
 @dataclass(frozen=True)
 class Label(WireRecord):
-    """A person's (or the trainer's pseudo-) label for one post, on ``bizstream.labels.v1`` keyed by post id."""
+    """A person's (or the trainer's pseudo-) label for one post, on ``bizstream.labels.v1`` keyed by post id.
+    ``retracted``: the labeler takes back their label of this post (undo in the labeler after it was sent); the
+    trainer forgets it, the monitor ignores it."""
 
     post_id: str
     rating: int
@@ -299,6 +301,7 @@ class Label(WireRecord):
     text: str | None = None
     source: Literal["human", "pseudo"] = "human"
     labeled_at: float = field(default_factory=now)
+    retracted: bool = False
 
     def __post_init__(self) -> None:
         Sentiment.from_rating(self.rating)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import orjson
 import typer
+from rich.markup import escape
 
 from bizstream.cli.app import ConfigOption, app, err, load, out, readable
 
@@ -95,33 +96,49 @@ def label(
                       f"({skipped}); new ones appear here as the worker scores them")  # fmt: skip
         return
     keys = _keys()
+    redraw = sys.stdout.isatty()  # on a terminal each post replaces the last; piped, the session reads top to bottom
+    said = ""
     try:
         while session.current is not None:
-            _show(session)
+            _show(session, said, redraw)
             key = next(keys, "q")
-            if not session.press(key):
+            said = session.press(key)
+            if key == "q":
                 break
+            if not redraw:
+                out.print(f"> {said}", markup=False, highlight=False)
     except KeyboardInterrupt:
         out.print("\ninterrupted")
     finally:
         session.flush(force=True)
-        out.print(session.progress() + f" · {session.sent} sent to {'bizstream.labels.v1'}")
+        if redraw and said and said != "quit":
+            out.print(f"> {said}", markup=False, highlight=False)
+        out.print(session.progress() + " · " + session.sent_line())
 
 
-def _show(session: LabelSession) -> None:
+def _show(session: LabelSession, said: str, redraw: bool) -> None:
+    """The post on screen: its thread context, text, image, what the model and each analyzer said, the keys."""
+    from bizstream.labeler import KEYS
+
     post = session.current
     assert post is not None
-    out.rule(f"post {post.post_id}" + (f" · thread {post.thread_id}" if post.thread_id else ""))
+    if redraw:
+        out.clear()
+        if said:
+            out.print(f"[green]>[/] {escape(said)}", highlight=False)
+    out.rule(f"post {escape(post.post_id)}" + (f" · thread {escape(post.thread_id)}" if post.thread_id else ""))
     parent = session.parent(post)
     if parent is not None:
-        out.print(f"[dim]in reply to {parent.post_id}: {parent.text[:200]}[/]")
-    out.print(post.text, markup=False)
+        out.print(f"[dim]in reply to {escape(parent.post_id)}: {escape(parent.text[:200])}[/]")
+    out.print(post.text, markup=False, highlight=False)
     if post.image:
-        out.print(f"[dim]image: {post.image}[/]")
+        out.print(f"[dim]image: {escape(post.image)}[/]")
     if post.label:
         out.print(f"model: [bold]{post.label}[/] ({(post.confidence or 0):.0%})")
+    for name, opinion in post.opinions.items():
+        out.print(f"  [dim]{escape(name)}:[/] {escape(opinion)}", highlight=False)
     out.print(f"[dim]{session.progress()}[/]")
-    out.print("1 bearish · 2 neutral · 3 bullish · s skip · u undo · q quit")
+    out.print(KEYS)
 
 
 def _keys() -> Iterator[str]:

@@ -53,6 +53,13 @@ class LabelStore:
             )
         return len(rows)
 
+    def retract(self, post_id: str, labeler: str, before: float) -> int:
+        """Forget this labeler's label of a post given no later than ``before`` (a retraction's time); how many went."""
+        with transaction(self.db):
+            cursor = self.db.execute("DELETE FROM training_labels WHERE post_id = ? AND labeler = ? AND labeled_at <= ?",
+                                     (post_id, labeler, before))  # fmt: skip
+        return cursor.rowcount
+
     def rows(self, source: str | None = None) -> list[LabelRow]:
         """Every row (of one source, if given), oldest first."""
         query = "SELECT post_id, text, rating, labeler, thread_id, source, labeled_at FROM training_labels"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -32,6 +32,7 @@ class PostForLabeling:
     confidence: float | None
     probabilities: dict[str, float] | None
     seen_at: float
+    opinions: dict[str, str] = field(default_factory=dict)  # analyzer -> what it said ("bullish 0.82 · moon +2.5, ...")
 
 
 class ScoredPostStore:
@@ -84,7 +85,7 @@ class ScoredPostStore:
     def unlabelled(self, labeler: str, limit: int) -> list[PostForLabeling]:
         """Scored posts with text that nobody has labelled and this labeler has not skipped, newest first."""
         query = (
-            "SELECT post_id, thread_id, text, image, reply_to, label, confidence, probabilities, seen_at FROM scored_posts "
+            f"SELECT {COLUMNS} FROM scored_posts "
             "WHERE text IS NOT NULL AND label IS NOT NULL "
             "AND post_id NOT IN (SELECT post_id FROM training_labels) "
             "AND post_id NOT IN (SELECT post_id FROM labeler_skips WHERE labeler = ?) "
@@ -106,8 +107,7 @@ class ScoredPostStore:
     def get(self, post_id: str) -> PostForLabeling | None:
         """One post, if stored."""
         row = self.db.execute(
-            "SELECT post_id, thread_id, text, image, reply_to, label, confidence, probabilities, seen_at "
-            "FROM scored_posts WHERE post_id = ?",
+            f"SELECT {COLUMNS} FROM scored_posts WHERE post_id = ?",
             (post_id,),
         ).fetchone()
         return _post(row) if row else None
@@ -129,7 +129,26 @@ def _image_ref(post: Post) -> str | None:
     return post.image.path or post.image.url or f"inline {post.image.mime}"
 
 
+COLUMNS = "post_id, thread_id, text, image, reply_to, label, confidence, probabilities, seen_at, score_json"
+
+
 def _post(row: tuple[Any, ...]) -> PostForLabeling:
-    post_id, thread_id, text, image, reply_to, label, confidence, probabilities, seen_at = row
+    post_id, thread_id, text, image, reply_to, label, confidence, probabilities, seen_at, score_json = row
     return PostForLabeling(str(post_id), thread_id, text or "", image, reply_to, label, confidence,
-                      orjson.loads(probabilities) if probabilities else None, float(seen_at))  # fmt: skip
+                           orjson.loads(probabilities) if probabilities else None, float(seen_at),
+                           _opinions(orjson.loads(score_json)) if score_json else {})  # fmt: skip
+
+
+def _opinions(score: dict[str, Any]) -> dict[str, str]:
+    """What each analyzer said about the post, in a few words: its label and confidence (or its error), and the
+    words that drove it when it names them (VADER)."""
+    said: dict[str, str] = {}
+    for name, result in (score.get("analyzers") or {}).items():
+        if not isinstance(result, dict):
+            continue
+        if result.get("error"):
+            said[name] = f"error: {str(result['error'])[:120]}"
+            continue
+        words = (result.get("details") or {}).get("words")
+        said[name] = f"{result.get('label')} {float(result.get('confidence') or 0):.0%}" + (f" · {words}" if words else "")
+    return said

@@ -61,6 +61,8 @@ def create_monitor_app(settings: Settings) -> faust.App:
                 label = Label.from_json(event.value, settings.limits)
             except InvalidRecord:  # labels are the trainer's to dead-letter; here a bad one is only skipped
                 continue
+            if label.retracted:  # the error it showed was counted; a retraction is no new evidence
+                continue
             pending: list[Any] = []
             for drift in monitor.on_label(label):
                 log.warning("drift: %s %s error %.3f -> %.3f", drift.analyzer, drift.model_version,

@@ -88,8 +88,10 @@ def due(settings: Settings, store: LabelStore, state: TrainerState) -> str | Non
     return t.mode
 
 
-def label_row(label: Label) -> LabelRow:
-    """The training_labels row of a Label; the trainer needs the text (the labeler sends it)."""
+def label_row(label: Label) -> LabelRow | Label:
+    """The training_labels row of a Label (the trainer needs the text: the labeler sends it); a retraction as it is."""
+    if label.retracted:
+        return label
     if not label.text or not label.text.strip():
         raise InvalidRecord(f"label for post {label.post_id!r} has no text; the trainer can only learn from labelled text")
     return LabelRow(label.post_id, label.text, label.rating, label.labeler, None, label.source, label.labeled_at)
@@ -118,6 +120,10 @@ def create_trainer_app(settings: Settings) -> faust.App:
         async for event in stream.events():
             row = await decode_or_dead_letter(event, lambda raw: label_row(Label.from_json(raw, settings.limits)), deadletter)
             if row is None:
+                continue
+            if isinstance(row, Label):  # taken back by its labeler (undo after it was sent)
+                gone = store.retract(row.post_id, row.labeler, row.labeled_at)
+                log.info("label of post %s by %s retracted (%d forgotten)", row.post_id, row.labeler, gone)
                 continue
             try:
                 store.add([row])

@@ -13,6 +13,7 @@ Options (``[plugins.options.vader]`` in config/settings.toml): ``neutral_band`` 
 from __future__ import annotations
 
 import math
+import string
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,8 @@ from bizstream.records import Post
 SLANG_LEXICON = Path(__file__).with_name("slang.txt")
 WINDOW_WORDS = 200  # VADER's rules rescan the sentence for every word (quadratic); long posts go in windows this long
 OPTIONS = ("neutral_band", "sharpness", "extra_lexicon")  # [plugins.options.vader]
+TOP_WORDS = 5  # lexicon words named in a prediction's details
+PUNCTUATION = string.punctuation.replace("$", "")  # "$BTC!" -> "$btc": a cashtag keeps its sign
 
 
 def read_lexicon(path: Path) -> dict[str, float]:
@@ -99,4 +102,19 @@ class VaderAnalyzer:
         peak = max(bearish, 0.0, bullish)  # the neutral logit is 0
         e_bearish, e_neutral, e_bullish = math.exp(bearish - peak), math.exp(-peak), math.exp(bullish - peak)
         total = e_bearish + e_neutral + e_bullish
-        return Prediction.from_probabilities((e_bearish / total, e_neutral / total, e_bullish / total), {"compound": compound})
+        details: dict[str, str | float] = {"compound": compound}
+        if words := self.words(text):
+            details["words"] = words
+        return Prediction.from_probabilities((e_bearish / total, e_neutral / total, e_bullish / total), details)
+
+    def words(self, text: str, top: int = TOP_WORDS) -> str:
+        """The lexicon words that drove the score, strongest first, with their valence: "moon +2.5, rekt -2.9" (for
+        people: the labeler shows it, dashboards may)."""
+        lexicon = self._sia.lexicon
+        found: dict[str, float] = {}
+        for token in text.lower().split()[: WINDOW_WORDS * 5]:
+            word = token.strip(PUNCTUATION)
+            if word in lexicon and word not in found:
+                found[word] = float(lexicon[word])
+        strongest = sorted(found.items(), key=lambda kv: -abs(kv[1]))[:top]
+        return ", ".join(f"{word} {valence:+.1f}" for word, valence in strongest)

@@ -39,3 +39,12 @@ def test_the_trainer_dead_letters_mistyped_labels_and_goes_on(cluster: Cluster, 
         time.sleep(0.5)
     assert sorted(r.post_id for r in store.rows()) == [f"g{i}" for i in range(5)]
     assert all(worker.poll() is None for worker in cluster.workers)  # no crash, no restart
+
+    # A retraction (the labeler's undo after the label was sent): the trainer forgets that labeler's label, only that.
+    retractions = [(b"g1", Label("g1", Sentiment.BULLISH.rating, "tester", retracted=True).to_json()),
+                   (b"g2", Label("g2", Sentiment.BULLISH.rating, "someone-else", retracted=True).to_json())]  # fmt: skip
+    cluster.produce(topics.LABELS, retractions)
+    deadline = time.monotonic() + 30
+    while store.count() > len(good) - 1 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert sorted(r.post_id for r in store.rows()) == ["g0", "g2", "g3", "g4"]

@@ -47,9 +47,11 @@ def seed_posts(store_path: Path, n: int) -> None:
     store = ScoredPostStore(LabelStore(store_path))
     posts = [Post(id=f"q{i}", text=f"post number {i} about $BTC", thread_id="t", reply_to="q0" if i else None) for i in range(n)]
     store.add_posts(posts, now=1000.0)
+    vader = {"label": "bullish", "confidence": 0.7, "error": None, "details": {"compound": 0.6, "words": "moon +2.5"}}
     store.add_scores(
         [{"post_id": p.id, "thread_id": "t", "label": "neutral", "score": 0.0, "confidence": 0.5,
-          "probabilities": {"bearish": 0.25, "neutral": 0.5, "bullish": 0.25}, "scored_at": 1000.0 + i}
+          "probabilities": {"bearish": 0.25, "neutral": 0.5, "bullish": 0.25}, "scored_at": 1000.0 + i,
+          "analyzers": {"vader": vader, "setfit": {"error": "timed out after 10 s"}}}
          for i, p in enumerate(posts)],
         now=1000.0,
     )  # fmt: skip
@@ -65,22 +67,32 @@ def label(cluster: Cluster, store_path: Path, keys: str, *extra: str) -> subproc
 
 
 def on_topic(cluster: Cluster) -> dict[str, int]:
+    """Each post's label on the topic as a consumer that honours retractions sees it (None: retracted)."""
     latest: dict[str, int] = {}
     for m in cluster.read(topics.LABELS, timeout_s=4):
         value = orjson.loads(m.value)
-        latest[value["post_id"]] = value["rating"]
+        if value.get("retracted"):
+            latest.pop(value["post_id"], None)
+        else:
+            latest[value["post_id"]] = value["rating"]
     return latest
 
 
 def test_labeler_through_stdin_undo_outage_resume(cluster: Cluster, tmp_path: Path) -> None:
     store_path = tmp_path / "bizstream.sqlite"
     seed_posts(store_path, 8)
-    first = label(cluster, store_path, "1u3\ns2\nq\n")  # q0: 1, undo, 3 · q1: skip · q2: 2 · quit
+    first = label(cluster, store_path, "1u3\ns2x3u\nq\n")  # q0: 1, undo, 3 · q1: skip · q2: 2 · x · q3: 3, undo · quit
     assert first.returncode == 0, first.stderr
-    assert "in reply to q0" in first.stdout and "model: neutral" in first.stdout
+    said = first.stdout
+    assert "in reply to q0" in said and "model: neutral" in said
+    assert "vader: bullish 70% · moon +2.5" in said and "setfit: error: timed out after 10 s" in said  # each analyzer
+    assert "> labelled q0 bearish" in said and "> skipped q1" in said  # each key confirmed
+    assert "> 'x' is not a key here: 1 bearish" in said
+    assert "> undone: the label of q0 (retracted on bizstream.labels.v1)" in said  # it had been sent already
     store = LabelStore(store_path)
     assert {r.post_id: r.rating for r in store.rows()} == {"q0": 3, "q2": 2}
-    assert on_topic(cluster) == {"q0": 3, "q2": 2}  # the latest label per post, as in SQLite
+    assert on_topic(cluster) == {"q0": 3, "q2": 2}  # q3's label was sent and retracted: the topic agrees with SQLite
+    assert "2 labelled" in said and "4 labels sent to bizstream.labels.v1, 2 retracted there" in said
 
     second = label(cluster, store_path, "2q")  # resumes: q0, q2 labelled and q1 skipped are not shown again
     assert second.returncode == 0, second.stderr

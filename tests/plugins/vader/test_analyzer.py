@@ -104,3 +104,14 @@ def test_long_posts_are_scored_in_bounded_windows(monkeypatch: pytest.MonkeyPatc
     assert prediction.problem() is None and -1 <= prediction.details["compound"] <= 1  # type: ignore[index]
     seen.clear()
     assert vader.predict("this coin is going to the moon").label.value == "bullish" and seen == [7]
+
+
+def test_the_words_that_drove_it_travel_in_the_details(vader: VaderAnalyzer) -> None:
+    (prediction,) = vader.analyze([Post(id="1", thread_id="1", text="$BTC to the moon!!! ngmi if you sold, rekt. Nice.")])
+    assert prediction is not None and prediction.details is not None
+    words = str(prediction.details["words"]).split(", ")
+    assert {w.split()[0] for w in words} == {"moon", "ngmi", "rekt", "nice"}  # slang and VADER's own, punctuation off
+    valences = [abs(float(w.split()[1])) for w in words]
+    assert valences == sorted(valences, reverse=True)  # strongest first
+    (plain,) = vader.analyze([Post(id="2", thread_id="2", text="the price is 800000 today")])
+    assert plain is not None and "words" not in (plain.details or {})
