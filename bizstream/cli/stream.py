@@ -200,11 +200,15 @@ def demo(
     posts: Annotated[Optional[Path], typer.Option(help="Posts to stream (default: data/sample_posts.jsonl).")] = None,
     keep_broker: Annotated[bool, typer.Option(help="Leave the broker running afterwards.")] = False,
     timeout: Annotated[float, typer.Option(help="Give up waiting for scores after this many seconds.")] = 120.0,
+    loop: Annotated[bool, typer.Option("--loop", help="The self-improving loop instead: worker, sink, monitor and trainer on a Kafka of their own; the sample labels in rounds; every decision the trainer makes; the served model before and after (a few minutes).")] = False,
 ) -> None:
     """Start Kafka and a worker, stream the sample posts through, show the scores, stop everything."""
     from bizstream.demo import SAMPLE_LABELS, SAMPLE_POSTS, run_demo
 
     settings = load(config)
+    if loop:
+        _loop_demo(settings, max(timeout, 600.0))
+        return
     colors = {"bullish": "green", "bearish": "red", "neutral": "white"}
 
     def show(s: dict[str, object], texts: dict[str, str]) -> None:
@@ -230,6 +234,25 @@ def demo(
     out.print(table)
     if len(result.scores) < result.produced:
         raise BizstreamError(f"only {len(result.scores)} of {result.produced} posts were scored within {timeout:.0f} s")
+
+
+def _loop_demo(settings: Settings, timeout_s: float) -> None:
+    from bizstream.demo import run_loop_demo
+
+    def decided(event: dict[str, object]) -> None:
+        metrics = event.get("metrics") or {}
+        assert isinstance(metrics, dict)
+        compared = "; ".join(f"{k.removesuffix('_accuracy')} accuracy {v:.3f} against {metrics[k + '_serving']:.3f} serving"
+                             for k, v in sorted(metrics.items()) if k.endswith("_accuracy") and k + "_serving" in metrics)  # fmt: skip
+        verdict = "[green]promoted[/]" if event["promoted"] else "[yellow]not promoted[/]"
+        out.print(f"  {escape(str(event['analyzer']))} {escape(str(event['version']))}: {verdict} — {escape(str(event['why']))}"
+                  + (f" ({escape(compared)})" if compared else ""), highlight=False)  # fmt: skip
+
+    result = run_loop_demo(settings, timeout_s=timeout_s, say=lambda line: err.print(f"[bold]>[/] {escape(line)}"), on_decision=decided)
+    promoted = sum(1 for d in result.decisions if d["promoted"])
+    out.print(f"{len(result.decisions)} decisions ({promoted} promoted), {result.drift_events} drift events, in {result.seconds:.0f} s")
+    out.print(f"agreement with the sample labels on the {result.holdout_posts} holdout posts: before any label "
+              f"{result.before:.1%}, after them {result.after:.1%}")  # fmt: skip
 
 
 def _pipeline(settings: Settings) -> Pipeline:
