@@ -173,3 +173,12 @@ def test_an_analyzer_busy_in_torch_at_exit_does_not_abort_the_process(tmp_path: 
     assert "terminate called" not in result.stderr and "torchbusy still busy with a batch" in result.stderr
     (score,) = [orjson.loads(line) for line in result.stdout.splitlines()]
     assert "timed out" in score["analyzers"]["torchbusy"]["error"] and score["analyzers"]["vader"]["label"] == "bullish"
+
+
+def test_models_list_says_what_each_accuracy_was_measured_on() -> None:
+    from bizstream.cli.models import _headline
+
+    assert _headline({"accuracy": 0.9, "macro_f1": 0.8, "eval_examples": 56}) == (0.9, 0.8, "56 holdout")
+    starter = {"twitter_financial_news_accuracy": 0.73, "twitter_financial_news_macro_f1": 0.68, "twitter_financial_news_eval_examples": 2388,
+               "surge_crypto_reddit_accuracy": 0.77, "surge_crypto_reddit_eval_examples": 111}  # fmt: skip
+    assert _headline(starter) == (0.73, 0.68, "2388 twitter_financial_news")  # not passed off as your holdout

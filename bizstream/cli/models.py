@@ -171,17 +171,29 @@ def models_list(config: ConfigOption = None, analyzer: AnalyzerOption = "setfit"
     which one serves."""
     registry = _registry(load(config), analyzer)
     serving = registry.serving()
-    table = Table("version", "kind", "parent", "accuracy", "macro-F1", "on posts", "trained on", "serving", "decision")
+    table = Table("version", "kind", "parent", "accuracy", "macro-F1", "measured on", "trained on", "serving", "decision")
     for column in table.columns[:8]:
         column.no_wrap = True  # versions stay whole, so they can be pasted into `models promote`
     for m in registry.list():
         decision = registry.decision(m.version)
         said = "-" if decision is None else f"{'promoted' if decision['promoted'] else 'not promoted'}: {decision['why']}"
-        table.add_row(m.version, m.kind, m.parent or "-", f"{m.metrics.get('accuracy', float('nan')):.3f}",
-                      f"{m.metrics.get('macro_f1', float('nan')):.3f}", str(int(m.metrics.get("eval_examples", 0))),
+        accuracy, f1, where = _headline(m.metrics)
+        table.add_row(m.version, m.kind, m.parent or "-", f"{accuracy:.3f}", f"{f1:.3f}", where,
                       str(int(m.metrics.get("train_examples", 0))),
                       "yes" if m.version == serving else "", escape(said))  # fmt: skip
     out.print(table)
+
+
+def _headline(metrics: dict[str, float]) -> tuple[float, float, str]:
+    """Accuracy, macro-F1 and what they were measured on: the holdout of your labels, or (the starter) a named public
+    test set — so versions measured on different posts do not look comparable."""
+    if "accuracy" in metrics:
+        return metrics["accuracy"], metrics.get("macro_f1", float("nan")), f"{int(metrics.get('eval_examples', 0))} holdout"
+    named = [k.removesuffix("_accuracy") for k in metrics if k.endswith("_accuracy")]
+    if not named:
+        return float("nan"), float("nan"), "-"
+    name = max(named, key=lambda n: metrics.get(f"{n}_eval_examples", 0))  # the largest test set it names
+    return metrics[f"{name}_accuracy"], metrics.get(f"{name}_macro_f1", float("nan")), f"{int(metrics.get(f'{name}_eval_examples', 0))} {name}"
 
 
 @models_app.command("promote")

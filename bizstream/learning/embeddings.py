@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sqlite3
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
@@ -35,6 +36,21 @@ class Encoder(Protocol):
         """Embeddings, shape (len(texts), dim), float32."""
 
 
+def _quiet_libraries() -> None:
+    """What training prints that no one can act on: transformers' bars for loading and writing weights, setfit's INFO
+    lines (importing setfit.trainer sets its loggers to INFO) and torch's pin_memory warning on a machine with no GPU."""
+    import warnings
+
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+    if "setfit" in sys.modules:
+        from setfit import logging as setfit_logging
+
+        setfit_logging.set_verbosity_warning()
+    warnings.filterwarnings("ignore", message=".*'pin_memory' argument is set as true but no accelerator is found")
+
+
 class TorchEncoder:
     """sentence-transformers on torch; loads from a local directory with the hub offline and no remote code."""
 
@@ -43,6 +59,7 @@ class TorchEncoder:
             os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a local body must not reach for the hub
         from sentence_transformers import SentenceTransformer
 
+        _quiet_libraries()
         self.model = SentenceTransformer(str(body), device=device, trust_remote_code=False)
         self.model.max_seq_length = max_seq_length
         self.batch_size = batch_size
@@ -79,7 +96,13 @@ def fine_tune(
     # from benchmarks, the CLI's output), so its chatter goes to stderr.
     try:
         with contextlib.redirect_stdout(sys.stderr):
-            Trainer(model=model, args=args).train_embeddings(list(texts), list(labels))
+            trainer = Trainer(model=model, args=args)
+            _quiet_libraries()
+            if not show_progress:  # setfit hands show_progress_bar to encode() only; the trainer's bar is a callback
+                from transformers import ProgressCallback
+
+                trainer.st_trainer.remove_callback(ProgressCallback)
+            trainer.train_embeddings(list(texts), list(labels))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 

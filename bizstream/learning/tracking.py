@@ -32,6 +32,7 @@ def log_training(settings: Settings, registry: ModelRegistry, metadata: ModelMet
         os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
     import mlflow
 
+    logging.getLogger("mlflow").setLevel(logging.WARNING)  # "Experiment ... does not exist. Creating" is not news
     mlflow.set_tracking_uri(uri)
     mlflow.set_experiment(EXPERIMENT.format(analyzer=metadata.analyzer))
     params = {f"param.{k}": str(v) for k, v in _flatten(metadata.params).items()}

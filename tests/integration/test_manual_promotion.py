@@ -45,4 +45,4 @@ def test_promote_and_rollback_are_announced(cluster: Cluster, trained: tuple[Mod
     assert "promoted by hand" in events[0]["why"] and f"rolled back by hand from {second.version}" in events[1]["why"]
     assert (events[2]["promoted"], events[2]["reason"], events[2]["analyzer"]) == (False, "manual", "setfit")
     assert events[2]["version"] not in (first.version, second.version) and "accuracy" in events[2]["metrics"]
-    assert "on posts" in bizstream("models", "list")
+    assert "measured on" in bizstream("models", "list")
