@@ -26,11 +26,13 @@ from collections import OrderedDict
 from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import Future, wait
 from dataclasses import dataclass
+from datetime import datetime
 
 from bizstream.analyzer import Analyzer, Context, Fuser, Prediction, disagreement
 from bizstream.learning.fusion import FIXED, LearnedFusion
 from bizstream.records import SENTIMENTS, AnalyzerResult, Post, Route, Score
 from bizstream.settings import FusionSettings, RoutingSettings
+from bizstream.tickers import TickerExtractor
 
 log = logging.getLogger(__name__)
 CLASS_NAMES = [s.value for s in SENTIMENTS]
@@ -64,6 +66,7 @@ class Pipeline:
         fusers: Sequence[Fuser] = (),
         context_posts: int = 10_000,
         fusion_source: Callable[[], LearnedFusion | None] | None = None,
+        tickers: TickerExtractor | None = None,
     ) -> None:
         if not analyzers:
             raise ValueError("a pipeline needs at least one available analyzer")
@@ -80,6 +83,7 @@ class Pipeline:
         self.context_posts = context_posts
         self._recent: OrderedDict[str, Score] = OrderedDict()
         self.fusion_source = fusion_source
+        self.tickers = tickers
 
     def process(self, posts: Sequence[Post]) -> BatchResult:
         """Score one batch (through the cascade when it is on). Never raises because of an analyzer or a post."""
@@ -101,8 +105,9 @@ class Pipeline:
         scored_posts: list[Post] = []
         unscored: list[Unscored] = []
         learned = self._learned(results)
-        for post, per_post, route, by_learned in zip(posts, results, routes, learned, strict=True):
-            score = self._fuse(post, per_post, route, by_learned)
+        tickers = [self.tickers.for_post(p.id, p.text, p.reply_to, p.thread_id) if self.tickers else [] for p in posts]
+        for post, per_post, route, by_learned, named in zip(posts, results, routes, learned, tickers, strict=True):
+            score = self._fuse(post, per_post, route, by_learned, named)
             if isinstance(score, Score):
                 scores.append(score)
                 scored_posts.append(post)
@@ -285,7 +290,7 @@ class Pipeline:
 
     def _fuse(
         self, post: Post, results: dict[str, AnalyzerResult | None], route: Route,
-        learned: tuple[str, dict[str, float]] | None,
+        learned: tuple[str, dict[str, float]] | None, tickers: list[str],
     ) -> Score | str:  # fmt: skip
         present = {name: r for name, r in results.items() if r is not None}
         by, probabilities = learned or (FIXED, weighted_probabilities(results, self.fusion))
@@ -307,6 +312,8 @@ class Pipeline:
             analyzers=present,
             route=route,
             fusion=by,
+            tickers=tickers,
+            posted_at=datetime.fromisoformat(post.created_at).timestamp() if post.created_at else None,
         )
 
 

@@ -26,6 +26,7 @@ from bizstream.errors import AnalyzerUnavailable, BizstreamError, ConfigError
 from bizstream.learning.fusion import ServedFusion, fusion_registry
 from bizstream.pipeline import Pipeline
 from bizstream.settings import Settings
+from bizstream.tickers import Lexicon, TickerExtractor
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +113,8 @@ def load_pipeline(
                     typo, ", ".join(sorted(named)))  # fmt: skip
     learned = ServedFusion(fusion_registry(settings.fusion_registry)) if settings.fusion.learned else None
     return Pipeline(list(analyzers.values()), settings.fusion, settings.worker.analyzer_timeout_s, settings.routing,
-                    fusers=[f.analyzer for f in fusers if f.available], fusion_source=learned)  # fmt: skip
+                    fusers=[f.analyzer for f in fusers if f.available], fusion_source=learned,
+                    tickers=TickerExtractor(Lexicon.load(settings.tickers.lexicon_path)))  # fmt: skip
 
 
 def _log_unavailable(status: AnalyzerStatus) -> None:

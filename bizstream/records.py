@@ -279,6 +279,8 @@ class Score(WireRecord):
     sarcasm_probability: float | None = None
     fusion: str = "weights"  # what fused the analyzers: the fixed weights, or a learned-fusion version
     scored_at: float = field(default_factory=now)
+    tickers: list[str] = field(default_factory=list)  # the coins and stocks the post is about (bizstream.tickers)
+    posted_at: float | None = None  # the post's created_at in epoch seconds, when it gave one
 
     @property
     def failures(self) -> dict[str, str]:

@@ -268,6 +268,32 @@ class DriftSettings:
 
 
 @dataclass(frozen=True)
+class TickerSettings:
+    """Which coins a post is about (the worker) and the per-ticker windows (``bizstream tickers``)."""
+
+    lexicon: str = ""  # empty: config/tickers.toml
+    windows_s: list[int] = field(default_factory=lambda: [60, 3600])  # tumbling windows, by the post's time
+    rolling_s: int = 86_400  # the rolling view, summed from the largest window
+    spike_factor: float = 3.0  # a window is a volume spike at this many times the ticker's baseline ...
+    spike_min_posts: int = 5  # ... and at least this many posts
+    baseline_windows: int = 24  # the baseline: mean count of this many earlier windows of the same size
+    publish_interval_s: float = 1.0  # changed windows go to bizstream.tickers.v1 at most this often
+
+    def validate(self) -> None:
+        _require(bool(self.windows_s) and all(w >= 1 for w in self.windows_s), f"tickers.windows_s must be positive seconds, got {self.windows_s}")
+        _require(self.rolling_s >= max(self.windows_s), f"tickers.rolling_s must be >= the largest window, got {self.rolling_s}")
+        _require(self.rolling_s % max(self.windows_s) == 0, "tickers.rolling_s must be a multiple of the largest window")
+        _require(self.spike_factor > 1, f"tickers.spike_factor must be > 1, got {self.spike_factor}")
+        _require(self.baseline_windows >= 1, f"tickers.baseline_windows must be >= 1, got {self.baseline_windows}")
+        _require(self.publish_interval_s > 0, f"tickers.publish_interval_s must be > 0, got {self.publish_interval_s}")
+
+    @property
+    def lexicon_path(self) -> Path:
+        """The lexicon file."""
+        return Path(self.lexicon).expanduser() if self.lexicon else PROJECT_ROOT / "config" / "tickers.toml"
+
+
+@dataclass(frozen=True)
 class RoutingSettings:
     """The cascade: cheap analyzers first; only posts they find ambiguous go on to the expensive ones."""
 
@@ -297,6 +323,7 @@ class Settings:
     tracking: TrackingSettings = field(default_factory=TrackingSettings)
     trainer: TrainerSettings = field(default_factory=TrainerSettings)
     drift: DriftSettings = field(default_factory=DriftSettings)
+    tickers: TickerSettings = field(default_factory=TickerSettings)
 
     @property
     def store_path(self) -> Path:
