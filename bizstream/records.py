@@ -380,6 +380,30 @@ class ModelEvent(WireRecord):
 
 
 @dataclass(frozen=True)
+class TickerWindow(WireRecord):
+    """One ticker over one window, on ``bizstream.tickers.v1`` keyed by ticker (``bizstream tickers``). ``window_s``
+    is the window's length; ``kind`` is "tumbling" (``start`` .. ``start + window_s``) or "rolling" (the
+    ``window_s`` seconds up to ``end``). Means are over the window's posts; ``weighted_score`` weights each post by its
+    confidence; ``spike``: the count is ``spike_factor`` times the ticker's baseline or more."""
+
+    ticker: str
+    kind: Literal["tumbling", "rolling"]
+    window_s: int
+    start: float
+    end: float
+    posts: int
+    mean_score: float
+    weighted_score: float
+    shares: dict[str, float]  # bearish / neutral / bullish
+    mean_sarcasm: float | None
+    most_bullish: str | None
+    most_bearish: str | None
+    baseline: float | None  # mean post count of the earlier windows of this size (None: no history yet)
+    spike: bool
+    updated_at: float = field(default_factory=now)
+
+
+@dataclass(frozen=True)
 class DeadLetter(WireRecord):
     """A message bizstream could not process, with its raw bytes (base64) so nothing is lost."""
 

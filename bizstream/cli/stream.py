@@ -73,6 +73,19 @@ def sink(
 
 
 @app.command()
+def tickers(
+    config: ConfigOption = None,
+    log_level: LogLevelOption = "info",
+) -> None:
+    """Per-ticker sentiment windows from the scores (counts, means, shares, sarcasm, extremes, volume spikes), kept
+    in a changelogged table and published to bizstream.tickers.v1 keyed by ticker."""
+    from bizstream.stream.windows import create_tickers_app
+
+    settings = load(config)
+    run_faust(create_tickers_app(settings), log_level, settings)
+
+
+@app.command()
 def produce(
     file: Annotated[Path, typer.Argument(help="JSON lines, one post per line ('-' for stdin).", allow_dash=True)],
     config: ConfigOption = None,
@@ -91,7 +104,7 @@ def produce(
 
 @app.command()
 def consume(
-    topic: Annotated[str, typer.Argument(help="Topic or alias: posts, scores, deadletter, labels, drift, models.")],
+    topic: Annotated[str, typer.Argument(help="Topic or alias: posts, scores, deadletter, labels, drift, models, tickers.")],
     config: ConfigOption = None,
     count: Annotated[Optional[int], typer.Option(help="Stop after this many messages.")] = None,
     idle: Annotated[float, typer.Option(help="Stop after this many seconds without a new message.")] = 10.0,

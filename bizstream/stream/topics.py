@@ -8,8 +8,10 @@ DEADLETTER = "bizstream.deadletter.v1"  # DeadLetter, keyed like the message tha
 LABELS = "bizstream.labels.v1"  # Label, keyed by post id
 DRIFT = "bizstream.drift.v1"  # DriftEvent, keyed by analyzer
 MODELS = "bizstream.models.v1"  # ModelEvent, keyed by analyzer
+TICKERS = "bizstream.tickers.v1"  # TickerWindow, keyed by ticker
+TICKER_EVENTS = "bizstream.ticker-events.v1"  # internal to `bizstream tickers`: one scored mention, keyed by ticker
 
-ALL: tuple[str, ...] = (POSTS, SCORES, DEADLETTER, LABELS, DRIFT, MODELS)
+ALL: tuple[str, ...] = (POSTS, SCORES, DEADLETTER, LABELS, DRIFT, MODELS, TICKERS, TICKER_EVENTS)
 
 # Short names for the CLI: `bizstream consume scores`.
 ALIASES: dict[str, str] = {name.split(".")[1]: name for name in ALL}

@@ -1,0 +1,210 @@
+"""``bizstream tickers``: per-ticker sentiment windows on Kafka, for dashboards.
+
+Two agents in one faust app:
+
+1. **route**: each Score from ``bizstream.scores.v1`` becomes one *mention* per ticker it names, sent to the internal
+   topic ``bizstream.ticker-events.v1`` keyed by ticker — so every mention of a ticker lands on one partition, and
+   the state of a ticker lives with that partition (faust's repartitioning pattern; more tickers agents share it).
+2. **aggregate**: keeps a bucket per (ticker, window size, window start) in a faust Table, whose changelog topic is
+   how a restarted agent gets its state back. A timer publishes every changed window to ``bizstream.tickers.v1``
+   (a TickerWindow keyed by ticker), plus a rolling view summed from the largest window's buckets.
+
+Windows are by the post's own time (``Score.posted_at``; else when it was scored), tumbling, of ``tickers.windows_s``.
+
+Processing guarantee (at-least-once underneath, made exact where it can be): each bucket records, in the same
+changelog record as its counts, the offset of the last mention it counted and the ids of its latest RECENT_POSTS
+posts. A mention the aggregate step reads again after a crash (offset not yet committed) is not counted twice, and
+neither is a Score the route step sends again (faust acknowledges a partition's last event only when the next one
+comes, so a killed agent re-reads it) or a post the workers scored twice, as long as it is among the bucket's latest
+RECENT_POSTS. Beyond that (a duplicate arriving after 64 newer posts of the same ticker in the same window) it would
+count twice. Nothing is lost: a mention is acknowledged only after it is counted.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any, cast
+
+import faust
+import orjson
+
+from bizstream.errors import InvalidRecord
+from bizstream.records import SENTIMENTS, TickerWindow
+from bizstream.settings import Settings, TickerSettings
+from bizstream.stream import topics
+from bizstream.stream.apps import decode_or_dead_letter, new_app
+
+log = logging.getLogger(__name__)
+APP_ID = "bizstream-tickers"
+TABLE = "ticker-windows"
+RECENT_POSTS = 64  # post ids each bucket remembers, so a post counted once is not counted again
+Bucket = dict[str, Any]
+
+
+def mentions(raw: bytes) -> list[tuple[str, bytes]]:
+    """(ticker, mention) for each ticker a Score names; InvalidRecord when it is not a Score."""
+    try:
+        score = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRecord(f"not valid JSON: {exc}") from None
+    if not isinstance(score, dict):
+        raise InvalidRecord("a Score must be a JSON object")
+    try:
+        post_id, value, confidence, label = str(score["post_id"]), float(score["score"]), float(score["confidence"]), score["label"]
+        at = float(score.get("posted_at") or score["scored_at"])
+        tickers = [str(t) for t in score.get("tickers") or []]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InvalidRecord(f"not a Score ({type(exc).__name__}: {exc})") from None
+    if label not in {s.value for s in SENTIMENTS} or not (-1 <= value <= 1 and 0 <= confidence <= 1 and math.isfinite(at)):
+        raise InvalidRecord(f"not a Score: label {label!r}, score {value}, confidence {confidence}")
+    sarcasm = score.get("sarcasm_probability")
+    return [(t, orjson.dumps({"post_id": post_id, "ticker": t, "at": at, "score": value, "confidence": confidence,
+                              "label": label, "sarcasm": sarcasm})) for t in tickers[:10]]  # fmt: skip
+
+
+def window_start(at: float, size: int) -> int:
+    """The start of the tumbling window of ``size`` seconds that holds time ``at``."""
+    return int(at // size) * size
+
+
+def bucket_key(ticker: str, size: int, start: int) -> bytes:
+    """The table key of one window."""
+    return f"{ticker}|{size}|{start}".encode()
+
+
+def count(bucket: Bucket | None, mention: Mapping[str, Any], offset: int) -> Bucket | None:
+    """The bucket with one more mention, or None when it was counted already: its offset (the aggregate step read it
+    again after a crash) or its post among the bucket's RECENT_POSTS latest (a Score routed again, or scored twice)."""
+    b: Bucket = bucket or {"n": 0, "sum": 0.0, "wsum": 0.0, "wconf": 0.0, "labels": {}, "sarc_sum": 0.0, "sarc_n": 0,
+                           "top": None, "bottom": None, "offset": -1, "recent": []}  # fmt: skip
+    if offset <= b["offset"] or mention["post_id"] in b["recent"]:
+        return None
+    b["recent"] = [*b["recent"][-(RECENT_POSTS - 1) :], mention["post_id"]]
+    score, confidence = float(mention["score"]), float(mention["confidence"])
+    b["n"] += 1
+    b["sum"] += score
+    b["wsum"] += score * confidence
+    b["wconf"] += confidence
+    b["labels"][mention["label"]] = b["labels"].get(mention["label"], 0) + 1
+    if isinstance(mention.get("sarcasm"), (int, float)):
+        b["sarc_sum"] += float(mention["sarcasm"])
+        b["sarc_n"] += 1
+    if b["top"] is None or score > b["top"][0]:
+        b["top"] = [score, mention["post_id"]]
+    if b["bottom"] is None or score < b["bottom"][0]:
+        b["bottom"] = [score, mention["post_id"]]
+    b["offset"] = offset
+    return b
+
+
+def merge(buckets: Iterable[Bucket]) -> Bucket | None:
+    """One bucket summing several (the rolling view)."""
+    total: Bucket | None = None
+    for b in buckets:
+        if total is None:
+            total = {**b, "labels": dict(b["labels"])}
+            continue
+        for k in ("n", "sum", "wsum", "wconf", "sarc_sum", "sarc_n"):
+            total[k] += b[k]
+        for label, n in b["labels"].items():
+            total["labels"][label] = total["labels"].get(label, 0) + n
+        total["top"] = max(total["top"], b["top"], key=lambda x: x[0])
+        total["bottom"] = min(total["bottom"], b["bottom"], key=lambda x: x[0])
+    return total
+
+
+def window(ticker: str, kind: str, size: int, start: float, b: Bucket, baseline: float | None, config: TickerSettings) -> TickerWindow:
+    """What a dashboard reads about one window."""
+    n = b["n"]
+    spike = baseline is not None and n >= config.spike_min_posts and n >= config.spike_factor * max(baseline, 1e-9)
+    return TickerWindow(
+        ticker=ticker, kind=kind, window_s=size, start=start, end=start + size, posts=n,  # type: ignore[arg-type]
+        mean_score=b["sum"] / n, weighted_score=b["wsum"] / b["wconf"] if b["wconf"] > 0 else 0.0,
+        shares={s.value: b["labels"].get(s.value, 0) / n for s in SENTIMENTS},
+        mean_sarcasm=b["sarc_sum"] / b["sarc_n"] if b["sarc_n"] else None,
+        most_bullish=b["top"][1] if b["top"] else None, most_bearish=b["bottom"][1] if b["bottom"] else None,
+        baseline=baseline, spike=spike,
+    )  # fmt: skip
+
+
+class Windows:
+    """The buckets of one process (a faust Table, or a dict in tests) and what to publish from them."""
+
+    def __init__(self, table: Any, config: TickerSettings) -> None:
+        self.table = table
+        self.config = config
+        self.changed: set[tuple[str, int, int]] = set()
+
+    def add(self, mention: Mapping[str, Any], offset: int) -> None:
+        """Count a mention in every window size."""
+        ticker = str(mention["ticker"])
+        for size in self.config.windows_s:
+            start = window_start(float(mention["at"]), size)
+            key = bucket_key(ticker, size, start)
+            raw = self.table.get(key)
+            updated = count(orjson.loads(raw) if raw else None, mention, offset)
+            if updated is not None:
+                self.table[key] = orjson.dumps(updated)
+                self.changed.add((ticker, size, start))
+
+    def _get(self, ticker: str, size: int, start: int) -> Bucket | None:
+        raw = self.table.get(bucket_key(ticker, size, start))
+        return cast(Bucket, orjson.loads(raw)) if raw else None
+
+    def due(self) -> list[TickerWindow]:
+        """Every changed window (and, for the largest size, the rolling view ending with it); forgets buckets too old
+        to matter for the rolling view or any baseline."""
+        out: list[TickerWindow] = []
+        largest = max(self.config.windows_s)
+        changed, self.changed = self.changed, set()
+        for ticker, size, start in sorted(changed):
+            b = self._get(ticker, size, start)
+            if b is None:
+                continue
+            earlier = [self._get(ticker, size, start - i * size) for i in range(1, self.config.baseline_windows + 1)]
+            baseline = sum(e["n"] for e in earlier if e) / len(earlier) if any(earlier) else None
+            out.append(window(ticker, "tumbling", size, start, b, baseline, self.config))
+            if size == largest:
+                span = self.config.rolling_s // size
+                rolled = merge(x for x in (self._get(ticker, size, start - i * size) for i in range(span)) if x)
+                if rolled is not None:
+                    out.append(window(ticker, "rolling", self.config.rolling_s, start + size - self.config.rolling_s, rolled, None, self.config))
+            stale = bucket_key(ticker, size, start - (self.config.baseline_windows + self.config.rolling_s // size + 1) * size)
+            if self.table.get(stale) is not None:
+                del self.table[stale]
+        return out
+
+
+def create_tickers_app(settings: Settings) -> faust.App:
+    """The tickers agent's faust app."""
+    app, declared = new_app(settings, APP_ID)
+    table = app.Table(TABLE, default=None, partitions=settings.kafka.partitions, key_type=bytes, value_type=bytes)
+    windows = Windows(table, settings.tickers)
+    deadletter = declared[topics.DEADLETTER]
+    events = declared[topics.TICKER_EVENTS]
+    out = declared[topics.TICKERS]
+
+    @app.agent(declared[topics.SCORES], name="bizstream.tickers.route")
+    async def route(stream: faust.StreamT[bytes]) -> None:
+        """Scores -> one mention per ticker, keyed by ticker (confirmed before the Score is acknowledged)."""
+        async for event in stream.events():
+            found = await decode_or_dead_letter(event, mentions, deadletter)
+            for ticker, mention in found or []:
+                await (await events.send(key=ticker.encode(), value=mention, force=True))
+
+    @app.agent(events, name="bizstream.tickers.aggregate")
+    async def aggregate(stream: faust.StreamT[bytes]) -> None:
+        """Mentions -> buckets (the table's changelog keeps them)."""
+        async for event in stream.events():
+            windows.add(orjson.loads(event.value), event.message.offset)
+
+    @app.timer(settings.tickers.publish_interval_s)  # type: ignore[untyped-decorator]
+    async def publish() -> None:
+        """Changed windows -> bizstream.tickers.v1."""
+        pending = [await out.send(key=w.ticker.encode(), value=w.to_json(), force=True) for w in windows.due()]
+        for sent in pending:
+            await sent
+
+    return app

@@ -1,0 +1,43 @@
+"""The per-ticker window arithmetic (issue 14, item 2), on a dict standing in for the faust Table."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from bizstream.errors import InvalidRecord
+from bizstream.settings import TickerSettings
+from bizstream.stream.windows import Windows, mentions
+
+CONFIG = TickerSettings(windows_s=[60, 3600], rolling_s=7200, baseline_windows=3, spike_factor=3.0, spike_min_posts=3)
+
+
+def mention(post_id: str, at: float, score: float, ticker: str = "BTC") -> dict[str, object]:
+    return {"post_id": post_id, "ticker": ticker, "at": at, "score": score, "confidence": 0.5,
+            "label": "bullish" if score > 0 else "bearish", "sarcasm": None}  # fmt: skip
+
+
+def test_counts_baseline_spike_rolling_and_no_double_counting() -> None:
+    windows = Windows({}, CONFIG)
+    offset = 0
+    for minute in range(3):  # one post a minute: the baseline
+        windows.add(mention(f"m{minute}", minute * 60.0, 0.2), offset := offset + 1)
+    windows.due()
+    for i in range(4):  # then four in minute 3: a spike
+        windows.add(mention(f"s{i}", 180.0 + i, 0.6), offset := offset + 1)
+    windows.add(mention("s0", 185.0, 0.6), offset + 1)  # the same post again (routed twice): not counted
+    windows.add(mention("s1", 186.0, 0.6), offset)  # an offset already counted (a replay): not counted
+    due = {(w.kind, w.window_s, w.start): w for w in windows.due()}
+    minute = due[("tumbling", 60, 180)]
+    assert (minute.posts, minute.baseline, minute.spike) == (4, 1.0, True)
+    hour = due[("tumbling", 3600, 0)]
+    assert hour.posts == 7 and hour.mean_score == pytest.approx((3 * 0.2 + 4 * 0.6) / 7) and not hour.spike
+    assert due[("rolling", 7200, -3600)].posts == 7
+
+
+def test_a_score_that_is_not_one_is_refused() -> None:
+    with pytest.raises(InvalidRecord):
+        mentions(b'{"post_id": "x", "score": 3.0, "confidence": 0.5, "label": "bullish", "scored_at": 1, "tickers": ["BTC"]}')
+    found = mentions(orjson.dumps({"post_id": "x", "score": 0.5, "confidence": 0.5, "label": "bullish", "scored_at": 1,
+                                   "tickers": ["BTC", "ETH"]}))  # fmt: skip
+    assert [t for t, _ in found] == ["BTC", "ETH"]
