@@ -199,7 +199,7 @@ def run_loop_demo(
             labels = [(i.encode(), Label(i, Sentiment(truth[i]).rating, "demo", text=texts[i]).to_json()) for i in batch]
             asyncio.run(publish(kafka, topics.LABELS, labels))
             say(f"round {number + 1} of {rounds}: sent {len(batch)} labels to {topics.LABELS}; the trainer retrains (a head refit in its own process)")
-            for decision in asyncio.run(_next_decisions(kafka, len(decisions), agents, timeout_s)):
+            for decision in asyncio.run(_next_decisions(kafka, len(decisions), agents, timeout_s, work)):
                 decisions.append(decision)
                 if on_decision is not None:
                     on_decision(decision)
@@ -235,19 +235,23 @@ def _holdout_agreement(
     return sum(s["label"] == truth[str(s["post_id"])] for s in judged) / max(len(judged), 1)
 
 
-async def _next_decisions(kafka: KafkaSettings, seen: int, agents: list[subprocess.Popen[bytes]], timeout_s: float) -> list[dict[str, object]]:
+async def _next_decisions(kafka: KafkaSettings, seen: int, agents: list[subprocess.Popen[bytes]], timeout_s: float, work: Path) -> list[dict[str, object]]:
     """The trainer's decisions after the first ``seen``, once its job is done (every analyzer it trained decided)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         for name, agent in zip(LOOP_AGENTS, agents, strict=True):
             if agent.poll() is not None:
-                raise RuntimeError(f"the {name} exited with code {agent.returncode}; see its log")
+                raise RuntimeError(f"the {name} exited with code {agent.returncode}; the end of its log:\n{_tail(work / f'{name}.log')}")
         events = [orjson.loads(m.value) async for m in read(kafka, topics.MODELS, None, 2.0)]
         new = events[seen:]
         if new and any(e["analyzer"] == "setfit" for e in new):
             await asyncio.sleep(3)  # the learned fusion is decided right after SetFit, in the same job
             return [orjson.loads(m.value) async for m in read(kafka, topics.MODELS, None, 2.0)][seen:]
     raise RuntimeError(f"no decision from the trainer within {timeout_s:.0f} s; see its log")
+
+
+def _tail(log: Path, lines: int = 40) -> str:
+    return "\n".join(log.read_text(errors="replace").splitlines()[-lines:]) if log.exists() else f"({log} is missing)"
 
 
 async def _count(kafka: KafkaSettings, topic: str) -> int:

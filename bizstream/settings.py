@@ -294,6 +294,21 @@ class TickerSettings:
 
 
 @dataclass(frozen=True)
+class DashboardSettings:
+    """``bizstream dashboard``: a read-only web page and JSON API over the topics."""
+
+    host: str = "127.0.0.1"  # another address exposes it beyond this machine: it has no login
+    port: int = 8050
+    recent_posts: int = 200  # the latest posts it keeps and shows
+    history_windows: int = 120  # per ticker, the latest this many 1-minute windows for its chart
+
+    def validate(self) -> None:
+        _require(0 <= self.port < 65536, f"dashboard.port must be a TCP port (0: any free one), got {self.port}")
+        _require(self.recent_posts >= 1, f"dashboard.recent_posts must be >= 1, got {self.recent_posts}")
+        _require(self.history_windows >= 1, f"dashboard.history_windows must be >= 1, got {self.history_windows}")
+
+
+@dataclass(frozen=True)
 class RoutingSettings:
     """The cascade: cheap analyzers first; only posts they find ambiguous go on to the expensive ones."""
 
@@ -324,6 +339,7 @@ class Settings:
     trainer: TrainerSettings = field(default_factory=TrainerSettings)
     drift: DriftSettings = field(default_factory=DriftSettings)
     tickers: TickerSettings = field(default_factory=TickerSettings)
+    dashboard: DashboardSettings = field(default_factory=DashboardSettings)
 
     @property
     def store_path(self) -> Path:

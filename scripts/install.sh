@@ -7,13 +7,16 @@ cd "$(dirname "$0")/.."
 need_apt=()
 command -v java >/dev/null 2>&1 || need_apt+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || need_apt+=(maven)
+# The dashboard's tests drive a real browser: Debian's Chromium and its WebDriver (nothing is downloaded at test time).
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need_apt+=(chromium-driver)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if command -v apt-get >/dev/null 2>&1; then
     echo ">> installing ${need_apt[*]} with apt-get"
     SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
     $SUDO apt-get update -q && $SUDO apt-get install -y -q "${need_apt[@]}"
   else
-    echo "bizstream needs Java 17+ and Maven on PATH to run Kafka; install them and run this again" >&2
+    echo "bizstream needs Java 17+ and Maven on PATH to run Kafka (and Chromium + chromedriver for the dashboard's tests); install them and run this again" >&2
     exit 1
   fi
 fi

@@ -83,9 +83,10 @@ def run_faust(faust_app: faust.App, log_level: str, settings: Settings) -> None:
 
     import faust
 
-    from bizstream.stream.client import wait_for_broker
+    from bizstream.stream.client import ensure_topics, wait_for_broker
 
     asyncio.run(wait_for_broker(settings.kafka, say=lambda line: err.print(escape(line))))
+    asyncio.run(ensure_topics(settings.kafka))  # an agent newer than the broker's topics (a new one, e.g. tickers) finds them
     # faust, mode and aiokafka say a screenful at info on every start (services starting, subscription tables):
     # bizstream's own lines are the news at info; theirs show at debug.
     quiet = {"merge": True, "loggers": {name: {"level": "WARNING"} for name in CHATTY}} if log_level != "debug" else None

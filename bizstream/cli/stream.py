@@ -86,6 +86,24 @@ def tickers(
 
 
 @app.command()
+def dashboard(
+    config: ConfigOption = None,
+    port: Annotated[Optional[int], typer.Option(help="Port (default: dashboard.port; 0: any free one).")] = None,
+) -> None:
+    """Serve the live dashboard and its JSON API (read-only, on dashboard.host, 127.0.0.1 by default): tickers,
+    sentiment and volume over time, the latest posts, drift events, model decisions, throughput and lag."""
+    from bizstream.dashboard.server import serve
+    from bizstream.stream.client import wait_for_broker
+
+    settings = load(config)
+    asyncio.run(wait_for_broker(settings.kafka, say=lambda line: err.print(escape(line))))
+    try:
+        asyncio.run(serve(settings, settings.dashboard.port if port is None else port, say=lambda line: err.print(escape(line))))
+    except KeyboardInterrupt:
+        pass
+
+
+@app.command()
 def produce(
     file: Annotated[Path, typer.Argument(help="JSON lines, one post per line ('-' for stdin).", allow_dash=True)],
     config: ConfigOption = None,

@@ -138,7 +138,7 @@ class Windows:
         self.changed: set[tuple[str, int, int]] = set()
 
     def add(self, mention: Mapping[str, Any], offset: int) -> None:
-        """Count a mention in every window size."""
+        """Count a mention in every window size; forget that ticker's buckets too old to matter any more."""
         ticker = str(mention["ticker"])
         for size in self.config.windows_s:
             start = window_start(float(mention["at"]), size)
@@ -148,14 +148,17 @@ class Windows:
             if updated is not None:
                 self.table[key] = orjson.dumps(updated)
                 self.changed.add((ticker, size, start))
+            # Too old to matter for the rolling view or any baseline (changed only while a stream event is in hand).
+            stale = bucket_key(ticker, size, start - (self.config.baseline_windows + self.config.rolling_s // size + 1) * size)
+            if self.table.get(stale) is not None:
+                del self.table[stale]
 
     def _get(self, ticker: str, size: int, start: int) -> Bucket | None:
         raw = self.table.get(bucket_key(ticker, size, start))
         return cast(Bucket, orjson.loads(raw)) if raw else None
 
     def due(self) -> list[TickerWindow]:
-        """Every changed window (and, for the largest size, the rolling view ending with it); forgets buckets too old
-        to matter for the rolling view or any baseline."""
+        """Every changed window (and, for the largest size, the rolling view ending with it)."""
         out: list[TickerWindow] = []
         largest = max(self.config.windows_s)
         changed, self.changed = self.changed, set()
@@ -171,9 +174,6 @@ class Windows:
                 rolled = merge(x for x in (self._get(ticker, size, start - i * size) for i in range(span)) if x)
                 if rolled is not None:
                     out.append(window(ticker, "rolling", self.config.rolling_s, start + size - self.config.rolling_s, rolled, None, self.config))
-            stale = bucket_key(ticker, size, start - (self.config.baseline_windows + self.config.rolling_s // size + 1) * size)
-            if self.table.get(stale) is not None:
-                del self.table[stale]
         return out
 
 

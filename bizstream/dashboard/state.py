@@ -1,0 +1,124 @@
+"""What the dashboard knows, built from the topics it follows; pure Python, so the API's answers are testable alone.
+
+Every message is taken as it comes (``take``); a malformed one is skipped — the dashboard only reads, and what is bad
+on a topic is the producing agent's to dead-letter. Memory is bounded by the settings (recent posts, windows per
+ticker) and by MAX_TICKERS.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+from bizstream.settings import DashboardSettings
+from bizstream.stream import topics
+
+MAX_TICKERS = 5_000
+MAX_EVENTS = 100  # drift events and model decisions kept
+TEXTS = 20_000  # post texts kept, for joining with their scores
+
+
+class DashboardState:
+    """The latest ticker windows, each ticker's history, the latest posts, drift events, model decisions, throughput."""
+
+    def __init__(self, config: DashboardSettings, publish: Callable[[str, Any], None] = lambda kind, data: None) -> None:
+        self.config = config
+        self.publish = publish  # each change, to the live page (server-sent events)
+        self.windows: OrderedDict[str, dict[str, dict[str, Any]]] = OrderedDict()  # ticker -> "kind/size" -> window
+        self.history: dict[str, OrderedDict[float, dict[str, Any]]] = {}  # ticker -> start -> 1-minute window
+        self.posts: deque[dict[str, Any]] = deque(maxlen=config.recent_posts)
+        self.texts: OrderedDict[str, str] = OrderedDict()
+        self.drift: deque[dict[str, Any]] = deque(maxlen=MAX_EVENTS)
+        self.models: deque[dict[str, Any]] = deque(maxlen=MAX_EVENTS)
+        self.arrivals: deque[float] = deque()  # when scores arrived, over the last minute
+        self.lag: dict[str, int] = {}  # the workers' consumer group: partition -> messages behind
+
+    def take(self, topic: str, raw: bytes) -> None:
+        """One message from a followed topic."""
+        try:
+            value = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return
+        if not isinstance(value, dict):
+            return
+        try:
+            {topics.TICKERS: self._window, topics.SCORES: self._score, topics.POSTS: self._post,
+             topics.DRIFT: self._drift, topics.MODELS: self._model}[topic](value)  # fmt: skip
+        except (KeyError, TypeError, ValueError):
+            return
+
+    def _window(self, w: dict[str, Any]) -> None:
+        ticker = str(w["ticker"])
+        self.windows.setdefault(ticker, {})[f"{w['kind']}/{int(w['window_s'])}"] = w
+        self.windows.move_to_end(ticker)
+        while len(self.windows) > MAX_TICKERS:
+            gone, _ = self.windows.popitem(last=False)
+            self.history.pop(gone, None)
+        if w["kind"] == "tumbling" and int(w["window_s"]) == min(60, int(w["window_s"])):
+            history = self.history.setdefault(ticker, OrderedDict())
+            history[float(w["start"])] = w
+            for start in sorted(history)[: max(len(history) - self.config.history_windows, 0)]:
+                del history[start]
+        self.publish("ticker", w)
+
+    def _post(self, post: dict[str, Any]) -> None:
+        post_id, text = str(post["id"]), str(post.get("text", ""))[:500]
+        self.texts[post_id] = text
+        while len(self.texts) > TEXTS:
+            self.texts.popitem(last=False)
+        for shown in self.posts:  # its score came first (topics are read side by side)
+            if shown["post_id"] == post_id and not shown["text"]:
+                shown["text"] = text
+
+    def _score(self, s: dict[str, Any]) -> None:
+        now = time.time()
+        self.arrivals.append(now)
+        while self.arrivals and self.arrivals[0] < now - 60:
+            self.arrivals.popleft()
+        post = {"post_id": s["post_id"], "text": self.texts.get(str(s["post_id"]), ""), "label": s["label"],
+                "score": float(s["score"]), "confidence": float(s["confidence"]), "tickers": s.get("tickers") or [],
+                "sarcasm": s.get("sarcasm_probability"), "scored_at": s.get("scored_at")}  # fmt: skip
+        self.posts.appendleft(post)
+        self.publish("post", post)
+
+    def _drift(self, event: dict[str, Any]) -> None:
+        self.drift.appendleft(event)
+        self.publish("drift", event)
+
+    def _model(self, event: dict[str, Any]) -> None:
+        self.models.appendleft(event)
+        self.publish("model", event)
+
+    # -- what the API answers --------------------------------------------------------------------------------------
+
+    def leaderboard(self, window: str = "rolling", limit: int = 50) -> list[dict[str, Any]]:
+        """Tickers by post count in their latest window of that kind ("rolling", or "tumbling/3600" etc.)."""
+        rows = []
+        for ticker, views in self.windows.items():
+            chosen = [w for key, w in views.items() if key.startswith(window)]
+            if chosen:
+                w = max(chosen, key=lambda x: (int(x["window_s"]), float(x["start"])))
+                rows.append({"ticker": ticker, **{k: w[k] for k in ("posts", "mean_score", "weighted_score", "shares",
+                                                                    "mean_sarcasm", "spike", "window_s", "start", "end")}})  # fmt: skip
+        return sorted(rows, key=lambda r: (-r["posts"], r["ticker"]))[:limit]
+
+    def ticker(self, name: str) -> dict[str, Any] | None:
+        """One ticker: its latest windows and its 1-minute history (time, posts, mean score) for the chart."""
+        views = self.windows.get(name.upper())
+        if views is None:
+            return None
+        history = self.history.get(name.upper(), OrderedDict())
+        return {"ticker": name.upper(), "windows": views,
+                "history": [{"start": start, "posts": w["posts"], "mean_score": w["mean_score"]} for start, w in history.items()]}  # fmt: skip
+
+    def stats(self) -> dict[str, Any]:
+        """Scores per second over the last minute, and how far behind the workers are."""
+        now = time.time()
+        recent = [t for t in self.arrivals if t >= now - 60]
+        span = max(now - recent[0], 1.0) if recent else 60.0
+        return {"scores_per_s": round(len(recent) / span, 2), "worker_lag": sum(self.lag.values()), "lag_by_partition": self.lag,
+                "tickers": len(self.windows), "updated_at": now}  # fmt: skip
