@@ -294,6 +294,19 @@ class TickerSettings:
 
 
 @dataclass(frozen=True)
+class MetricsSettings:
+    """/metrics, /healthz and /readyz on every long-running process (bizstream.metrics)."""
+
+    host: str = "127.0.0.1"
+    port: int = 0  # 0: a free port, printed at start (set one per process with BIZSTREAM_METRICS__PORT)
+    stall_s: float = 30.0  # input waiting and nothing handled for this long: /healthz says unhealthy
+
+    def validate(self) -> None:
+        _require(0 <= self.port < 65536, f"metrics.port must be a TCP port (0: any free one), got {self.port}")
+        _require(self.stall_s > 0, f"metrics.stall_s must be > 0, got {self.stall_s}")
+
+
+@dataclass(frozen=True)
 class DashboardSettings:
     """``bizstream dashboard``: a read-only web page and JSON API over the topics."""
 
@@ -340,6 +353,7 @@ class Settings:
     drift: DriftSettings = field(default_factory=DriftSettings)
     tickers: TickerSettings = field(default_factory=TickerSettings)
     dashboard: DashboardSettings = field(default_factory=DashboardSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
 
     @property
     def store_path(self) -> Path:

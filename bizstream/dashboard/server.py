@@ -28,6 +28,7 @@ from aiohttp import web
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from bizstream import metrics
 from bizstream.dashboard.state import DashboardState
 from bizstream.settings import Settings
 from bizstream.stream import topics
@@ -59,6 +60,8 @@ def create_app(settings: Settings) -> web.Application:
 
     state = DashboardState(settings.dashboard, publish)
     app[STATE] = state
+    health = metrics.Health("dashboard", settings.metrics.stall_s, ready_check=lambda: state.following)
+    metrics.add_routes(app, health)  # on the dashboard's own port
     app[CLIENTS] = clients
     app.router.add_get("/", _index)
     app.router.add_get("/static/plotly.min.js", _plotly)
@@ -72,7 +75,7 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/api/events", _events)
 
     async def follow(app: web.Application) -> AsyncIterator[None]:
-        tasks = [asyncio.create_task(_consume(settings, state)), asyncio.create_task(_watch_lag(settings, state, publish))]
+        tasks = [asyncio.create_task(_consume(settings, state, health)), asyncio.create_task(_watch_lag(settings, state, publish))]
         yield
         for task in tasks:
             task.cancel()
@@ -143,7 +146,7 @@ async def _events(request: web.Request) -> web.StreamResponse:
     return response
 
 
-async def _consume(settings: Settings, state: DashboardState) -> None:
+async def _consume(settings: Settings, state: DashboardState, health: metrics.Health) -> None:
     """Follow the topics for as long as the dashboard runs; reconnect after an error."""
     while True:
         consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka.bootstrap_servers, group_id=None,
@@ -152,6 +155,7 @@ async def _consume(settings: Settings, state: DashboardState) -> None:
             await consumer.start()
             parts = await _partitions(settings, FOLLOWED)
             consumer.assign(parts)
+            health.assigned = len(parts)
             ends = await consumer.end_offsets(parts)
             starts = await consumer.beginning_offsets(parts)
             for tp in parts:
@@ -159,15 +163,23 @@ async def _consume(settings: Settings, state: DashboardState) -> None:
                     consumer.seek(tp, max(ends[tp] - settings.dashboard.recent_posts, starts[tp]))
                 else:
                     consumer.seek(tp, starts[tp])
+            state.following = True
+            handled = 0
             while True:
                 batch = await consumer.getmany(timeout_ms=500, max_records=2000)
                 for tp, records in batch.items():
                     for record in records:
                         if record.value is not None:
                             state.take(tp.topic, record.value)
+                    handled += len(records)
+                health.progressed(handled)
+                highwaters = [consumer.highwater(tp) for tp in parts]
+                positions = [await consumer.position(tp) for tp in parts]
+                health.lag = sum(max((h or 0) - p, 0) for h, p in zip(highwaters, positions, strict=True))
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # boundary: the page stays up and says it is stale; try again
+            state.following = False
             log.warning("dashboard: following the topics failed (%s: %s); retrying in 5 s", type(exc).__name__, exc)
             await asyncio.sleep(5)
         finally:

@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 
+from bizstream import metrics
 from bizstream.settings import DashboardSettings
 from bizstream.stream import topics
 
@@ -36,6 +37,7 @@ class DashboardState:
         self.models: deque[dict[str, Any]] = deque(maxlen=MAX_EVENTS)
         self.arrivals: deque[float] = deque()  # when scores arrived, over the last minute
         self.lag: dict[str, int] = {}  # the workers' consumer group: partition -> messages behind
+        self.following = False  # whether it reads the topics now
 
     def take(self, topic: str, raw: bytes) -> None:
         """One message from a followed topic."""
@@ -90,6 +92,7 @@ class DashboardState:
         self.publish("drift", event)
 
     def _model(self, event: dict[str, Any]) -> None:
+        metrics.DECISIONS.labels(str(event["analyzer"]), str(bool(event["promoted"])).lower()).inc()
         self.models.appendleft(event)
         self.publish("model", event)
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal, TypeVar
 
 import faust
 
+from bizstream import metrics
 from bizstream.records import DeadLetter
 from bizstream.settings import Settings
 from bizstream.stream import outages, topics
@@ -20,8 +22,11 @@ T = TypeVar("T")
 EXIT_PRODUCE_FAILED = 75  # EX_TEMPFAIL: the process exits rather than commit past what it could not account for
 
 
-def new_app(settings: Settings, app_id: str) -> tuple[faust.App, dict[str, faust.TopicT]]:
-    """A faust app for consumer group ``app_id`` and its handles on every bizstream topic (raw bytes in and out)."""
+def new_app(
+    settings: Settings, app_id: str, ready: Callable[[], bool] = lambda: True
+) -> tuple[faust.App, dict[str, faust.TopicT]]:
+    """A faust app for consumer group ``app_id`` and its handles on every bizstream topic (raw bytes in and out),
+    serving /metrics, /healthz and /readyz (bizstream.metrics; ``ready``: whatever else readiness needs)."""
     datadir = settings.broker.cache_path / "faust" / f"{app_id}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     datadir.parent.mkdir(parents=True, exist_ok=True)
     app = faust.App(
@@ -50,12 +55,40 @@ def new_app(settings: Settings, app_id: str) -> tuple[faust.App, dict[str, faust
     }
     health = outages.install(settings.kafka, settings.broker.cache_path / "health" / f"{app_id}-{os.getpid()}.json")
 
+    watched = metrics.Health(app_id, settings.metrics.stall_s, ready_check=ready)
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def serve_metrics() -> None:
+        """/metrics, /healthz, /readyz for as long as the process runs."""
+        _, port = await metrics.serve(watched, settings.metrics.host, settings.metrics.port)
+        log.info("metrics and health on http://%s:%d (/metrics, /healthz, /readyz)", settings.metrics.host, port)
+        health.note(metrics_url=f"http://{settings.metrics.host}:{port}")
+
     @app.timer(1.0)  # type: ignore[untyped-decorator]
     async def watch_the_broker() -> None:
-        """End an outage (and say so) once the broker answers again."""
+        """End an outage (and say so) once the broker answers again; keep the health answers current."""
         await health.check(accepts)
+        await _observe(app, watched, health)
 
     return app, declared
+
+
+async def _observe(app: faust.App, watched: metrics.Health, broker: outages.BrokerHealth) -> None:
+    """Lag on the partitions this process holds (messages its agents have not yet taken, prefetched or not), whether
+    it handled anything since, whether its broker is down."""
+    assignment = app.consumer.assignment()
+    taken = app.monitor.tp_read_offsets  # the last offset an agent took from each partition
+    lag = 0
+    for tp in assignment:
+        highwater = app.consumer.highwater(tp)
+        next_offset = taken[tp] + 1 if tp in taken else await app.consumer.position(tp)
+        if highwater is not None and next_offset is not None:
+            lag += max(int(highwater) - int(next_offset), 0)
+    watched.assigned, watched.lag = len(assignment), lag
+    metrics.LAG.labels(watched.app).set(lag)
+    watched.progressed(float(app.monitor.events_total))
+    down = broker.down_since
+    watched.broker_down_since = None if down is None else time.time() - (time.monotonic() - down)
 
 
 Stage = Literal["validate", "analyze", "store"]

@@ -13,6 +13,7 @@ from typing import Any
 import faust
 import orjson
 
+from bizstream import metrics
 from bizstream.errors import InvalidRecord
 from bizstream.learning.drift import AnalyzerVerdict, DriftMonitor, ScoreJoin
 from bizstream.records import Label, Sentiment
@@ -65,6 +66,7 @@ def create_monitor_app(settings: Settings) -> faust.App:
                 continue
             pending: list[Any] = []
             for drift in monitor.on_label(label):
+                metrics.DRIFT.labels(drift.analyzer).inc()
                 log.warning("drift: %s %s error %.3f -> %.3f", drift.analyzer, drift.model_version,
                             drift.error_before, drift.error_after)  # fmt: skip
                 pending.append(await drift_topic.send(key=drift.analyzer.encode(), value=drift.to_json(), force=True))

@@ -45,6 +45,7 @@ class BrokerHealth:
         self.last_error = 0.0
         self.suppressed = 0
         self.outages = 0
+        self.facts: dict[str, Any] = {}
         self._write()
 
     def failed(self, what: str) -> bool:
@@ -69,12 +70,17 @@ class BrokerHealth:
         self._write(last_outage_s=round(lasted, 1))
         return lasted
 
+    def note(self, **facts: Any) -> None:
+        """Facts the state file keeps from now on (e.g. where the process serves its metrics)."""
+        self.facts.update(facts)
+        self._write()
+
     def _write(self, **extra: Any) -> None:
         if self.state_file is None:
             return
         state = {"kafka": "down" if self.down_since is not None else "up", "bootstrap_servers": self.kafka.bootstrap_servers,
                  "down_for_s": round(time.monotonic() - self.down_since, 1) if self.down_since is not None else 0.0,
-                 "outages": self.outages, "updated_at": time.time(), **extra}  # fmt: skip
+                 "outages": self.outages, "updated_at": time.time(), **self.facts, **extra}  # fmt: skip
         self.state_file.parent.mkdir(parents=True, exist_ok=True)
         temporary = self.state_file.with_suffix(".tmp")
         temporary.write_text(json.dumps(state))

@@ -19,6 +19,7 @@ from typing import cast
 
 import faust
 
+from bizstream import metrics
 from bizstream.errors import InvalidRecord
 from bizstream.learning.job import HEAD_ACCURACIES, LAST_FULL_AT, LAST_TRAINED_AT, RUNNING
 from bizstream.records import DriftEvent, Label, Post
@@ -54,6 +55,7 @@ class JobRunner:
                 self.queued = (reason, mode)
             return
         log.info("starting a training job (%s, %s)", reason, mode or self.settings.trainer.mode)
+        metrics.JOBS.labels(reason).inc()
         env = os.environ.copy()
         if mode is not None:
             env["BIZSTREAM_TRAINER__MODE"] = mode

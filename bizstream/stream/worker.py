@@ -20,6 +20,7 @@ from typing import Any, cast
 
 import faust
 
+from bizstream import metrics
 from bizstream.pipeline import Pipeline
 from bizstream.records import Score
 from bizstream.scoring import Message, score_messages
@@ -32,7 +33,7 @@ log = logging.getLogger(__name__)
 
 def create_app(settings: Settings, pipeline: Pipeline) -> faust.App:
     """A faust app with bizstream's topics and the scoring agent, bound to one pipeline."""
-    app, declared = new_app(settings, settings.worker.app_id)
+    app, declared = new_app(settings, settings.worker.app_id, ready=lambda: bool(pipeline.analyzers))
     handler = _BatchHandler(settings, pipeline, declared[topics.SCORES], declared[topics.DEADLETTER])
 
     @app.agent(declared[topics.POSTS], name="bizstream.worker.posts")
@@ -83,6 +84,26 @@ class _BatchHandler:
             # (this worker, restarted by its supervisor, or another) re-reads them from the last committed offset.
             exit_uncommitted("could not produce the results of a batch")
         self.progress.add(len(handled.scores), len(handled.dead_letters), handled.scores, time.monotonic() - started)
+        _count(len(messages), handled.scores, [letter.stage for _, letter in handled.dead_letters], self.pipeline)
+
+
+def _count(consumed: int, scores: Sequence[Score], stages: Sequence[str], pipeline: Pipeline) -> None:
+    """The batch in the Prometheus metrics (bizstream.metrics)."""
+    metrics.CONSUMED.labels("worker", topics.POSTS).inc(consumed)
+    metrics.BATCH.observe(consumed)
+    metrics.SCORED.inc(len(scores))
+    for stage in stages:
+        metrics.DEAD.labels("worker", stage).inc()
+    for score in scores:
+        for name, result in score.analyzers.items():
+            if result is None:
+                continue
+            if result.error is None:
+                metrics.LATENCY.labels(name).observe(result.latency_ms / 1000.0)
+            else:
+                metrics.ANALYZER_ERRORS.labels(name).inc()
+    for analyzer in pipeline.analyzers:
+        metrics.SERVING.labels(analyzer.name, str(analyzer.version)).set(1)
 
 
 class Progress:
