@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import orjson
 
@@ -22,6 +23,9 @@ from bizstream.settings import PROJECT_ROOT, KafkaSettings, Settings
 from bizstream.stream import topics
 from bizstream.stream.broker import LocalBroker
 from bizstream.stream.client import ensure_topics, publish, read
+
+if TYPE_CHECKING:
+    from bizstream.stack import Stack
 
 SAMPLE_POSTS = PROJECT_ROOT / "data" / "sample_posts.jsonl"
 SAMPLE_LABELS = PROJECT_ROOT / "data" / "sample_labels.jsonl"
@@ -133,19 +137,20 @@ def _labels(path: Path) -> dict[str, str]:
 
 # -- the self-improving loop, end to end ---------------------------------------------------------------------------
 
-LOOP_AGENTS = ("worker", "sink", "monitor", "trainer")
-
 
 @dataclass(frozen=True)
 class LoopResult:
     """What the loop demo showed: the served model's agreement with the sample labels on the evaluation holdout
-    (posts no model trains on) before any label and after all of them, and every decision the trainer announced."""
+    (posts no model trains on) before any label and after all of them, every decision the trainer announced, and the
+    most talked-about tickers."""
 
     holdout_posts: int
     before: float
     after: float
     decisions: list[dict[str, object]]
     drift_events: int
+    top_tickers: list[dict[str, object]]
+    dashboard: str
     seconds: float
 
 
@@ -155,13 +160,16 @@ def run_loop_demo(
     timeout_s: float = 600.0,
     say: Callable[[str], None] = print,
     on_decision: Callable[[dict[str, object]], None] | None = None,
+    keep: Callable[[LoopResult], None] | None = None,
 ) -> LoopResult:
-    """On a fresh broker of its own (free ports; the user's broker, topics, labels and models are left alone): a
-    worker, the sink, the monitor and the trainer; the sample posts scored; the sample labels sent in ``rounds``
-    batches, each big enough for a retraining job (trainer.retrain_after is set to the batch size); every decision
-    shown as it comes on the models topic; then the holdout posts scored again by what serves now."""
+    """On a fresh broker of its own (free ports; the user's broker, topics, labels and models are left alone): every
+    agent (bizstream.stack) and the dashboard; the sample posts scored; the sample labels sent in ``rounds`` batches,
+    each big enough for a retraining job (trainer.retrain_after is set to the batch size); every decision shown as it
+    comes on the models topic; then the holdout posts scored again by what serves now. ``keep``: called with the
+    result while everything still runs (e.g. to leave the dashboard up until Ctrl-C)."""
     from bizstream.learning.dataset import in_holdout
     from bizstream.records import Label
+    from bizstream.stack import AGENTS, Stack
     from bizstream.stream.broker import free_port
 
     started = time.time()
@@ -171,25 +179,22 @@ def run_loop_demo(
     holdout = {i for i in truth if in_holdout(i, settings.trainer.eval_share)}
     work = settings.broker.cache_path / "demo-loop"
     shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
     broker = LocalBroker(dataclasses.replace(settings.broker, port=free_port(), controller_port=free_port()), name="demo-loop")
     per_round = -(-len(truth) // rounds)
-    env = {**os.environ, "BIZSTREAM_KAFKA__BOOTSTRAP_SERVERS": broker.bootstrap_servers,
-           "BIZSTREAM_STORE__PATH": str(work / "bizstream.sqlite"), "BIZSTREAM_SETFIT__REGISTRY": str(work / "models" / "setfit"),
-           "BIZSTREAM_FUSION__REGISTRY": str(work / "models" / "fusion"), "BIZSTREAM_TRACKING__ENABLED": "false",
-           "BIZSTREAM_TRAINER__RETRAIN_AFTER": str(per_round), "BIZSTREAM_DRIFT__MIN_LABELS": "50"}  # fmt: skip
+    dashboard = f"http://{settings.dashboard.host}:{free_port()}"
+    stack = Stack(work, {**os.environ, "BIZSTREAM_KAFKA__BOOTSTRAP_SERVERS": broker.bootstrap_servers,
+                         "BIZSTREAM_STORE__PATH": str(work / "bizstream.sqlite"), "BIZSTREAM_SETFIT__REGISTRY": str(work / "models" / "setfit"),
+                         "BIZSTREAM_FUSION__REGISTRY": str(work / "models" / "fusion"), "BIZSTREAM_TRACKING__ENABLED": "false",
+                         "BIZSTREAM_TRAINER__RETRAIN_AFTER": str(per_round), "BIZSTREAM_DRIFT__MIN_LABELS": "50"})  # fmt: skip
     kafka = dataclasses.replace(settings.kafka, bootstrap_servers=broker.bootstrap_servers)
     local = dataclasses.replace(settings, kafka=kafka)
-    say(f"starting a Kafka of its own for the loop demo on {broker.bootstrap_servers}")
+    say(f"starting a Kafka of its own for the demo on {broker.bootstrap_servers}")
     broker.start()
-    agents: list[subprocess.Popen[bytes]] = []
     try:
         asyncio.run(ensure_topics(kafka))
-        for agent in LOOP_AGENTS:
-            with (work / f"{agent}.log").open("wb") as log:
-                agents.append(subprocess.Popen([sys.executable, "-m", "bizstream", agent], stdout=log, stderr=subprocess.STDOUT, env=env))
-        say(f"started {', '.join(LOOP_AGENTS)} (logs in {work}); SetFit serves the starter model")
-        before = _holdout_agreement(local, posts, truth, holdout, agents, timeout_s, say, "all the sample posts")
+        stack.start(AGENTS, extra={"dashboard": ["--port", dashboard.rsplit(":", 1)[1]]})
+        say(f"started {', '.join(AGENTS)} (logs in {work}); SetFit serves the starter model; the dashboard: {dashboard}")
+        before = _holdout_agreement(local, posts, truth, holdout, stack, timeout_s, say, "all the sample posts")
         say(f"before any label: the served scores agree with the sample labels on {before:.0%} of the {len(holdout)} "
             f"holdout posts (about {settings.trainer.eval_share:.0%} of the labelled posts, chosen by id; no model ever trains on them)")  # fmt: skip
         ordered = sorted(truth)
@@ -199,29 +204,37 @@ def run_loop_demo(
             labels = [(i.encode(), Label(i, Sentiment(truth[i]).rating, "demo", text=texts[i]).to_json()) for i in batch]
             asyncio.run(publish(kafka, topics.LABELS, labels))
             say(f"round {number + 1} of {rounds}: sent {len(batch)} labels to {topics.LABELS}; the trainer retrains (a head refit in its own process)")
-            for decision in asyncio.run(_next_decisions(kafka, len(decisions), agents, timeout_s, work)):
+            for decision in asyncio.run(_next_decisions(kafka, len(decisions), stack, timeout_s)):
                 decisions.append(decision)
                 if on_decision is not None:
                     on_decision(decision)
-        after = _holdout_agreement(local, [p for p in posts if str(p["id"]) in holdout], truth, holdout, agents, timeout_s, say,
+        after = _holdout_agreement(local, [p for p in posts if str(p["id"]) in holdout], truth, holdout, stack, timeout_s, say,
                                    "the holdout posts again")  # fmt: skip
         drift = asyncio.run(_count(kafka, topics.DRIFT))
+        result = LoopResult(len(holdout), before, after, decisions, drift, asyncio.run(_top_tickers(kafka)), dashboard,
+                            time.time() - started)  # fmt: skip
+        if keep is not None:
+            keep(result)
     finally:
-        for agent_process in agents:
-            agent_process.send_signal(signal.SIGTERM)
-        for agent_process in agents:
-            try:
-                agent_process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                agent_process.kill()
+        stack.stop()
         say("stopping the demo's Kafka")
         broker.delete()
-    return LoopResult(len(holdout), before, after, decisions, drift, time.time() - started)
+    return result
+
+
+async def _top_tickers(kafka: KafkaSettings, limit: int = 5) -> list[dict[str, object]]:
+    """The tickers with the most posts in their latest rolling window."""
+    latest: dict[str, dict[str, object]] = {}
+    async for message in read(kafka, topics.TICKERS, None, 3.0):
+        window = orjson.loads(message.value)
+        if window["kind"] == "rolling":
+            latest[str(window["ticker"])] = window
+    return sorted(latest.values(), key=lambda w: -int(w["posts"]))[:limit]  # type: ignore[call-overload]
 
 
 def _holdout_agreement(
     settings: Settings, posts: list[dict[str, object]], truth: dict[str, str], holdout: set[str],
-    agents: list[subprocess.Popen[bytes]], timeout_s: float, say: Callable[[str], None], what: str,
+    stack: Stack, timeout_s: float, say: Callable[[str], None], what: str,
 ) -> float:  # fmt: skip
     """Publish ``posts``, wait for their new scores, and the share of holdout posts whose label agrees with ``truth``."""
     since = time.time()
@@ -229,29 +242,22 @@ def _holdout_agreement(
     keys = [str(p.get("thread_id") or p["id"]).encode() for p in posts]
     asyncio.run(publish(settings.kafka, topics.POSTS, zip(keys, lines, strict=True)))
     say(f"scoring {what} ({len(posts)})")
-    worker = agents[LOOP_AGENTS.index("worker")]
-    scores = asyncio.run(_collect(settings, {str(p["id"]) for p in posts}, since, timeout_s, worker, {}, None))
+    scores = asyncio.run(_collect(settings, {str(p["id"]) for p in posts}, since, timeout_s, stack.children["worker"], {}, None))
     judged = [s for s in scores if s["post_id"] in holdout]
     return sum(s["label"] == truth[str(s["post_id"])] for s in judged) / max(len(judged), 1)
 
 
-async def _next_decisions(kafka: KafkaSettings, seen: int, agents: list[subprocess.Popen[bytes]], timeout_s: float, work: Path) -> list[dict[str, object]]:
+async def _next_decisions(kafka: KafkaSettings, seen: int, stack: Stack, timeout_s: float) -> list[dict[str, object]]:
     """The trainer's decisions after the first ``seen``, once its job is done (every analyzer it trained decided)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        for name, agent in zip(LOOP_AGENTS, agents, strict=True):
-            if agent.poll() is not None:
-                raise RuntimeError(f"the {name} exited with code {agent.returncode}; the end of its log:\n{_tail(work / f'{name}.log')}")
+        stack.check()
         events = [orjson.loads(m.value) async for m in read(kafka, topics.MODELS, None, 2.0)]
         new = events[seen:]
         if new and any(e["analyzer"] == "setfit" for e in new):
             await asyncio.sleep(3)  # the learned fusion is decided right after SetFit, in the same job
             return [orjson.loads(m.value) async for m in read(kafka, topics.MODELS, None, 2.0)][seen:]
     raise RuntimeError(f"no decision from the trainer within {timeout_s:.0f} s; see its log")
-
-
-def _tail(log: Path, lines: int = 40) -> str:
-    return "\n".join(log.read_text(errors="replace").splitlines()[-lines:]) if log.exists() else f"({log} is missing)"
 
 
 async def _count(kafka: KafkaSettings, topic: str) -> int:

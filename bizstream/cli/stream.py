@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
@@ -231,14 +232,15 @@ def demo(
     posts: Annotated[Optional[Path], typer.Option(help="Posts to stream (default: data/sample_posts.jsonl).")] = None,
     keep_broker: Annotated[bool, typer.Option(help="Leave the broker running afterwards.")] = False,
     timeout: Annotated[float, typer.Option(help="Give up waiting for scores after this many seconds.")] = 120.0,
-    loop: Annotated[bool, typer.Option("--loop", help="The self-improving loop instead: worker, sink, monitor and trainer on a Kafka of their own; the sample labels in rounds; every decision the trainer makes; the served model before and after (a few minutes).")] = False,
+    loop: Annotated[bool, typer.Option("--loop", help="The whole product instead: every agent and the dashboard on a Kafka of their own; the sample posts, then the sample labels in rounds; every decision the trainer makes; the served model before and after; the top tickers (a few minutes).")] = False,
+    keep_dashboard: Annotated[bool, typer.Option("--keep-dashboard", help="With --loop: leave the stack and its dashboard up at the end, until Ctrl-C.")] = False,
 ) -> None:
     """Start Kafka and a worker, stream the sample posts through, show the scores, stop everything."""
     from bizstream.demo import SAMPLE_LABELS, SAMPLE_POSTS, run_demo
 
     settings = load(config)
     if loop:
-        _loop_demo(settings, max(timeout, 600.0))
+        _loop_demo(settings, max(timeout, 600.0), keep_dashboard)
         return
     colors = {"bullish": "green", "bearish": "red", "neutral": "white"}
 
@@ -267,8 +269,8 @@ def demo(
         raise BizstreamError(f"only {len(result.scores)} of {result.produced} posts were scored within {timeout:.0f} s")
 
 
-def _loop_demo(settings: Settings, timeout_s: float) -> None:
-    from bizstream.demo import run_loop_demo
+def _loop_demo(settings: Settings, timeout_s: float, keep_dashboard: bool) -> None:
+    from bizstream.demo import LoopResult, run_loop_demo
 
     def decided(event: dict[str, object]) -> None:
         metrics = event.get("metrics") or {}
@@ -279,11 +281,57 @@ def _loop_demo(settings: Settings, timeout_s: float) -> None:
         out.print(f"  {escape(str(event['analyzer']))} {escape(str(event['version']))}: {verdict} — {escape(str(event['why']))}"
                   + (f" ({escape(compared)})" if compared else ""), highlight=False)  # fmt: skip
 
-    result = run_loop_demo(settings, timeout_s=timeout_s, say=lambda line: err.print(f"[bold]>[/] {escape(line)}"), on_decision=decided)
-    promoted = sum(1 for d in result.decisions if d["promoted"])
-    out.print(f"{len(result.decisions)} decisions ({promoted} promoted), {result.drift_events} drift events, in {result.seconds:.0f} s")
-    out.print(f"agreement with the sample labels on the {result.holdout_posts} holdout posts: before any label "
-              f"{result.before:.1%}, after them {result.after:.1%}")  # fmt: skip
+    def summary(result: LoopResult) -> None:
+        promoted = [d for d in result.decisions if d["promoted"]]
+        setfit = [d for d in promoted if d["analyzer"] == "setfit"]
+        out.print(f"{len(result.decisions)} decisions ({len(promoted)} promoted), {result.drift_events} drift events, in {result.seconds:.0f} s")
+        out.print(f"agreement with the sample labels on the {result.holdout_posts} holdout posts: before any label "
+                  f"{result.before:.1%}, after them {result.after:.1%}" + (f"; SetFit serves {setfit[-1]['version']}" if setfit else ""))  # fmt: skip
+        tops = ", ".join(f"{w['ticker']} {w['posts']} posts ({float(w['weighted_score']):+.2f})" for w in result.top_tickers)  # type: ignore[arg-type]
+        out.print(f"most talked-about tickers: {tops or '-'}")
+        if keep_dashboard:
+            err.print(f"[bold]>[/] the stack keeps running; the dashboard: {result.dashboard} (Ctrl-C stops everything)")
+            try:
+                while True:
+                    time.sleep(1)
+            except KeyboardInterrupt:
+                pass
+
+    run_loop_demo(settings, timeout_s=timeout_s, say=lambda line: err.print(f"[bold]>[/] {escape(line)}"), on_decision=decided, keep=summary)
+
+
+@app.command()
+def up(
+    config: ConfigOption = None,
+    dashboard_port: Annotated[Optional[int], typer.Option(help="The dashboard's port (default: dashboard.port).")] = None,
+) -> None:
+    """The whole local stack: Kafka (started if it is not running), a worker, the sink, the monitor, the trainer, the
+    tickers agent and the dashboard. Prints the dashboard's URL; Ctrl-C stops everything it started; a process that
+    dies is reported with the end of its log, and the rest are stopped."""
+    from bizstream.stack import AGENTS, Stack
+    from bizstream.stream.broker import LocalBroker
+    from bizstream.stream.client import ensure_topics
+
+    settings = load(config)
+    broker = LocalBroker(settings.broker)
+    started_broker = not broker.status().running
+    if started_broker:
+        err.print(f"[bold]>[/] starting Kafka on {broker.bootstrap_servers}")
+        broker.start()
+    asyncio.run(ensure_topics(settings.kafka))
+    port = settings.dashboard.port if dashboard_port is None else dashboard_port
+    stack = Stack(settings.broker.cache_path / "logs")
+    try:
+        stack.start(AGENTS, extra={"dashboard": ["--port", str(port)]})
+        err.print(f"[bold]>[/] started {', '.join(AGENTS)} (logs in {stack.logs})")
+        out.print(f"dashboard: http://{settings.dashboard.host}:{port}   (Ctrl-C stops everything)")
+        stack.wait()
+    except KeyboardInterrupt:
+        err.print("[bold]>[/] stopping")
+    finally:
+        stack.stop()
+        if started_broker:
+            broker.stop()
 
 
 def _pipeline(settings: Settings) -> Pipeline:

@@ -27,4 +27,5 @@ def test_the_loop_demo_retrains_promotes_and_serves_the_better_model(tmp_path: P
     assert summary is not None, said
     before, after = (float(x) for x in summary.groups())
     assert after > before  # the labels made what serves better on posts no model trained on
+    assert re.search(r"most talked-about tickers: [A-Z]+ \d+ posts", said), said  # the tickers agent ran too
     assert "round 3 of 3" in done.stderr and not list((tmp_path / "cache" / "brokers").glob("demo-loop*"))  # cleaned up
