@@ -35,7 +35,7 @@ class DashboardState:
         self.texts: OrderedDict[str, str] = OrderedDict()
         self.drift: deque[dict[str, Any]] = deque(maxlen=MAX_EVENTS)
         self.models: deque[dict[str, Any]] = deque(maxlen=MAX_EVENTS)
-        self.arrivals: deque[float] = deque()  # when scores arrived, over the last minute
+        self.arrivals: deque[list[int]] = deque()  # [second, scores that arrived in it], over the last minute
         self.lag: dict[str, int] = {}  # the workers' consumer group: partition -> messages behind
         self.following = False  # whether it reads the topics now
 
@@ -77,9 +77,12 @@ class DashboardState:
                 shown["text"] = text
 
     def _score(self, s: dict[str, Any]) -> None:
-        now = time.time()
-        self.arrivals.append(now)
-        while self.arrivals and self.arrivals[0] < now - 60:
+        second = int(time.time())
+        if self.arrivals and self.arrivals[-1][0] == second:
+            self.arrivals[-1][1] += 1
+        else:
+            self.arrivals.append([second, 1])
+        while self.arrivals[0][0] < second - 60:
             self.arrivals.popleft()
         post = {"post_id": s["post_id"], "text": self.texts.get(str(s["post_id"]), ""), "label": s["label"],
                 "score": float(s["score"]), "confidence": float(s["confidence"]), "tickers": s.get("tickers") or [],
@@ -121,7 +124,7 @@ class DashboardState:
     def stats(self) -> dict[str, Any]:
         """Scores per second over the last minute, and how far behind the workers are."""
         now = time.time()
-        recent = [t for t in self.arrivals if t >= now - 60]
-        span = max(now - recent[0], 1.0) if recent else 60.0
-        return {"scores_per_s": round(len(recent) / span, 2), "worker_lag": sum(self.lag.values()), "lag_by_partition": self.lag,
+        recent = [(second, n) for second, n in self.arrivals if second >= now - 60]
+        span = max(now - recent[0][0], 1.0) if recent else 60.0
+        return {"scores_per_s": round(sum(n for _, n in recent) / span, 2), "worker_lag": sum(self.lag.values()), "lag_by_partition": self.lag,
                 "tickers": len(self.windows), "updated_at": now}  # fmt: skip

@@ -22,6 +22,7 @@ count twice. Nothing is lost: a mention is acknowledged only after it is counted
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 from collections.abc import Iterable, Mapping
@@ -188,11 +189,14 @@ def create_tickers_app(settings: Settings) -> faust.App:
 
     @app.agent(declared[topics.SCORES], name="bizstream.tickers.route")
     async def route(stream: faust.StreamT[bytes]) -> None:
-        """Scores -> one mention per ticker, keyed by ticker (confirmed before the Score is acknowledged)."""
-        async for event in stream.events():
-            found = await decode_or_dead_letter(event, mentions, deadletter)
-            for ticker, mention in found or []:
-                await (await events.send(key=ticker.encode(), value=mention, force=True))
+        """Scores -> one mention per ticker, keyed by ticker; a batch's mentions are confirmed by the broker before
+        its Scores are acknowledged."""
+        async for batch in cast(faust.Stream[bytes], stream).take_events(500, within=0.2):
+            pending = []
+            for event in batch:
+                for ticker, mention in await decode_or_dead_letter(event, mentions, deadletter) or []:
+                    pending.append(await events.send(key=ticker.encode(), value=mention, force=True))
+            await asyncio.gather(*pending)
 
     @app.agent(events, name="bizstream.tickers.aggregate")
     async def aggregate(stream: faust.StreamT[bytes]) -> None:

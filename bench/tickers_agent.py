@@ -1,0 +1,92 @@
+"""The tickers agent's throughput beside the worker's, in one run on one local broker (2 shared cores: read the ratio).
+
+Phase 1: N posts, each naming one of 100 tickers, through a worker: the worker's posts/s (first post produced to
+last Score on the broker). Phase 2: the worker stopped, N more Scores produced straight to the scores topic: the
+tickers agent's posts/s (first Score produced to the last one counted in the published 1-minute windows). Prints
+JSON with both and tickers/worker: above 1, the tickers agent is not the bottleneck.
+
+    .venv/bin/python bench/tickers_agent.py [--posts 5000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from pathlib import Path
+
+import orjson
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from local import broker_settings, running, worker  # noqa: E402
+
+from bizstream.settings import Settings  # noqa: E402
+from bizstream.stream import topics  # noqa: E402
+from bizstream.stream.client import publish, read  # noqa: E402
+
+TICKERS = [f"T{i:02d}X" for i in range(100)]
+T0 = 1_800_000_000.0
+
+
+async def counted(settings: Settings, since: float) -> int:
+    """Posts in the latest version of each 1-minute window published since ``since``."""
+    latest: dict[tuple[str, float], int] = {}
+    async for m in read(settings.kafka, topics.TICKERS, None, 2.0):
+        w = orjson.loads(m.value)
+        if w["kind"] == "tumbling" and w["window_s"] == 60 and w["start"] >= since:
+            latest[(w["ticker"], w["start"])] = int(w["posts"])
+    return sum(latest.values())
+
+
+async def wait_until(check, timeout_s: float = 900) -> float:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if await check():
+            return time.monotonic()
+        await asyncio.sleep(0.5)
+    raise TimeoutError("the agents did not finish")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--posts", type=int, default=5000)
+    n = parser.parse_args().posts
+    broker, settings, work = broker_settings("tickers-bench")
+    env = {"BIZSTREAM_SETFIT__STARTER": "false"}  # VADER alone: the cheapest worker, the hardest test for the agent
+    with running(broker, settings), worker(settings, work, "tickers", **env):
+        posts = [(f"t{i}".encode(), orjson.dumps({"id": f"p{i}", "thread_id": f"t{i}", "text": f"${TICKERS[i % 100]} to the moon",
+                                                  "created_at": T0 + i * 0.01})) for i in range(n)]  # fmt: skip
+        with worker(settings, work, "worker", **env):
+            time.sleep(15)  # both agents up and assigned
+            started = time.monotonic()
+            asyncio.run(publish(settings.kafka, topics.POSTS, posts))
+
+            async def scored() -> bool:
+                return sum([1 async for _ in read(settings.kafka, topics.SCORES, n, 2.0)]) >= n
+
+            worker_done = asyncio.run(wait_until(scored))
+        worker_rate = n / (worker_done - started)
+
+        base = T0 + 86_400  # phase 2's windows: a day later, apart from phase 1's
+        scores = [(b"t", orjson.dumps({"post_id": f"q{i}", "thread_id": "t", "score": 0.5, "label": "bullish", "confidence": 0.8,
+                                       "probabilities": {}, "analyzers": {}, "scored_at": base, "posted_at": base + i * 0.01,
+                                       "tickers": [TICKERS[i % 100]]})) for i in range(n)]  # fmt: skip
+        started = time.monotonic()
+        asyncio.run(publish(settings.kafka, topics.SCORES, scores))
+
+        async def all_counted() -> bool:
+            return await counted(settings, base) >= n
+
+        tickers_done = asyncio.run(wait_until(all_counted))
+        tickers_rate = n / (tickers_done - started)
+    print(json.dumps({"posts": n, "worker_posts_per_s": round(worker_rate, 1), "tickers_posts_per_s": round(tickers_rate, 1),
+                      "tickers_over_worker": round(tickers_rate / worker_rate, 2)}, indent=2))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
