@@ -310,13 +310,31 @@ def describe(fitted: Fitted, labels: Sequence[str], baseline: np.ndarray) -> dic
 # -- training (the trainer's job and `bizstream train fusion`) -------------------------------------------------------
 
 
+CALIBRATION_MARGIN = 0.02  # a candidate whose expected calibration error is worse by more than this is worse
+
+
+def fusion_gate(candidate: np.ndarray, baseline: np.ndarray, labels: Sequence[str], margin: float) -> tuple[dict[str, float], str | None]:
+    """The fusion's gate on the held-back posts: accuracy as every candidate's (trainers.compare), and calibration —
+    the cascade, pseudo-labels, active learning and dashboards read its confidence, so a fusion that is as accurate
+    but worse calibrated (ECE higher by more than CALIBRATION_MARGIN, on at least MIN_EXAMPLES posts) is worse too."""
+    from bizstream.learning.trainers import MIN_EXAMPLES, compare
+
+    truth = np.array([SENTIMENTS.index(label) for label in labels])
+    gate, worse = compare("holdout", candidate.argmax(axis=1) == truth, baseline.argmax(axis=1) == truth, margin)
+    ece, ece_before = expected_calibration_error(candidate, labels), expected_calibration_error(baseline, labels)
+    gate.update(holdout_ece=ece, holdout_ece_serving=ece_before)
+    if worse is None and len(labels) >= MIN_EXAMPLES and ece > ece_before + CALIBRATION_MARGIN:
+        worse = f"holdout calibration: expected calibration error {ece:.3f} against {ece_before:.3f}"
+    return gate, worse
+
+
 def train_fusion(settings: Settings, pipeline: Pipeline | None = None) -> Outcome | str:
     """Fit a learned fusion on the held-back labels, gate it against what fuses now (the serving learned fusion, or
     the fixed weights) on the same posts, keep it in the fusion registry and promote it when it is not worse. The
     analyzers' probabilities come from ``pipeline`` (default: the one the worker would load, serving models
     included). Returns why nothing was fitted, as a string, when the labels cannot support a fit."""
     from bizstream.learning.dataset import Split, in_holdout
-    from bizstream.learning.trainers import Outcome, compare
+    from bizstream.learning.trainers import Outcome
     from bizstream.pipeline import weighted_probabilities
     from bizstream.plugins import load_pipeline
     from bizstream.store.labels import LabelStore
@@ -353,9 +371,7 @@ def train_fusion(settings: Settings, pipeline: Pipeline | None = None) -> Outcom
     else:
         fixed = [weighted_probabilities(r, settings.fusion) for r in results]
         baseline = np.array([[p[c.value] for c in SENTIMENTS] if p else [1 / 3] * 3 for p in fixed])
-    truth = np.array([SENTIMENTS.index(label) for label in labels])
-    gate, worse = compare("holdout", fitted.out_of_fold.argmax(axis=1) == truth, baseline.argmax(axis=1) == truth,
-                          settings.trainer.gate_margin)  # fmt: skip
+    gate, worse = fusion_gate(fitted.out_of_fold, baseline, labels, settings.trainer.gate_margin)
     metrics = {**describe(fitted, labels, baseline), "train_examples": float(len(labels))}
     fingerprint = Split([r.text for r in held_back], [r.sentiment for r in held_back], [], []).fingerprint()
     candidate = save_fusion(registry, fitted.fusion, serving, metrics, fingerprint, fitted.what)

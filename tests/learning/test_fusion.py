@@ -180,3 +180,23 @@ def test_the_job_fits_gates_and_promotes_a_fusion(settings: Settings) -> None:
     assert not isinstance(second, str) and second.serving_before == first.candidate.version
     assert first.candidate.version in second.why
     pipeline.close()
+
+
+def test_the_fusion_gate_refuses_an_as_accurate_but_worse_calibrated_fusion() -> None:
+    from bizstream.learning.fusion import fusion_gate
+
+    rng = np.random.default_rng(0)
+    labels = [("bearish", "neutral", "bullish")[i % 3] for i in range(90)]
+    truth = np.array([i % 3 for i in range(90)])
+    right = rng.random(90) < 0.7  # both right on the same 70% of posts
+    guess = np.where(right, truth, (truth + 1) % 3)
+
+    def probabilities(peak: float) -> np.ndarray:
+        p = np.full((90, 3), (1 - peak) / 2)
+        p[np.arange(90), guess] = peak
+        return p
+
+    honest, overconfident = probabilities(0.7), probabilities(0.99)
+    gate, worse = fusion_gate(overconfident, honest, labels, margin=0.0)
+    assert gate["holdout_accuracy"] == gate["holdout_accuracy_serving"] and worse is not None and "calibration" in worse
+    assert fusion_gate(honest, overconfident, labels, margin=0.0)[1] is None  # better calibrated: not worse
