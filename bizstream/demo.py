@@ -6,26 +6,20 @@ import asyncio
 import dataclasses
 import os
 import shutil
-import signal
-import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import orjson
 
 from bizstream.records import Sentiment
 from bizstream.settings import PROJECT_ROOT, KafkaSettings, Settings
+from bizstream.stack import Stack
 from bizstream.stream import topics
 from bizstream.stream.broker import LocalBroker
 from bizstream.stream.client import ensure_topics, publish, read
-
-if TYPE_CHECKING:
-    from bizstream.stack import Stack
 
 SAMPLE_POSTS = PROJECT_ROOT / "data" / "sample_posts.jsonl"
 SAMPLE_LABELS = PROJECT_ROOT / "data" / "sample_labels.jsonl"
@@ -64,29 +58,19 @@ def run_demo(
     started_broker = not broker.status().running
     say(f"starting Kafka {settings.broker.kafka_version} on {broker.bootstrap_servers} (first run fetches it with Maven)")
     broker.start()
-    worker: subprocess.Popen[bytes] | None = None
-    log_path = settings.broker.cache_path / "demo-worker.log"
+    stack = Stack(settings.broker.cache_path / "demo")
     try:
         asyncio.run(ensure_topics(settings.kafka))
-        say(f"starting a worker (log: {log_path})")
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        with log_path.open("wb") as log:
-            worker = subprocess.Popen(
-                [sys.executable, "-m", "bizstream", "worker"], stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy()
-            )
+        stack.start(["worker"])
+        say(f"starting a worker (log: {stack.log('worker')})")
         started = time.time()
         produced = asyncio.run(publish(settings.kafka, topics.POSTS, zip(keys, lines, strict=True)))
         say(f"published {produced} posts to {topics.POSTS}; waiting for their scores on {topics.SCORES}")
-        scores = asyncio.run(_collect(settings, set(texts), started, timeout_s, worker, texts, on_score))
+        scores = asyncio.run(_collect(settings, set(texts), started, timeout_s, stack, texts, on_score))
         seconds = time.time() - started
         dead = asyncio.run(_count_new(settings, topics.DEADLETTER, started))
     finally:
-        if worker is not None:
-            worker.send_signal(signal.SIGTERM)
-            try:
-                worker.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                worker.kill()
+        stack.stop()
         if started_broker and not keep_broker:
             say("stopping Kafka")
             broker.stop()
@@ -101,15 +85,14 @@ async def _collect(
     wanted: set[str],
     since: float,
     timeout_s: float,
-    worker: subprocess.Popen[bytes],
+    stack: Stack,
     texts: dict[str, str],
     on_score: Callable[[dict[str, object], dict[str, str]], None] | None,
 ) -> list[dict[str, object]]:
     seen: dict[str, dict[str, object]] = {}
     deadline = time.monotonic() + timeout_s
     while wanted - set(seen) and time.monotonic() < deadline:
-        if worker.poll() is not None:
-            raise RuntimeError(f"the worker exited with code {worker.returncode}; see its log")
+        stack.check()
         async for message in read(settings.kafka, topics.SCORES, None, timeout_s=2.0):
             score = orjson.loads(message.value)
             post_id = score["post_id"]
@@ -169,7 +152,7 @@ def run_loop_demo(
     result while everything still runs (e.g. to leave the dashboard up until Ctrl-C)."""
     from bizstream.learning.dataset import in_holdout
     from bizstream.records import Label
-    from bizstream.stack import AGENTS, Stack
+    from bizstream.stack import AGENTS
     from bizstream.stream.broker import free_port
 
     started = time.time()
@@ -242,7 +225,7 @@ def _holdout_agreement(
     keys = [str(p.get("thread_id") or p["id"]).encode() for p in posts]
     asyncio.run(publish(settings.kafka, topics.POSTS, zip(keys, lines, strict=True)))
     say(f"scoring {what} ({len(posts)})")
-    scores = asyncio.run(_collect(settings, {str(p["id"]) for p in posts}, since, timeout_s, stack.children["worker"], {}, None))
+    scores = asyncio.run(_collect(settings, {str(p["id"]) for p in posts}, since, timeout_s, stack, {}, None))
     judged = [s for s in scores if s["post_id"] in holdout]
     return sum(s["label"] == truth[str(s["post_id"])] for s in judged) / max(len(judged), 1)
 
