@@ -61,6 +61,7 @@ class _BatchHandler:
         # One thread: the pipeline fans out to its analyzers' own threads; this one only keeps the loop free.
         self.executor = ThreadPoolExecutor(1, thread_name_prefix="pipeline")
         self.progress = Progress(settings.worker.progress_every)
+        self.serving: dict[str, str] = {}  # analyzer -> the version the metrics report
 
     async def handle(self, events: Sequence[faust.EventT[bytes]]) -> None:
         """Validate, score and produce one batch; return only when the broker has everything it produced."""
@@ -84,26 +85,23 @@ class _BatchHandler:
             # (this worker, restarted by its supervisor, or another) re-reads them from the last committed offset.
             exit_uncommitted("could not produce the results of a batch")
         self.progress.add(len(handled.scores), len(handled.dead_letters), handled.scores, time.monotonic() - started)
-        _count(len(messages), handled.scores, [letter.stage for _, letter in handled.dead_letters], self.pipeline)
+        _count(len(messages), handled.scores, [letter.stage for _, letter in handled.dead_letters])
+        for analyzer in self.pipeline.analyzers:  # the version each serves; a swapped-out one stops being reported
+            version, before = str(analyzer.version), self.serving.get(analyzer.name)
+            if version != before:
+                if before is not None:
+                    metrics.SERVING.remove(analyzer.name, before)
+                metrics.SERVING.labels(analyzer.name, version).set(1)
+                self.serving[analyzer.name] = version
 
 
-def _count(consumed: int, scores: Sequence[Score], stages: Sequence[str], pipeline: Pipeline) -> None:
+def _count(consumed: int, scores: Sequence[Score], stages: Sequence[str]) -> None:
     """The batch in the Prometheus metrics (bizstream.metrics)."""
     metrics.CONSUMED.labels("worker", topics.POSTS).inc(consumed)
     metrics.BATCH.observe(consumed)
     metrics.SCORED.inc(len(scores))
     for stage in stages:
         metrics.DEAD.labels("worker", stage).inc()
-    for score in scores:
-        for name, result in score.analyzers.items():
-            if result is None:
-                continue
-            if result.error is None:
-                metrics.LATENCY.labels(name).observe(result.latency_ms / 1000.0)
-            else:
-                metrics.ANALYZER_ERRORS.labels(name).inc()
-    for analyzer in pipeline.analyzers:
-        metrics.SERVING.labels(analyzer.name, str(analyzer.version)).set(1)
 
 
 class Progress:
@@ -120,11 +118,16 @@ class Progress:
         self.scored += scored
         self.dead += dead
         self.window = [int(self.window[0]) + scored + dead, self.window[1] + seconds]
-        for score in scores:
+        for score in scores:  # one pass for the progress line and the Prometheus histograms
             for name, result in score.analyzers.items():
-                if result is not None and result.error is None:
+                if result is None:
+                    continue
+                if result.error is None:
                     ms, n = self.latency.get(name, [0.0, 0])
                     self.latency[name] = [ms + result.latency_ms, n + 1]
+                    metrics.LATENCY.labels(name).observe(result.latency_ms / 1000.0)
+                else:
+                    metrics.ANALYZER_ERRORS.labels(name).inc()
         log.debug("batch: %d scored, %d dead-lettered in %.3f s", scored, dead, seconds)
         posts, busy = self.window
         if self.every and posts >= self.every:
