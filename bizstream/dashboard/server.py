@@ -115,7 +115,8 @@ async def _index(request: web.Request) -> web.FileResponse:
 
 async def _tickers(request: web.Request) -> web.Response:
     window = request.query.get("window", "rolling")
-    limit = min(int(request.query.get("limit", "50")) if request.query.get("limit", "50").isdigit() else 50, 500)
+    given = request.query.get("limit", "50")
+    limit = min(int(given), 500) if given.isdigit() else 50
     return await _json(request.app[STATE].leaderboard(window, limit))
 
 
