@@ -7,7 +7,8 @@ import logging
 import math
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -41,7 +42,8 @@ async def ensure_topics(kafka: KafkaSettings, names: Sequence[str] = topics.ALL)
     """Create bizstream's topics with the configured partition count; ones that exist are left alone."""
     admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap_servers)
     try:
-        await admin.start()
+        with _quiet_start():
+            await admin.start()
     except KafkaConnectionError:
         raise BrokerError(_unreachable(kafka)) from None
     try:
@@ -124,11 +126,26 @@ async def read(
 
 
 async def _start(client: AIOKafkaProducer | AIOKafkaConsumer, kafka: KafkaSettings) -> None:
+    """Start a client; BrokerError in one line when the broker is not there."""
     try:
-        await client.start()
+        with _quiet_start():
+            await client.start()
     except KafkaConnectionError:
         await client.stop()
         raise BrokerError(_unreachable(kafka)) from None
+
+
+@contextmanager
+def _quiet_start() -> Iterator[None]:
+    """aiokafka's own ERROR line about a refused connection is held back while a client starts: the BrokerError that
+    follows says it once, with what to do."""
+    chatty = logging.getLogger("aiokafka")
+    level = chatty.level
+    chatty.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        chatty.setLevel(level)
 
 
 async def wait_for_broker(kafka: KafkaSettings, say: Callable[[str], None] = log.warning) -> float:
