@@ -64,11 +64,11 @@ def run(new_share: float, a_train: list, b_train: list, a_test: list, b_test: li
     store = LabelStore(settings.store_path)
     now = time.time()
     store.add([LabelRow(f"a{i}", t, Sentiment(y).rating, "bench", labeled_at=now + i * 1e-4) for i, (t, y) in enumerate(a_train)])
-    first = run_training_job(settings, "labels", publish=False)
+    first = run_training_job(settings, "labels")
     a_model = first.candidate
     later = time.time() + 1
     store.add([LabelRow(f"b{i}", t, Sentiment(y).rating, "bench", labeled_at=later + i * 1e-4) for i, (t, y) in enumerate(b_train)])
-    second = run_training_job(settings, "labels", publish=False)
+    second = run_training_job(settings, "labels")
 
     def acc(version: str | None, data: list) -> float:  # type: ignore[type-arg]
         return round(accuracy(SetfitTrainer(registry), version, [t for t, _ in data], [y for _, y in data]), 4)

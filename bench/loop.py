@@ -94,7 +94,7 @@ def loop(name: str, starter: bool, stream: list[tuple[str, str]], posts: list[Po
         store.add([LabelRow(f"s{batch}-{i}", text, Sentiment(label).rating, "bench", None, "human", now + i * 1e-3)
                    for i, (text, label) in enumerate(chunk)])  # fmt: skip
         started = time.perf_counter()
-        result = run_training_job(settings, "labels", publish=False)
+        result = run_training_job(settings, "labels")
         seconds = time.perf_counter() - started
         decisions = [{"model": o.trainer, "candidate": o.candidate.version, "promoted": o.promoted, "why": o.why}
                      for o in result.outcomes] or [{"model": "setfit", "candidate": None, "promoted": False, "why": result.why}]  # fmt: skip

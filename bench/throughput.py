@@ -1,15 +1,19 @@
 """Throughput of the VADER-only pipeline, in-process vs end-to-end through a real Kafka, in one run; and latency.
 
-    .venv/bin/python bench/throughput.py [--posts 20000] [--rate 500] [--seconds 10]
+    .venv/bin/python bench/throughput.py [--posts 20000] [--rate 1000] [--seconds 10] [--variants worker,...]
 
 Prints one JSON object:
 - in_process: validate + score + serialize, the worker's per-batch work with no Kafka (posts/s);
-- end_to_end: a backlog of posts on a 4-partition topic consumed by one `bizstream worker` process, from its first
-  score to its last (posts/s, start-up excluded);
-- ratio: end_to_end / in_process;
+- end_to_end: the same backlog on a 4-partition topic, consumed by each variant as a consumer group of its own, from
+  its first score to its last (posts/s, start-up excluded; read_committed; duplicates counted):
+  - worker: `bizstream worker` (plain aiokafka, batched and pipelined);
+  - worker_exactly_once: the same with worker.processing_guarantee = "exactly_once" (a transaction per batch);
+  - worker_x2: two `bizstream worker` processes in one group (2 shared cores: no gain is expected);
+  - faust_take_events: the worker as it was before (bench/faust_worker.py), for the choice of client;
+- ratios to in_process and to `worker`;
 - latency: produce → score consumed, at a fixed rate after the backlog (p50 / p99 in ms).
-Both throughputs come from the same posts on the same machine in the same run, so compare the ratio, not the
-absolute numbers across machines.
+Everything comes from the same posts on the same machine in the same run, so compare the ratios, not the absolute
+numbers across machines.
 """
 
 from __future__ import annotations
@@ -20,10 +24,11 @@ import os
 import platform
 import sys
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -63,18 +68,37 @@ def in_process(settings: Settings, records: list[tuple[bytes, bytes]]) -> float:
     return len(records) / seconds
 
 
-async def end_to_end(settings: Settings, n: int) -> float:
-    """Wait for n scores from the backlog; throughput from the first score's scored_at to the last's."""
-    stamps = []
-    consumer = AIOKafkaConsumer(topics.SCORES, bootstrap_servers=settings.kafka.bootstrap_servers, group_id=None, auto_offset_reset="earliest")
+async def scores_end(settings: Settings) -> dict[TopicPartition, int]:
+    """Where the scores topic ends now: a variant's scores are those after it."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka.bootstrap_servers)
     await consumer.start()
+    try:
+        return await consumer.end_offsets([TopicPartition(topics.SCORES, p) for p in range(settings.kafka.partitions)])
+    finally:
+        await consumer.stop()
+
+
+async def end_to_end(settings: Settings, n: int, since: dict[TopicPartition, int]) -> dict[str, float]:
+    """Wait for n distinct posts' scores after ``since`` (read_committed); throughput from the first score's
+    scored_at to the last's (start-up excluded), and how many were scored more than once."""
+    stamps: dict[str, float] = {}
+    records = 0
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka.bootstrap_servers, group_id=None, isolation_level="read_committed")
+    await consumer.start()
+    consumer.assign(list(since))
+    for tp, offset in since.items():
+        consumer.seek(tp, offset)
     try:
         while len(stamps) < n:
             batch = await consumer.getmany(timeout_ms=1000)
-            stamps += [orjson.loads(r.value)["scored_at"] for rs in batch.values() for r in rs]
+            for rs in batch.values():
+                for r in rs:
+                    score = orjson.loads(r.value)
+                    stamps.setdefault(score["post_id"], score["scored_at"])
+                    records += 1
     finally:
         await consumer.stop()
-    return (n - 1) / (max(stamps) - min(stamps))
+    return {"posts_per_s": (n - 1) / (max(stamps.values()) - min(stamps.values())), "duplicates": records - n}
 
 
 async def latency(settings: Settings, rate: float, seconds: float) -> dict[str, float]:
@@ -118,32 +142,58 @@ async def latency(settings: Settings, rate: float, seconds: float) -> dict[str, 
     }
 
 
+VARIANTS = {
+    # name: (argv of the worker process, or None for `bizstream worker`; its environment; how many processes)
+    "worker": (None, {}, 1),
+    "worker_exactly_once": (None, {"BIZSTREAM_WORKER__PROCESSING_GUARANTEE": "exactly_once"}, 1),
+    "worker_x2": (None, {}, 2),
+    "faust_take_events": ([sys.executable, str(ROOT / "bench" / "faust_worker.py")], {}, 1),
+}
+
+
+def run_variant(settings: Settings, work: Path, name: str, n: int) -> dict[str, float]:
+    """One variant's end-to-end throughput on the whole backlog, as a consumer group of its own."""
+    argv, env, processes = VARIANTS[name]
+    since = asyncio.run(scores_end(settings))
+    env = {**env, "BIZSTREAM_WORKER__APP_ID": f"bench-{name}", "BIZSTREAM_SETFIT__STARTER": "false"}
+    with ExitStack() as stack:
+        for i in range(processes):
+            stack.enter_context(worker(settings, work, f"{name}-{i}", argv, **env))
+        return asyncio.run(end_to_end(settings, n, since))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--posts", type=int, default=20000)
-    parser.add_argument("--rate", type=float, default=500.0)
+    parser.add_argument("--rate", type=float, default=1000.0)
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated, of {', '.join(VARIANTS)}")
     args = parser.parse_args()
 
     broker, settings, work = broker_settings("bench")
     settings = settings.replace(setfit={"starter": False})  # VADER alone: no SetFit model serves here
     records = make_posts(args.posts, "p")
     rate_in = in_process(settings, records)
-    with running(broker, settings), worker(settings, work, BIZSTREAM_SETFIT__STARTER="false"):
+    results: dict[str, dict[str, float]] = {}
+    with running(broker, settings):
         asyncio.run(publish(settings.kafka, topics.POSTS, records))
-        rate_e2e = asyncio.run(end_to_end(settings, args.posts))
-        lat = asyncio.run(latency(settings, args.rate, args.seconds))
+        for name in args.variants.split(","):
+            results[name] = run_variant(settings, work, name, args.posts)
+            results[name]["ratio_to_in_process"] = results[name]["posts_per_s"] / rate_in
+        with worker(settings, work, BIZSTREAM_SETFIT__STARTER="false", BIZSTREAM_WORKER__APP_ID="bench-latency"):
+            lat = asyncio.run(latency(settings, args.rate, args.seconds))
 
+    base = results.get("worker", {}).get("posts_per_s")
     print(orjson.dumps({
         "benchmark": "throughput",
         "pipeline": "vader only",
         "posts": args.posts,
         "in_process_posts_per_s": round(rate_in, 1),
-        "end_to_end_posts_per_s": round(rate_e2e, 1),
-        "ratio_end_to_end_over_in_process": round(rate_e2e / rate_in, 3),
-        "latency": {k: round(v, 1) for k, v in lat.items()},
+        "end_to_end": {name: {k: round(v, 3) for k, v in r.items()} for name, r in results.items()},
+        "ratio_to_worker": {name: round(r["posts_per_s"] / base, 3) for name, r in results.items()} if base else None,
+        "latency_bizstream_worker": {k: round(v, 1) for k, v in lat.items()},
         "settings": {"batch_size": settings.worker.batch_size, "batch_timeout_s": settings.worker.batch_timeout_s,
-                     "partitions": settings.kafka.partitions, "workers": 1},
+                     "partitions": settings.kafka.partitions},
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "processor": platform.processor() or platform.machine()},
     }, option=orjson.OPT_INDENT_2).decode())  # fmt: skip
 

@@ -30,6 +30,7 @@ from datetime import datetime
 
 from bizstream.analyzer import Analyzer, Context, Fuser, Prediction, disagreement
 from bizstream.learning.fusion import FIXED, LearnedFusion
+from bizstream.learning.serving import NOTICES
 from bizstream.records import SENTIMENTS, AnalyzerResult, Post, Route, Score
 from bizstream.settings import FusionSettings, RoutingSettings
 from bizstream.tickers import TickerExtractor
@@ -250,6 +251,7 @@ class Pipeline:
             error = f"returned {count} predictions for {len(posts)} posts"
             return self._failed(analyzer, error, len(posts), seconds)
         results: list[AnalyzerResult | None] = []
+        notice = NOTICES.get(analyzer.name)  # a promoted version that is not serving: every result says so
         for prediction in predictions:
             if prediction is None:
                 results.append(None)
@@ -267,7 +269,8 @@ class Pipeline:
                     label=prediction.label,
                     confidence=float(prediction.confidence),
                     probabilities={k: float(v) for k, v in prediction.probabilities.items()},
-                    details=dict(prediction.details) if prediction.details else None,
+                    details={**(prediction.details or {}), "model_refused": notice} if notice else
+                    (dict(prediction.details) if prediction.details else None),
                 )
             )
         return results

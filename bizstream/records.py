@@ -366,17 +366,21 @@ class DriftEvent(WireRecord):
 
 @dataclass(frozen=True)
 class ModelEvent(WireRecord):
-    """What a training decided about a candidate version, on ``bizstream.models.v1`` keyed by analyzer: promoted (it
-    serves now) or not, and why. ``reason`` is why it was trained; ``promoted_at`` is when the decision was made."""
+    """What a training (or a person) decided about a version, on ``bizstream.models.v1`` keyed by analyzer (compacted:
+    the latest event of an analyzer says what serves): promoted (it serves now) or not, and why. ``reason`` is why it
+    was trained; ``promoted_at`` is when the decision was made. ``serving`` is the version that serves after the
+    decision, and ``artifacts`` its manifest: each file's path, size, SHA-256 and the chunks on
+    ``bizstream.artifacts.v1`` that hold it (bizstream.stream.models) — how a worker on another machine gets it."""
 
     analyzer: str
     version: str
-    artifacts: str
     metrics: dict[str, float]
     reason: Literal["labels", "drift", "manual"]
     promoted: bool = True
     why: str = ""
     promoted_at: float = field(default_factory=now)
+    serving: str | None = None
+    artifacts: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -82,6 +82,7 @@ class WorkerSettings:
     app_id: str = "bizstream-worker"
     batch_size: int = 256
     batch_timeout_s: float = 0.25
+    processing_guarantee: str = "at_least_once"
     analyzer_timeout_s: float = 10.0
     commit_interval_s: float = 1.0
     session_timeout_s: float = 10.0
@@ -95,8 +96,13 @@ class WorkerSettings:
         _require(6.0 <= self.session_timeout_s <= 300.0, f"worker.session_timeout_s must be in [6, 300], got {self.session_timeout_s}")
         _require(self.batch_size >= 1, f"worker.batch_size must be >= 1, got {self.batch_size}")
         _require(self.batch_timeout_s > 0, f"worker.batch_timeout_s must be > 0, got {self.batch_timeout_s}")
+        _require(self.processing_guarantee in GUARANTEES,
+                 f"worker.processing_guarantee must be one of {', '.join(GUARANTEES)}, got {self.processing_guarantee!r}")  # fmt: skip
         _require(self.analyzer_timeout_s > 0, f"worker.analyzer_timeout_s must be > 0, got {self.analyzer_timeout_s}")
         _require(self.commit_interval_s > 0, f"worker.commit_interval_s must be > 0, got {self.commit_interval_s}")
+
+
+GUARANTEES = ("at_least_once", "exactly_once")
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,8 @@ def test_compose_parses_and_every_bizstream_service_runs_a_real_command() -> Non
             if word.startswith("data/"):
                 assert (ROOT / word).exists(), f"{name} reads {word}, which the image does not have"
     assert (ROOT / "Dockerfile").exists()
+    # Models reach workers over Kafka (issue 15): no volume of the worker's is the trainer's.
+    assert not {v.split(":")[0] for v in ours["worker"].get("volumes", [])} & {v.split(":")[0] for v in ours["trainer"].get("volumes", [])}
 
 
 def test_the_check_catches_wrong_commands_and_options() -> None:

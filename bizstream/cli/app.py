@@ -79,18 +79,32 @@ def readable(file: Path) -> Path:
 def run_faust(faust_app: faust.App, log_level: str, settings: Settings) -> None:
     """Run a faust app in the foreground until SIGTERM / Ctrl-C (faust's Worker exits the process), once its broker
     accepts connections (waiting up to kafka.connect_timeout_s; BrokerError after that)."""
-    import asyncio
-
     import faust
 
-    from bizstream.stream.client import ensure_topics, wait_for_broker
-
-    asyncio.run(wait_for_broker(settings.kafka, say=lambda line: err.print(escape(line))))
-    asyncio.run(ensure_topics(settings.kafka))  # an agent newer than the broker's topics (a new one, e.g. tickers) finds them
+    prepare_agent(settings)
     # faust, mode and aiokafka say a screenful at info on every start (services starting, subscription tables):
     # bizstream's own lines are the news at info; theirs show at debug.
     quiet = {"merge": True, "loggers": {name: {"level": "WARNING"} for name in CHATTY}} if log_level != "debug" else None
     faust.Worker(faust_app, loglevel=log_level.upper(), quiet=True, logging_config=quiet).execute_from_commandline()
+
+
+def prepare_agent(settings: Settings) -> None:
+    """Before an agent starts: its broker accepts connections (BrokerError after kafka.connect_timeout_s) and has
+    every bizstream topic (an agent newer than the broker's topics, e.g. tickers, finds them)."""
+    import asyncio
+
+    from bizstream.stream.client import ensure_topics, wait_for_broker
+
+    asyncio.run(wait_for_broker(settings.kafka, say=lambda line: err.print(escape(line))))
+    asyncio.run(ensure_topics(settings.kafka))
+
+
+def agent_logging(log_level: str) -> None:
+    """An agent that is not a faust app logs as the faust ones do (same line format; the libraries quiet unless
+    debug)."""
+    logging.basicConfig(level=log_level.upper(), format="[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s", force=True)
+    for name in CHATTY:
+        logging.getLogger(name).setLevel(logging.DEBUG if log_level == "debug" else logging.WARNING)
 
 
 CHATTY = ("faust", "mode", "aiokafka")

@@ -42,10 +42,13 @@ def train(
         raise typer.Exit(0)
     from bizstream.learning.job import run_training_job
 
-    result = run_training_job(load(config), "manual")
+    settings = load(config)
+    result = run_training_job(settings, "manual")
     out.print(f"candidate {result.candidate or '-'}: {'promoted' if result.promoted else 'not promoted'} ({result.why})")
     for key, value in result.metrics.items():
         out.print(f"  {key} = {value:.4g}")
+    for event in result.events:
+        announce(settings, event)
 
 
 @train_app.command("setfit")
@@ -101,7 +104,7 @@ def _train(settings: Settings, trainer: Trainer, policy: Promotion) -> None:
     holdout = {"holdout": (split.test_texts, split.test_labels)}
     outcome = train_candidate(settings, trainer, split, holdout, {"holdout": settings.trainer.gate_margin}, policy)
     out.print(outcome.summary(), markup=False)
-    announce(settings, outcome.event(trainer.registry, "manual"))
+    announce(settings, outcome.event("manual"))
 
 
 @train_app.command("sarcasm")
@@ -132,7 +135,6 @@ def train_sarcasm(
 def train_fusion(config: ConfigOption = None) -> None:
     """Fit the learned fusion (each analyzer's weight, the classes' base rates, a temperature) on the evaluation
     holdout's labels, with the models that serve now; promote it when it is not worse than what fuses now."""
-    from bizstream.learning.fusion import fusion_registry
     from bizstream.learning.fusion import train_fusion as fit
 
     settings = load(config)
@@ -140,7 +142,7 @@ def train_fusion(config: ConfigOption = None) -> None:
     if isinstance(outcome, str):
         raise BizstreamError(outcome)
     out.print(outcome.summary(), markup=False)
-    announce(settings, outcome.event(fusion_registry(settings.fusion_registry), "manual"))
+    announce(settings, outcome.event("manual"))
 
 
 AnalyzerOption = Annotated[str, typer.Option("--analyzer", "-a", help="setfit, cryptobert or fusion.")]
@@ -216,14 +218,17 @@ def models_import(
     promote: Annotated[bool, typer.Option(help="Promote the newest imported version.")] = False,
     analyzer: AnalyzerOption = "setfit",
 ) -> None:
-    """Copy versions (and their bodies) from another registry folder into this one."""
+    """Copy versions (and their bodies) from another registry folder into this one; --promote serves the newest and
+    announces it on the models topic."""
     from bizstream.learning.registry import ModelRegistry
 
-    registry = _registry(load(config), analyzer)
+    settings = load(config)
+    registry = _registry(settings, analyzer)
     added = registry.import_from(ModelRegistry(directory, payload=registry.payload))
     out.print(f"imported {len(added)} versions: {', '.join(added) or '-'}")
     if promote and added:
         registry.promote(added[-1])
+        _announce(settings, analyzer, registry, added[-1], f"imported from {directory} and promoted (bizstream models import --promote)")
         out.print(f"{added[-1]} serves now")
 
 
@@ -239,8 +244,9 @@ def models_rollback(config: ConfigOption = None, analyzer: AnalyzerOption = "set
 
 
 def announce(settings: Settings, event: ModelEvent) -> None:
-    """Put a decision on the models topic, where workers and dashboards follow them (one line when no broker runs)."""
-    from bizstream.learning.job import announce as publish
+    """Put a decision on the models topic with the serving version's files, where workers on any machine follow them
+    (one line when no broker runs: the decision stands here either way)."""
+    from bizstream.stream.models import announce as publish
 
     publish(settings, event)
 
@@ -249,7 +255,7 @@ def _announce(settings: Settings, analyzer: str, registry: ModelRegistry, versio
     from bizstream.records import ModelEvent
 
     metrics = registry.metadata(version).metrics
-    announce(settings, ModelEvent(analyzer, version, str(registry.version_dir(version)), metrics, "manual", True, why))
+    announce(settings, ModelEvent(analyzer, version, metrics, "manual", True, why))
 
 
 @export_app.command("onnx")

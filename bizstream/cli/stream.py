@@ -15,7 +15,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from bizstream.cli.app import ConfigOption, LogLevelOption, app, err, load, out, readable, run_faust
+from bizstream.cli.app import ConfigOption, LogLevelOption, agent_logging, app, err, load, out, prepare_agent, readable, run_faust
 from bizstream.errors import BizstreamError
 from bizstream.settings import Settings
 
@@ -31,10 +31,12 @@ def worker(
     log_level: LogLevelOption = "info",
 ) -> None:
     """Consume posts, score them with every available analyzer, produce Scores (and dead letters). Ctrl-C stops."""
-    from bizstream.stream.worker import create_app
+    from bizstream.stream.worker import run_worker
 
     settings = load(config)
-    run_faust(create_app(settings, _pipeline(settings)), log_level, settings)
+    prepare_agent(settings)
+    agent_logging(log_level)
+    run_worker(settings, lambda: _pipeline(settings))
 
 
 @app.command()

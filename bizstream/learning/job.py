@@ -11,7 +11,6 @@ starts the job again when it restarts.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import dataclasses
 import json
 import logging
@@ -19,11 +18,12 @@ import random
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
-from bizstream.errors import AnalyzerUnavailable, BrokerError
+from bizstream.errors import AnalyzerUnavailable
 from bizstream.learning.dataset import Split, in_holdout
-from bizstream.learning.fusion import fusion_registry, train_fusion
+from bizstream.learning.fusion import train_fusion
 from bizstream.learning.pseudo import PseudoLabel, pseudo_label
 from bizstream.learning.replay import Example, ReplayBuffer
 from bizstream.learning.trainers import Outcome, Trainer, load_trainers, train_candidate
@@ -51,10 +51,12 @@ class JobResult:
     why: str
     split: Split | None = field(default=None, repr=False)  # what the candidate learned from and was gated on
     outcomes: list[Outcome] = field(default_factory=list, repr=False)  # per trained model: candidate, decision, why
+    events: list[ModelEvent] = field(default_factory=list, repr=False)  # the decisions, for whoever publishes them
 
 
-def run_training_job(settings: Settings, reason: str, publish: bool = True) -> JobResult:
-    """Train, gate and (maybe) promote; always clears the running marker when it finishes."""
+def run_training_job(settings: Settings, reason: str) -> JobResult:
+    """Train, gate and (maybe) promote; always clears the running marker when it finishes. Every decision, promoted
+    or not, comes back as a ModelEvent in the result: the trainer agent (or the CLI) publishes them."""
     store = LabelStore(settings.store_path)
     state = TrainerState(settings.store_path)
     state.set(**{RUNNING: reason})
@@ -63,20 +65,16 @@ def run_training_job(settings: Settings, reason: str, publish: bool = True) -> J
     trainers = load_trainers(settings)
     # If this dies, the marker stays and the trainer resumes the job.
     result, outcomes = _train_and_gate(settings, store, state, reason, trainers)
-    registries = {name: trainer.registry for name, trainer in trainers.items()}
     if settings.fusion.learned:  # refit on the held-back labels, with the analyzers that serve now
         fused = train_fusion(settings)
         if isinstance(fused, Outcome):
             outcomes.append(fused)
-            registries["fusion"] = fusion_registry(settings.fusion_registry)
         else:
             log.info("fusion: %s", fused)
     state.set(**{RUNNING: None})
     trained_for: Literal["labels", "drift", "manual"] = reason if reason in ("labels", "drift") else "manual"  # type: ignore[assignment]
-    for outcome in outcomes if publish else []:  # every decision, promoted or not, with why
-        extra = result.metrics if outcome.trainer == PRIMARY else {}
-        announce(settings, outcome.event(registries[outcome.trainer], trained_for, extra))
-    return dataclasses.replace(result, outcomes=outcomes)
+    events = [o.event(trained_for, result.metrics if o.trainer == PRIMARY else {}) for o in outcomes]
+    return dataclasses.replace(result, outcomes=outcomes, events=events)
 
 
 def _train_and_gate(
@@ -171,32 +169,17 @@ def _pseudo_labels(
     return chosen
 
 
-def announce(settings: Settings, event: ModelEvent) -> None:
-    """Publish a decision about a model on the models topic (workers and dashboards follow it); without a broker, say
-    so in one line: the decision stands either way."""
-    asyncio.run(_publish_model_event(settings, event))
-
-
-async def _publish_model_event(settings: Settings, event: ModelEvent) -> None:
-    from bizstream.stream import topics
-    from bizstream.stream.client import publish
-
-    try:
-        await publish(settings.kafka, topics.MODELS, [(event.analyzer.encode(), event.to_json())])
-    except BrokerError as exc:  # no broker (e.g. `train --now` alone): the decision stands, said in one line
-        log.warning("the decision about %s is not on %s: %s", event.version, topics.MODELS, exc)
-    except Exception:  # boundary: the model is promoted either way; workers see it through the registry
-        log.exception("could not announce the decision about %s on %s", event.version, topics.MODELS)
-
-
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the job process the trainer starts."""
     parser = argparse.ArgumentParser(prog="python -m bizstream.learning.job")
     parser.add_argument("--reason", default="labels", choices=["labels", "drift", "manual"])
+    parser.add_argument("--events", type=Path, help="write the decisions here, one ModelEvent (JSON) per line")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     result = run_training_job(load_settings(), args.reason)
     print(result.why if not result.outcomes else "\n".join(o.summary() for o in result.outcomes), flush=True)
+    if args.events is not None:
+        args.events.write_bytes(b"".join(event.to_json() + b"\n" for event in result.events))
     return 0
 
 

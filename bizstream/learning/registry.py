@@ -16,13 +16,16 @@ version serving.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import shutil
 import time
 import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from bizstream.errors import BizstreamError
@@ -144,7 +147,59 @@ class ModelRegistry:
                 added.append(metadata.version)
         return added
 
+    def install(self, manifest: Mapping[str, Any], fetch: Callable[[Mapping[str, Any]], bytes]) -> str:
+        """Add the version a manifest (from :meth:`manifest`, received from elsewhere) describes, with its body, by
+        ``fetch``-ing each file this registry lacks; every file is checked against its size and SHA-256 before it is
+        written, and nothing is in place until all of it is (RegistryError otherwise). Returns the version."""
+        version, body_id, files = _checked(manifest)
+        if (self.versions / version / "metadata.json").is_file():
+            return version
+        staged: dict[str, Path] = {}
+        try:
+            for entry in files:
+                top, name, inner = entry["path"].split("/", 2)
+                if top == "bodies" and (self.bodies / name).is_dir():
+                    continue  # the body is here already (bodies are immutable, named by content)
+                data = fetch(entry)
+                if len(data) != entry["size"] or hashlib.sha256(data).hexdigest() != entry["sha256"]:
+                    raise RegistryError(f"{entry['path']} of {version} does not match its checksum; refused")
+                folder = staged.setdefault(f"{top}/{name}", self.staging())
+                target = folder / inner
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(data)
+            for key, folder in staged.items():
+                _refuse_pickles(folder)
+                top, name = key.split("/")
+                if top == "bodies":
+                    self.add_body(folder, name)
+            if body_id and not (self.bodies / body_id).is_dir():
+                raise RegistryError(f"{version} needs body {body_id}, which its manifest does not carry")
+            if f"versions/{version}" not in staged or not (staged[f"versions/{version}"] / "metadata.json").is_file():
+                raise RegistryError(f"the manifest of {version} has no metadata.json")
+            self.versions.mkdir(parents=True, exist_ok=True)
+            os.rename(staged.pop(f"versions/{version}"), self.versions / version)
+        finally:
+            for folder in staged.values():
+                shutil.rmtree(folder, ignore_errors=True)
+        return version
+
     # -- reading ---------------------------------------------------------------------------------------------------
+
+    def manifest(self, version: str) -> dict[str, Any]:
+        """What another machine needs to serve ``version``: each file of the version and of its body, as a path
+        relative to the registry's root with its size and SHA-256 (for :meth:`install`)."""
+        metadata = self.metadata(version)
+        folders = [self.version_dir(version)]
+        if metadata.body_id and self.body_dir(metadata.body_id).is_dir():
+            folders.append(self.body_dir(metadata.body_id))
+        files = []
+        for folder in folders:
+            for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix in SAFE_SUFFIXES):
+                data = path.read_bytes()
+                files.append({"path": path.relative_to(self.root).as_posix(), "size": len(data),
+                              "sha256": hashlib.sha256(data).hexdigest()})  # fmt: skip
+        return {"version": version, "body_id": metadata.body_id, "files": files}
+
 
     def serving(self) -> str | None:
         """The serving version, or None."""
@@ -191,6 +246,35 @@ def _write_atomically(path: Path, text: str) -> None:
     temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
     temporary.write_text(text)
     os.replace(temporary, path)
+
+
+MAX_MANIFEST_FILES = 256
+MAX_MANIFEST_BYTES = 4 * 1024**3
+SAFE_SUFFIXES = {".safetensors", ".onnx", ".json", ".txt", ".md", ".model"}  # no pickles, nothing executable
+_NAME = re.compile(r"[A-Za-z0-9_.-]{1,128}")
+
+
+def _checked(manifest: Mapping[str, Any]) -> tuple[str, str, list[dict[str, Any]]]:
+    """(version, body id, files) of a manifest that arrived from elsewhere, or RegistryError: bounded in size and
+    count, every path inside versions/<version>/ or bodies/<body id>/ with plain names and a safe suffix."""
+    try:
+        version, body_id = str(manifest["version"]), str(manifest.get("body_id") or "")
+        files = [dict(f) for f in manifest["files"]]
+        for f in files:
+            f["path"], f["size"], f["sha256"] = str(f["path"]), int(f["size"]), str(f["sha256"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise RegistryError(f"a malformed model manifest ({type(exc).__name__}: {exc})") from None
+    if not _NAME.fullmatch(version) or (body_id and not _NAME.fullmatch(body_id)):
+        raise RegistryError(f"a model manifest names version {version!r}, body {body_id!r}: refused")
+    if len(files) > MAX_MANIFEST_FILES or sum(f["size"] for f in files) > MAX_MANIFEST_BYTES:
+        raise RegistryError(f"the manifest of {version} is larger than {MAX_MANIFEST_FILES} files / {MAX_MANIFEST_BYTES} bytes")
+    allowed = {("versions", version), ("bodies", body_id)}
+    for f in files:
+        parts = f["path"].split("/")
+        if (len(parts) < 3 or (parts[0], parts[1]) not in allowed or not all(_NAME.fullmatch(p) and p not in {".", ".."} for p in parts)
+                or PurePosixPath(f["path"]).suffix not in SAFE_SUFFIXES or not re.fullmatch(r"[0-9a-f]{64}", f["sha256"])):  # fmt: skip
+            raise RegistryError(f"the manifest of {version} has a file that is not allowed: {f['path']!r}")
+    return version, body_id, files
 
 
 def _refuse_pickles(folder: Path) -> None:

@@ -20,6 +20,9 @@ from bizstream.learning.registry import ModelRegistry
 log = logging.getLogger(__name__)
 Model = TypeVar("Model")
 POLL_S = 1.0  # how often the watcher reads the registry's serving pointer (a symlink: cheap)
+# analyzer -> why a newly promoted version of it is not serving (a refused download, a failed load); every Score
+# carries it in the analyzer's details["model_refused"] until a version serves as promoted.
+NOTICES: dict[str, str] = {}
 
 
 class HotSwap(Generic[Model]):
@@ -84,6 +87,7 @@ class HotSwap(Generic[Model]):
 
     def _install(self, version: str, model: Model) -> None:
         self.current, self.version = model, version
+        NOTICES.pop(self.what, None)
         log.info("%s serves %s", self.what, version)
 
     def _load_in_background(self, version: str) -> None:
@@ -91,6 +95,7 @@ class HotSwap(Generic[Model]):
             model = self.load(version)
         except Exception:  # boundary: keep serving the old version, and say why
             log.exception("could not load newly promoted %s version %s; still serving %s", self.what, version, self.version)
+            NOTICES[self.what] = f"{version} could not be loaded; still serving {self.version}"
             with self._lock:
                 self._failed, self._loading = version, None
             return

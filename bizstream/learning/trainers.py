@@ -64,11 +64,11 @@ class Outcome:
     tracked_as: str | None = None  # the MLflow run, when tracking is on
     baseline: str = "the base model"  # what the candidate was compared with when nothing served before it
 
-    def event(self, registry: ModelRegistry, reason: Literal["labels", "drift", "manual"], extra: Mapping[str, float] = {}) -> ModelEvent:  # noqa: B006
+    def event(self, reason: Literal["labels", "drift", "manual"], extra: Mapping[str, float] = {}) -> ModelEvent:  # noqa: B006
         """The decision as the models topic carries it: the candidate's metrics, the gate's and ``extra``."""
         version = self.candidate.version
         metrics = {**self.candidate.metrics, **self.gate, **extra}
-        return ModelEvent(self.trainer, version, str(registry.version_dir(version)), metrics, reason, self.promoted, self.why)
+        return ModelEvent(self.trainer, version, metrics, reason, self.promoted, self.why)
 
     def summary(self) -> str:
         """One paragraph a person can read: the candidate's metrics, the comparison, the decision."""

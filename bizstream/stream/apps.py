@@ -16,7 +16,7 @@ from bizstream import metrics
 from bizstream.records import DeadLetter
 from bizstream.settings import Settings
 from bizstream.stream import outages, topics
-from bizstream.stream.client import DEADLETTER_TOPIC_CONFIG, MAX_REQUEST_BYTES, accepts
+from bizstream.stream.client import MAX_REQUEST_BYTES, TOPIC_CONFIGS, accepts
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -50,7 +50,7 @@ def new_app(
     declared = {
         name: app.topic(
             name, key_type=bytes, value_type=bytes, partitions=settings.kafka.partitions,
-            config=DEADLETTER_TOPIC_CONFIG if name == topics.DEADLETTER else None,
+            config=TOPIC_CONFIGS.get(name),
         )  # fmt: skip
         for name in topics.ALL
     }

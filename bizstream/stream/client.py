@@ -23,8 +23,13 @@ log = logging.getLogger(__name__)
 
 # Big enough for anything the broker accepts (a dead letter carries its message base64-encoded: 4/3 its size).
 MAX_REQUEST_BYTES = 16 * 1024 * 1024
-# Topic-level limit for the dead-letter topic, so the dead letter of any post the broker accepted fits.
-DEADLETTER_TOPIC_CONFIG = {"max.message.bytes": str(MAX_REQUEST_BYTES)}
+# Topic-level settings: the dead letter of any post the broker accepted fits; the models topic keeps the latest
+# decision per analyzer and the artifacts topic each chunk's latest copy, for as long as the topic exists.
+TOPIC_CONFIGS = {
+    topics.DEADLETTER: {"max.message.bytes": str(MAX_REQUEST_BYTES)},
+    topics.MODELS: {"cleanup.policy": "compact"},
+    topics.ARTIFACTS: {"cleanup.policy": "compact"},
+}
 
 
 @dataclass(frozen=True)
@@ -51,7 +56,7 @@ async def ensure_topics(kafka: KafkaSettings, names: Sequence[str] = topics.ALL)
         wanted = [
             NewTopic(
                 name, num_partitions=kafka.partitions, replication_factor=kafka.replication_factor,
-                topic_configs=DEADLETTER_TOPIC_CONFIG if name == topics.DEADLETTER else {},
+                topic_configs=TOPIC_CONFIGS.get(name, {}),
             )  # fmt: skip
             for name in names
             if name not in existing
@@ -83,7 +88,7 @@ async def publish(kafka: KafkaSettings, topic: str, records: Iterable[tuple[byte
     producer = AIOKafkaProducer(
         bootstrap_servers=kafka.bootstrap_servers, acks="all", linger_ms=5, max_request_size=MAX_REQUEST_BYTES
     )
-    await _start(producer, kafka)
+    await start_client(producer, kafka)
     try:
         pending = [await producer.send(topic, value=value, key=key) for key, value in records]
         await asyncio.gather(*pending)
@@ -94,16 +99,18 @@ async def publish(kafka: KafkaSettings, topic: str, records: Iterable[tuple[byte
 
 async def read(
     kafka: KafkaSettings, topic: str, count: int | None, timeout_s: float | None, idle_s: float | None = None,
-    from_end: bool = False,
+    from_end: bool = False, committed_only: bool = False,
 ) -> AsyncIterator[Message]:  # fmt: skip
     """Messages of ``topic`` (every partition, no consumer group) from its start, or only new ones (``from_end``),
-    until ``count`` of them, ``timeout_s`` in all, or ``idle_s`` without one (None: no such limit)."""
+    until ``count`` of them, ``timeout_s`` in all, or ``idle_s`` without one (None: no such limit).
+    ``committed_only``: read_committed, so records of aborted or open transactions are not seen."""
     # Without a group, aiokafka assigns every partition of the subscribed topic to this consumer.
     consumer = AIOKafkaConsumer(
         topic, bootstrap_servers=kafka.bootstrap_servers, group_id=None, enable_auto_commit=False,
         auto_offset_reset="latest" if from_end else "earliest", metadata_max_age_ms=1000,
+        isolation_level="read_committed" if committed_only else "read_uncommitted",
     )  # fmt: skip
-    await _start(consumer, kafka)
+    await start_client(consumer, kafka)
     try:
         started = last = time.monotonic()
         seen = 0
@@ -125,7 +132,7 @@ async def read(
         await consumer.stop()
 
 
-async def _start(client: AIOKafkaProducer | AIOKafkaConsumer, kafka: KafkaSettings) -> None:
+async def start_client(client: AIOKafkaProducer | AIOKafkaConsumer, kafka: KafkaSettings) -> None:
     """Start a client; BrokerError in one line when the broker is not there."""
     try:
         with _quiet_start():

@@ -7,11 +7,12 @@ SCORES = "bizstream.scores.v1"  # Score, keyed by thread id
 DEADLETTER = "bizstream.deadletter.v1"  # DeadLetter, keyed like the message that failed
 LABELS = "bizstream.labels.v1"  # Label, keyed by post id
 DRIFT = "bizstream.drift.v1"  # DriftEvent, keyed by analyzer
-MODELS = "bizstream.models.v1"  # ModelEvent, keyed by analyzer
+MODELS = "bizstream.models.v1"  # ModelEvent, keyed by analyzer (compacted: the latest says what serves)
+ARTIFACTS = "bizstream.artifacts.v1"  # a chunk of a model file, keyed by "<sha256>:<index>" (compacted)
 TICKERS = "bizstream.tickers.v1"  # TickerWindow, keyed by ticker
 TICKER_EVENTS = "bizstream.ticker-events.v1"  # internal to `bizstream tickers`: one scored mention, keyed by ticker
 
-ALL: tuple[str, ...] = (POSTS, SCORES, DEADLETTER, LABELS, DRIFT, MODELS, TICKERS, TICKER_EVENTS)
+ALL: tuple[str, ...] = (POSTS, SCORES, DEADLETTER, LABELS, DRIFT, MODELS, ARTIFACTS, TICKERS, TICKER_EVENTS)
 
 # Short names for the CLI: `bizstream consume scores`.
 ALIASES: dict[str, str] = {name.split(".")[1]: name for name in ALL}

@@ -15,6 +15,7 @@ import os
 import sqlite3
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import cast
 
 import faust
@@ -22,12 +23,13 @@ import faust
 from bizstream import metrics
 from bizstream.errors import InvalidRecord
 from bizstream.learning.job import HEAD_ACCURACIES, LAST_FULL_AT, LAST_TRAINED_AT, RUNNING
-from bizstream.records import DriftEvent, Label, Post
+from bizstream.records import DriftEvent, Label, ModelEvent, Post
 from bizstream.settings import Settings
 from bizstream.store.labels import LabelRow, LabelStore
 from bizstream.store.trainer_state import RecentPosts, TrainerState
 from bizstream.stream import topics
 from bizstream.stream.apps import dead_letter_or_exit, decode_or_dead_letter, exit_uncommitted, new_app
+from bizstream.stream.models import publish_decision
 
 log = logging.getLogger(__name__)
 APP_ID = "bizstream-trainer"
@@ -59,15 +61,24 @@ class JobRunner:
         env = os.environ.copy()
         if mode is not None:
             env["BIZSTREAM_TRAINER__MODE"] = mode
+        events = self.settings.store_path.parent / f"job-events-{os.getpid()}.jsonl"
+        events.unlink(missing_ok=True)
         self.process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bizstream.learning.job", "--reason", reason, env=env
+            sys.executable, "-m", "bizstream.learning.job", "--reason", reason, "--events", str(events), env=env
         )
-        asyncio.get_running_loop().create_task(self._reap(self.process))
+        asyncio.get_running_loop().create_task(self._reap(self.process, events))
 
-    async def _reap(self, process: asyncio.subprocess.Process) -> None:
+    async def _reap(self, process: asyncio.subprocess.Process, events: Path) -> None:
         code = await process.wait()
         self.finished.append(code)
         log.info("training job ended with exit code %s", code)
+        # The job decided; the agent tells every machine (bizstream.stream.models), the serving files with it.
+        for line in events.read_bytes().splitlines() if events.is_file() else []:
+            try:
+                await publish_decision(self.settings, ModelEvent.from_json(line))
+            except Exception:  # boundary: the decision stands here; the next one carries what serves then
+                log.exception("could not publish a training decision on %s", topics.MODELS)
+        events.unlink(missing_ok=True)
         if self.queued is not None:
             (reason, mode), self.queued = self.queued, None
             await self.request(reason, mode)

@@ -1,92 +1,206 @@
-"""The scoring worker: a faust app whose agent batches posts, scores them off the event loop, and produces Scores.
+"""The scoring worker: plain aiokafka, in batches, pipelined — the one agent whose speed is the product's.
 
-At-least-once: ``stream.take_events`` acknowledges a batch's events only when the loop body for that batch has
-returned, and the body returns only after the broker has confirmed every Score and dead letter it produced; faust
-commits acknowledged offsets. A worker killed mid-batch therefore leaves those posts uncommitted, and whoever takes
-over their partitions scores them again (a post may be scored twice, never lost).
+Each turn of the loop takes what the consumer has (up to ``worker.batch_size`` posts; when nothing is there it waits
+up to ``worker.batch_timeout_s``, and a single post that arrives is taken at once: adaptive batching), scores it in a
+thread, and while that thread works the previous batch's records are on their way to the broker. A batch's offsets
+are committed only once the broker has confirmed every Score and dead letter it produced, so:
 
-Validation, scoring and dead-lettering are bizstream.scoring's (shared with ``bizstream score``), run off the event
-loop. Bad input never stops the agent: the raw bytes go to the dead-letter topic with the reason, and the loop goes on.
+- **at-least-once** (the default): a worker killed mid-batch leaves those posts uncommitted, and whoever takes over
+  their partitions scores them again (a post may be scored twice, never lost);
+- **exactly-once** (``worker.processing_guarantee = "exactly_once"``): a batch's records and its consumed offsets go
+  in one Kafka transaction; a reader with ``isolation_level=read_committed`` sees each post's Score once. The
+  transactional id is stable per worker slot on a host (``<app_id>-<host>-<slot>``, the slot held by a lock file), so
+  a restarted worker fences its killed predecessor and aborts what that one left open.
+
+Rebalances: before partitions are taken away, the batch in hand is finished and its offsets committed; records a
+revoked partition had already delivered are dropped unscored (the new owner reads them from the committed offset).
+Validation, scoring and dead-lettering are bizstream.scoring's (shared with ``bizstream score``). Bad input never
+stops the loop: its raw bytes go to the dead-letter topic with the reason.
+
+Why not faust here: faust wraps every message in several tasks, an Event, a per-event ack and a per-message send
+chain, and waits for a batch's acks before it takes the next. ``bench/throughput.py`` shows both side by side.
 """
 
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import gc
 import logging
+import os
+import signal
+import socket
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, cast
+from dataclasses import dataclass, field
+from typing import IO, Any
 
-import faust
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from bizstream import metrics
 from bizstream.pipeline import Pipeline
 from bizstream.records import Score
-from bizstream.scoring import Message, score_messages
+from bizstream.scoring import Handled, Message, score_messages
 from bizstream.settings import Settings
-from bizstream.stream import topics
-from bizstream.stream.apps import exit_uncommitted, new_app
+from bizstream.stream import outages, topics
+from bizstream.stream.apps import exit_uncommitted
+from bizstream.stream.client import MAX_REQUEST_BYTES, accepts
+from bizstream.stream.models import ModelFollower
 
 log = logging.getLogger(__name__)
+PRODUCER_BATCH_BYTES = 1024 * 1024  # aiokafka's 16 KiB default made 20k Scores ~190 round trips
 
 
-def create_app(settings: Settings, pipeline: Pipeline) -> faust.App:
-    """A faust app with bizstream's topics and the scoring agent, bound to one pipeline."""
-    app, declared = new_app(settings, settings.worker.app_id, ready=lambda: bool(pipeline.analyzers))
-    handler = _BatchHandler(settings, pipeline, declared[topics.SCORES], declared[topics.DEADLETTER])
+@dataclass
+class _Batch:
+    """A batch whose records are on their way: the offsets to commit once the broker has them all."""
 
-    @app.agent(declared[topics.POSTS], name="bizstream.worker.posts")
-    async def score_posts(stream: faust.StreamT[bytes]) -> None:
-        """Score posts in batches bounded by worker.batch_size and worker.batch_timeout_s."""
-        batches = cast(faust.Stream[bytes], stream).take_events(  # take_events is on Stream, not on StreamT
-            settings.worker.batch_size, within=settings.worker.batch_timeout_s
-        )
-        log.info("scoring posts from %s as consumer group %s with %s", topics.POSTS, settings.worker.app_id,
-                 ", ".join(a.name for a in pipeline.analyzers))  # fmt: skip
-        async for events in batches:
-            await handler.handle(events)
-
-    return app
+    offsets: dict[TopicPartition, int]
+    sends: list[Awaitable[Any]] = field(default_factory=list)
 
 
-class _BatchHandler:
-    """The agent's body, kept out of the decorator so it reads top to bottom."""
+class Worker:
+    """One worker process: consume, score, produce, commit (see the module docstring)."""
 
-    def __init__(self, settings: Settings, pipeline: Pipeline, scores: faust.TopicT, deadletter: faust.TopicT) -> None:
+    def __init__(self, settings: Settings, pipeline: Pipeline, follower: ModelFollower | None = None) -> None:
         self.settings = settings
+        self.follower = follower
+        self.config = settings.worker
         self.pipeline = pipeline
-        self.scores = scores
-        self.deadletter = deadletter
+        self.exactly_once = self.config.processing_guarantee == "exactly_once"
         # One thread: the pipeline fans out to its analyzers' own threads; this one only keeps the loop free.
         self.executor = ThreadPoolExecutor(1, thread_name_prefix="pipeline")
-        self.progress = Progress(settings.worker.progress_every)
+        self.progress = Progress(self.config.progress_every)
         self.serving: dict[str, str] = {}  # analyzer -> the version the metrics report
+        self.health = metrics.Health(self.config.app_id, settings.metrics.stall_s, ready_check=lambda: bool(pipeline.analyzers))
+        self.handled = 0
+        self.inflight: _Batch | None = None
+        self.turn = asyncio.Lock()  # held while a batch is taken, scored and sent; a revocation waits for it
+        self.stopping = asyncio.Event()
+        self._slot: IO[str] | None = None
+        kafka = settings.kafka
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=kafka.bootstrap_servers, group_id=self.config.app_id, enable_auto_commit=False,
+            auto_offset_reset="earliest", max_poll_records=self.config.batch_size,
+            session_timeout_ms=int(self.config.session_timeout_s * 1000),
+            heartbeat_interval_ms=int(self.config.session_timeout_s * 200), isolation_level="read_committed",
+        )  # fmt: skip
+        self.transactional_id = self._claim_transactional_id() if self.exactly_once else None
+        self.producer = AIOKafkaProducer(
+            bootstrap_servers=kafka.bootstrap_servers, acks="all", linger_ms=self.config.producer_linger_ms,
+            max_batch_size=PRODUCER_BATCH_BYTES, max_request_size=MAX_REQUEST_BYTES,
+            transactional_id=self.transactional_id,
+        )  # fmt: skip
 
-    async def handle(self, events: Sequence[faust.EventT[bytes]]) -> None:
-        """Validate, score and produce one batch; return only when the broker has everything it produced."""
-        started = time.monotonic()
-        messages = [_message(event) for event in events]
+    async def run(self) -> None:
+        """Until SIGTERM / SIGINT (or ``stop()``): the loop, then the last batch settled and the group left."""
         loop = asyncio.get_running_loop()
-        handled = await loop.run_in_executor(self.executor, score_messages, self.pipeline, messages, self.settings.limits)
-        pending: list[Awaitable[Any]] = []
-        for score in handled.scores:
-            pending.append(await self.scores.send(key=score.thread_id.encode(), value=score.to_json(), force=True))
-        for message, letter in handled.dead_letters:
-            log.info("dead letter %s:%s@%s (%s): %s", message.topic, message.partition, message.offset, letter.stage,
-                     letter.message)  # fmt: skip
-            pending.append(await self.deadletter.send(key=message.key, value=letter.to_json(), force=True))
-        # Offsets of this batch are acknowledged when we return: wait for the broker to have every record first.
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stop)
+        broker = outages.install(self.settings.kafka, self.settings.broker.cache_path / "health" / f"{self.config.app_id}-{os.getpid()}.json")
+        runner, port = await metrics.serve(self.health, self.settings.metrics.host, self.settings.metrics.port)
+        log.info("metrics and health on http://%s:%d (/metrics, /healthz, /readyz)", self.settings.metrics.host, port)
+        broker.note(metrics_url=f"http://{self.settings.metrics.host}:{port}")
+        await self.producer.start()
+        self.consumer.subscribe([topics.POSTS], listener=_Revocation(self))
+        await self.consumer.start()
+        watcher = asyncio.create_task(self._watch(broker))
+        following = asyncio.create_task(self.follower.run()) if self.follower is not None else None
+        log.info("scoring posts from %s as consumer group %s with %s (%s)", topics.POSTS, self.config.app_id,
+                 ", ".join(a.name for a in self.pipeline.analyzers),
+                 f"exactly-once as {self.transactional_id}" if self.exactly_once else "at-least-once")  # fmt: skip
         try:
-            await asyncio.gather(*pending)
+            while not self.stopping.is_set():
+                await self.turn_once()
+            async with self.turn:
+                await self._settle()
+        finally:
+            watcher.cancel()
+            if following is not None:
+                following.cancel()
+                await self.follower.stop()  # type: ignore[union-attr]
+            await self.consumer.stop()
+            await self.producer.stop()
+            await runner.cleanup()
+            self.executor.shutdown(wait=False)
+
+    def stop(self) -> None:
+        """Finish the batch in hand and leave."""
+        log.info("stopping: finishing the batch in hand")
+        self.stopping.set()
+
+    async def turn_once(self) -> None:
+        """Take what is there, score it while the previous batch settles, send it."""
+        # With a batch in flight, take only what has already arrived: no waiting while records could be settled.
+        wait_ms = 0 if self.inflight is not None else int(self.config.batch_timeout_s * 1000)
+        fetched = await self.consumer.getmany(timeout_ms=wait_ms, max_records=self.config.batch_size)
+        async with self.turn:
+            owned = self.consumer.assignment()  # a revocation since the fetch: those records are the new owner's
+            messages = [_message(r) for tp, records in fetched.items() if tp in owned for r in records]
+            scoring = (asyncio.get_running_loop().run_in_executor(
+                self.executor, score_messages, self.pipeline, messages, self.settings.limits) if messages else None)  # fmt: skip
+            started = time.monotonic()
+            await self._settle()  # the previous batch, while this one is scored
+            if scoring is None:
+                return
+            handled = await scoring
+            offsets = {tp: records[-1].offset + 1 for tp, records in fetched.items() if tp in owned and records}
+            self.inflight = await self._send(handled, offsets)
+            self._account(len(messages), handled, time.monotonic() - started)
+
+    async def _send(self, handled: Handled, offsets: dict[TopicPartition, int]) -> _Batch:
+        """Queue a batch's Scores and dead letters (in a transaction, with its offsets, when exactly-once)."""
+        batch = _Batch(offsets)
+        try:
+            if self.exactly_once:
+                await self.producer.begin_transaction()
+            for score in handled.scores:
+                batch.sends.append(await self.producer.send(topics.SCORES, score.to_json(), key=score.thread_id.encode()))
+            for message, letter in handled.dead_letters:
+                log.info("dead letter %s:%s@%s (%s): %s", message.topic, message.partition, message.offset, letter.stage,
+                         letter.message)  # fmt: skip
+                batch.sends.append(await self.producer.send(topics.DEADLETTER, letter.to_json(), key=message.key))
+            if self.exactly_once:
+                await self.producer.send_offsets_to_transaction(offsets, self.config.app_id)
         except Exception:
-            # The producer has already retried for its whole delivery timeout. Acking now would lose posts, and a
-            # restarted agent would not see this batch again, so leave the group: whoever takes these partitions
-            # (this worker, restarted by its supervisor, or another) re-reads them from the last committed offset.
+            exit_uncommitted("could not queue the results of a batch")
+        return batch
+
+    async def _settle(self) -> None:
+        """Wait until the broker has the batch in flight, then commit its offsets (or its transaction)."""
+        batch, self.inflight = self.inflight, None
+        if batch is None:
+            return
+        try:
+            if self.exactly_once:
+                await self.producer.commit_transaction()
+            else:
+                await asyncio.gather(*batch.sends)
+        except Exception:
+            # The producer has already retried for its whole delivery timeout. Committing now would lose posts; leave
+            # instead, and whoever takes these partitions re-reads them from the last committed offset.
             exit_uncommitted("could not produce the results of a batch")
-        self.progress.add(len(handled.scores), len(handled.dead_letters), handled.scores, time.monotonic() - started)
-        _count(len(messages), handled.scores, [letter.stage for _, letter in handled.dead_letters])
-        for analyzer in self.pipeline.analyzers:  # the version each serves; a swapped-out one stops being reported
+        if self.exactly_once:
+            return
+        owned = self.consumer.assignment()
+        try:
+            await self.consumer.commit({tp: at for tp, at in batch.offsets.items() if tp in owned})
+        except (CommitFailedError, IllegalStateError, KafkaError) as exc:
+            # A rebalance got there first: the new owner scores these posts again (a duplicate, never a loss).
+            log.warning("could not commit a batch's offsets (%s); its posts may be scored again", exc)
+
+    def _account(self, consumed: int, handled: Handled, seconds: float) -> None:
+        """Progress line, Prometheus metrics and the version each analyzer serves."""
+        self.handled += consumed
+        self.progress.add(len(handled.scores), len(handled.dead_letters), handled.scores, seconds)
+        metrics.CONSUMED.labels("worker", topics.POSTS).inc(consumed)
+        metrics.BATCH.observe(consumed)
+        metrics.SCORED.inc(len(handled.scores))
+        for _, letter in handled.dead_letters:
+            metrics.DEAD.labels("worker", letter.stage).inc()
+        for analyzer in self.pipeline.analyzers:  # a swapped-out version stops being reported
             version, before = str(analyzer.version), self.serving.get(analyzer.name)
             if version != before:
                 if before is not None:
@@ -94,14 +208,76 @@ class _BatchHandler:
                 metrics.SERVING.labels(analyzer.name, version).set(1)
                 self.serving[analyzer.name] = version
 
+    async def _watch(self, broker: outages.BrokerHealth) -> None:
+        """Once a second: the end of a broker outage, lag, progress — what /healthz and /readyz answer from."""
+        while True:
+            await asyncio.sleep(1.0)
+            await broker.check(accepts)
+            assignment = self.consumer.assignment()
+            lag = 0
+            for tp in assignment:
+                highwater = self.consumer.highwater(tp)
+                try:
+                    position = await asyncio.wait_for(self.consumer.position(tp), timeout=0.5)
+                except Exception:  # boundary: a missed reading leaves the last one; the next second tries again
+                    continue
+                if highwater is not None:
+                    lag += max(highwater - position, 0)
+            self.health.assigned, self.health.lag = len(assignment), lag
+            metrics.LAG.labels(self.config.app_id).set(lag)
+            self.health.progressed(float(self.handled))
+            down = broker.down_since
+            self.health.broker_down_since = None if down is None else time.time() - (time.monotonic() - down)
 
-def _count(consumed: int, scores: Sequence[Score], stages: Sequence[str]) -> None:
-    """The batch in the Prometheus metrics (bizstream.metrics)."""
-    metrics.CONSUMED.labels("worker", topics.POSTS).inc(consumed)
-    metrics.BATCH.observe(consumed)
-    metrics.SCORED.inc(len(scores))
-    for stage in stages:
-        metrics.DEAD.labels("worker", stage).inc()
+    def _claim_transactional_id(self) -> str:
+        """``<app_id>-<host>-<slot>``: the lowest slot on this host whose lock file no live worker holds. A worker
+        restarted after a crash gets its predecessor's id, and so fences it."""
+        folder = self.settings.broker.cache_path / "worker-slots"
+        folder.mkdir(parents=True, exist_ok=True)
+        for slot in range(1024):
+            handle = (folder / f"{self.config.app_id}-{slot}.lock").open("w")
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                handle.close()
+                continue
+            self._slot = handle  # held (open) for the life of the process
+            return f"{self.config.app_id}-{socket.gethostname()}-{slot}"
+        raise RuntimeError(f"no free worker slot in {folder}")
+
+
+class _Revocation(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Before partitions go: the batch in hand is finished, sent and committed."""
+
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+
+    async def on_partitions_revoked(self, revoked: Sequence[TopicPartition]) -> None:
+        if not revoked:
+            return
+        async with self.worker.turn:
+            await self.worker._settle()
+        log.info("partitions revoked: %s", ", ".join(f"{tp.topic}:{tp.partition}" for tp in sorted(revoked)))
+
+    async def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
+        self.worker.health.assigned = len(self.worker.consumer.assignment())
+        log.info("partitions assigned: %s", ", ".join(f"{tp.topic}:{tp.partition}" for tp in sorted(assigned)) or "none")
+
+
+def run_worker(settings: Settings, make_pipeline: Callable[[], Pipeline]) -> None:
+    """Run a worker in the foreground until SIGTERM / Ctrl-C: first what the models topic says serves is installed
+    (bizstream.stream.models), then the analyzers load it."""
+
+    async def work() -> None:  # the clients need the running loop
+        follower = ModelFollower(settings)
+        await follower.start()
+        pipeline = make_pipeline()
+        # The plugins imported torch and transformers: ~0.5M objects the collector would walk twice per 20k posts.
+        gc.collect()
+        gc.freeze()
+        await Worker(settings, pipeline, follower).run()
+
+    asyncio.run(work())
 
 
 class Progress:
@@ -137,13 +313,8 @@ class Progress:
             self.window, self.latency = [0, 0.0], {}
 
 
-def _message(event: faust.EventT[bytes]) -> Message:
-    """The consumed record behind an event, as the batch runner takes it."""
-    record = event.message
-    return Message(
-        value=record.value if isinstance(record.value, bytes) else bytes(record.value or b""),
-        key=record.key if isinstance(record.key, bytes) else None,
-        topic=record.topic,
-        partition=record.partition,
-        offset=record.offset,
-    )
+def _message(record: Any) -> Message:
+    """A consumed record as the batch runner takes it."""
+    return Message(value=record.value or b"", key=record.key, topic=record.topic, partition=record.partition,
+                   offset=record.offset)  # fmt: skip
+

@@ -37,6 +37,7 @@ class Cluster:
     broker: LocalBroker
     workdir: Path
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    started: int = 0  # processes started so far, so a restarted one gets a log of its own
 
     def env(self, **extra: str) -> dict[str, str]:
         """Environment for a bizstream process that talks to this cluster."""
@@ -55,9 +56,10 @@ class Cluster:
 
     def start_worker(self, command: str = "worker", **extra_env: str) -> subprocess.Popen[bytes]:
         """A real `bizstream worker` (or `monitor`, `trainer`) process; its log goes to the test's folder."""
-        log = (self.workdir / f"{command}-{len(self.workers)}.log").open("wb")
+        log = (self.workdir / f"{command}-{self.started}.log").open("wb")
+        self.started += 1
         process = subprocess.Popen(
-            [sys.executable, "-m", "bizstream", command, "--log-level", "info"],
+            [sys.executable, "-m", "bizstream", command, "--log-level", os.environ.get("BIZSTREAM_TEST_WORKER_LOG", "info")],
             env=self.env(**extra_env), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
         self.workers.append(process)
@@ -67,11 +69,11 @@ class Cluster:
         """Publish and wait for the broker to have them."""
         return asyncio.run(publish(self.settings.kafka, topic, list(records)))
 
-    def read(self, topic: str, count: int | None = None, timeout_s: float = 10.0) -> list[Message]:
-        """Everything on a topic from its beginning, until count or timeout."""
+    def read(self, topic: str, count: int | None = None, timeout_s: float = 10.0, committed_only: bool = False) -> list[Message]:
+        """Everything on a topic from its beginning, until count or timeout (``committed_only``: read_committed)."""
 
         async def collect() -> list[Message]:
-            return [m async for m in read(self.settings.kafka, topic, count, timeout_s)]
+            return [m async for m in read(self.settings.kafka, topic, count, timeout_s, committed_only=committed_only)]
 
         return asyncio.run(collect())
 
@@ -85,6 +87,32 @@ class Cluster:
             for worker in self.workers:
                 if worker.poll() not in (None, -signal.SIGKILL):
                     raise AssertionError(f"a worker exited with {worker.returncode}; see {self.workdir}")
+
+    def offsets(self, group: str | None, names: Iterable[str]) -> dict[str, dict[int, tuple[int | None, int]]]:
+        """topic -> partition -> (what ``group`` committed, the end offset): what a failing test reports."""
+
+        async def look() -> dict[str, dict[int, tuple[int | None, int]]]:
+            from aiokafka import AIOKafkaConsumer, TopicPartition
+            from aiokafka.admin import AIOKafkaAdminClient
+
+            admin = AIOKafkaAdminClient(bootstrap_servers=self.settings.kafka.bootstrap_servers)
+            consumer = AIOKafkaConsumer(bootstrap_servers=self.settings.kafka.bootstrap_servers)
+            await admin.start()
+            await consumer.start()
+            try:
+                committed = await admin.list_consumer_group_offsets(group) if group else {}
+                tps = [TopicPartition(n, p) for n in names for p in range(self.settings.kafka.partitions)]
+                ends = await consumer.end_offsets(tps)
+                found: dict[str, dict[int, tuple[int | None, int]]] = {}
+                for tp in tps:
+                    at = committed.get(tp)
+                    found.setdefault(tp.topic, {})[tp.partition] = (at.offset if at else None, ends[tp])
+                return found
+            finally:
+                await consumer.stop()
+                await admin.close()
+
+        return asyncio.run(look())
 
     def stop_workers(self) -> None:
         """SIGTERM every worker still running; SIGKILL what does not stop in 20 s."""

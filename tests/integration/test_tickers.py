@@ -36,14 +36,16 @@ def latest(cluster: Cluster, ticker: str, size: int, start: float) -> dict[str, 
 
 
 def wait_window(cluster: Cluster, ticker: str, size: int, start: float, posts: int) -> dict[str, object]:
-    deadline = time.monotonic() + 90
+    deadline = time.monotonic() + 150  # a restarted agent rejoins its group and restores its table first
     while time.monotonic() < deadline:
         w = latest(cluster, ticker, size, start)
         if w is not None and w["posts"] >= posts:
             time.sleep(3)  # anything that would double-count shows up by now
             return latest(cluster, ticker, size, start) or w
         time.sleep(1)
-    raise AssertionError(f"no {ticker} window at {start} with {posts} posts; last seen: {latest(cluster, ticker, size, start)}")
+    offsets = cluster.offsets("bizstream-tickers", [topics.SCORES, topics.TICKER_EVENTS])
+    raise AssertionError(f"no {ticker} window at {start} with {posts} posts; last seen: {latest(cluster, ticker, size, start)}; "
+                         f"(committed, end) offsets: {offsets}; logs in {cluster.workdir}")
 
 
 def test_windows_are_exact_and_survive_a_kill(cluster: Cluster) -> None:

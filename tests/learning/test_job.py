@@ -49,7 +49,7 @@ def test_a_candidate_that_forgets_is_not_promoted(trained: tuple[ModelRegistry, 
     settings, registry = setup(trained, tmp_path)
     store = LabelStore(settings.store_path)
     store.add(label_rows(["$BTC", "$ETH", "$SOL", "$DOGE"], flip=False, at=1000.0))
-    first = run_training_job(settings, "labels", publish=False)
+    first = run_training_job(settings, "labels")
     assert first.promoted and registry.serving() == first.candidate
     holdout = [r for r in store.rows() if in_holdout(r.post_id, settings.trainer.eval_share)]
     assert 0 < len(holdout) < 60 and first.metrics["recent_examples"] == len(holdout)
@@ -60,7 +60,7 @@ def test_a_candidate_that_forgets_is_not_promoted(trained: tuple[ModelRegistry, 
     # New labels that say the opposite of everything before: the candidate does well on them and badly on the
     # earlier holdout labels (it forgot), so the serving model stays.
     store.add(label_rows(["$ADA", "$XRP", "$LINK", "$DOT"], flip=True, at=2000.0))
-    second = run_training_job(settings, "labels", publish=False)
+    second = run_training_job(settings, "labels")
     assert not second.promoted and registry.serving() == first.candidate
     assert "earlier" in second.why and second.metrics["earlier_examples"] == len(holdout)
     decision = registry.decision(second.candidate or "") or {}
@@ -95,17 +95,17 @@ def test_a_killed_job_leaves_the_serving_model_and_resumes(trained: tuple[ModelR
     assert registry.serving() == serving  # untouched
     assert TrainerState(settings.store_path).get(RUNNING) == "labels"  # the marker says a job must be resumed
     assert TrainerState(settings.store_path).get(LAST_TRAINED_AT) is None
-    result = run_training_job(settings.replace(trainer={"mode": "head"}), "labels", publish=False)
+    result = run_training_job(settings.replace(trainer={"mode": "head"}), "labels")
     assert result.candidate is not None and TrainerState(settings.store_path).get(RUNNING) is None
 
 
 def test_a_drift_job_right_after_a_label_job_still_learns(trained: tuple[ModelRegistry, ModelMetadata, Split], tmp_path: Path) -> None:
     settings, _ = setup(trained, tmp_path)
     LabelStore(settings.store_path).add(label_rows(["$BTC", "$ETH", "$SOL", "$DOGE"], flip=False, at=1000.0))
-    run_training_job(settings, "labels", publish=False)
-    again = run_training_job(settings, "labels", publish=False)
+    run_training_job(settings, "labels")
+    again = run_training_job(settings, "labels")
     assert again.candidate is None and "only 0 new labels" in again.why  # nothing new: nothing to do
-    drift = run_training_job(settings, "drift", publish=False)  # but drift retrains on the latest labels
+    drift = run_training_job(settings, "drift")  # but drift retrains on the latest labels
     assert drift.candidate is not None and drift.metrics["new_labels"] > 0
 
 
@@ -114,10 +114,10 @@ def test_a_full_job_learns_from_every_label_since_the_last_full_one(trained: tup
     settings, registry = setup(trained, tmp_path)
     store, state = LabelStore(settings.store_path), TrainerState(settings.store_path)
     store.add(label_rows(["$BTC", "$ETH"], flip=False, at=1000.0))
-    head = run_training_job(settings, "labels", publish=False)  # a head refit: the clock of head jobs moves on
+    head = run_training_job(settings, "labels")  # a head refit: the clock of head jobs moves on
     assert registry.metadata(head.candidate or "").kind == "head" and state.get(LAST_FULL_AT) is None
     store.add(label_rows(["$SOL", "$DOGE"], flip=False, at=2000.0))
-    full = run_training_job(settings.replace(trainer={"mode": "full"}), "labels", publish=False)
+    full = run_training_job(settings.replace(trainer={"mode": "full"}), "labels")
     assert registry.metadata(full.candidate or "").kind == "full"
     assert full.metrics["new_labels"] > head.metrics["new_labels"]  # all four coins' labels, not only the last two
     assert float(state.get(LAST_FULL_AT) or 0) > 2000

@@ -42,7 +42,7 @@ def test_job_adds_capped_pseudo_labels_marked_as_such(trained: tuple[ModelRegist
     store.add(label_rows(["$BTC", "$ETH", "$SOL"], flip=False, at=1000.0))
     texts, _ = separable(["$ADA", "$XRP", "$DOT", "$AVAX", "$PEPE", "$ARB", "$LINK", "$DOGE"])
     RecentPosts(settings.store_path).remember([(f"u{i}", t) for i, t in enumerate(texts)], keep=10_000)
-    result = run_training_job(settings.replace(trainer={"pseudo_threshold": 0.5}), "labels", publish=False)
+    result = run_training_job(settings.replace(trainer={"pseudo_threshold": 0.5}), "labels")
     mix = result.metrics["new_labels"] + result.metrics["replay_labels"]
     n_pseudo = result.metrics["pseudo_labels"]
     assert 0 < n_pseudo <= mix * 0.2 / 0.8 + 1

@@ -1,0 +1,199 @@
+"""Models travel over Kafka: how a promotion made on one machine reaches the workers on every other.
+
+Publishing (the trainer agent after a job, and the CLI's ``train``, ``models promote|rollback|import --promote``):
+each file of the version that serves after a decision — its head or adapter, metadata, and its body (safetensors and
+the ONNX exports) — is cut into CHUNK_BYTES chunks on ``bizstream.artifacts.v1`` (compacted, keyed
+``<sha256>:<index>``), and the decision goes on ``bizstream.models.v1`` (compacted, keyed by analyzer) with a
+manifest: each file's path, size, SHA-256 and the partition and offset of each of its chunks. A file some earlier
+announcement already carries (a body shared by many head refits) is not sent again: its chunks are referenced.
+
+Following (every worker, :class:`ModelFollower`): at start-up it reads the models topic to its end and installs
+what serves now (so a worker started later serves the current version), then follows new decisions. A version it
+lacks is fetched chunk by chunk, checked against each file's size and SHA-256, and only then put in the local
+registry (safetensors, ONNX and JSON only: bizstream.learning.registry) and promoted there, which the analyzers'
+hot swap picks up before their next batch. A version that fails any check is refused: the old one keeps serving, and
+the log and every Score (the analyzer's ``details["model_refused"]``) say so.
+
+How it scales: Kafka moves each file once per change of content, in 512 KiB records (under the broker's 1 MB default);
+a MiniLM head is one chunk, its INT8 ONNX body ~45, CryptoBERT's a few hundred. Workers read only the chunks of
+files they lack, by offset, no scan. Beyond a few GB of models an object store a user already runs is the better home
+for the bytes, with the same manifest carrying URIs instead of offsets (not built).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from bizstream.errors import BrokerError
+from bizstream.learning.registry import ModelRegistry, RegistryError
+from bizstream.learning.serving import NOTICES
+from bizstream.records import ModelEvent
+from bizstream.settings import Settings
+from bizstream.stream import topics
+from bizstream.stream.client import MAX_REQUEST_BYTES, start_client
+
+log = logging.getLogger(__name__)
+CHUNK_BYTES = 512 * 1024
+
+
+def registries(settings: Settings) -> dict[str, ModelRegistry]:
+    """The registry of every analyzer whose versions travel, by analyzer name."""
+    return {"setfit": ModelRegistry(settings.setfit_registry), "cryptobert": ModelRegistry(settings.cryptobert_registry),
+            "fusion": ModelRegistry(settings.fusion_registry)}  # fmt: skip
+
+
+def announce(settings: Settings, event: ModelEvent) -> None:
+    """Publish a decision with the serving version's files; without a broker, say so in one line (the decision
+    stands on this machine either way)."""
+    try:
+        asyncio.run(publish_decision(settings, event))
+    except BrokerError as exc:
+        log.warning("the decision about %s is not on %s: %s", event.version, topics.MODELS, exc)
+
+
+async def publish_decision(settings: Settings, event: ModelEvent) -> ModelEvent:
+    """The decision on the models topic, with the manifest of what serves after it (its files on the artifacts
+    topic first); returns the event as published."""
+    registry = registries(settings)[event.analyzer] if event.analyzer in registries(settings) else None
+    serving = registry.serving() if registry is not None else None
+    known = {f["sha256"]: f["chunks"] for e in (await latest_events(settings)).values() for f in e.artifacts.get("files", [])}
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap_servers, acks="all", linger_ms=5,
+                                max_request_size=MAX_REQUEST_BYTES, max_batch_size=1024 * 1024)  # fmt: skip
+    await start_client(producer, settings.kafka)
+    try:
+        manifest: dict[str, Any] = {}
+        if registry is not None and serving is not None:
+            manifest = registry.manifest(serving)
+            for entry in manifest["files"]:
+                entry["chunks"] = known.get(entry["sha256"]) or await _send_file(producer, registry, entry)
+        published = dataclasses.replace(event, serving=serving, artifacts=manifest)
+        await (await producer.send(topics.MODELS, published.to_json(), key=event.analyzer.encode()))
+        return published
+    finally:
+        await producer.stop()
+
+
+async def _send_file(producer: AIOKafkaProducer, registry: ModelRegistry, entry: Mapping[str, Any]) -> list[list[int]]:
+    data = (registry.root / entry["path"]).read_bytes()
+    pending = [await producer.send(topics.ARTIFACTS, data[at : at + CHUNK_BYTES], key=f"{entry['sha256']}:{i}".encode())
+               for i, at in enumerate(range(0, max(len(data), 1), CHUNK_BYTES))]  # fmt: skip
+    return [[sent.partition, sent.offset] for sent in await asyncio.gather(*pending)]
+
+
+async def latest_events(settings: Settings) -> dict[str, ModelEvent]:
+    """The latest decision of each analyzer on the models topic (an unreadable record is skipped, with a warning)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka.bootstrap_servers, group_id=None, enable_auto_commit=False)
+    await start_client(consumer, settings.kafka)
+    try:
+        return await _read_to_end(consumer, {})
+    finally:
+        await consumer.stop()
+
+
+async def _read_to_end(consumer: AIOKafkaConsumer, latest: dict[str, ModelEvent], follow_s: float = 0.0) -> dict[str, ModelEvent]:
+    """Read the models topic from where ``consumer`` is (all of it, the first time) to its end; with ``follow_s``,
+    wait that long for something new first."""
+    if not consumer.assignment():
+        partitions = consumer.partitions_for_topic(topics.MODELS) or set()
+        if not partitions:
+            await consumer._client.force_metadata_update()  # a topic created a moment ago
+            partitions = consumer.partitions_for_topic(topics.MODELS) or set()
+        consumer.assign([TopicPartition(topics.MODELS, p) for p in sorted(partitions)])
+        await consumer.seek_to_beginning()
+    ends = await consumer.end_offsets(list(consumer.assignment()))
+    while True:
+        batch = await consumer.getmany(timeout_ms=int(follow_s * 1000) if follow_s else 200)
+        for records in batch.values():
+            for record in records:
+                try:
+                    event = ModelEvent.from_json(record.value or b"")
+                except Exception as exc:  # boundary: a record someone else wrote; the next one may be fine
+                    log.warning("skipping an unreadable record on %s@%d: %s", topics.MODELS, record.offset, exc)
+                    continue
+                latest[event.analyzer] = event
+        if follow_s or all([await consumer.position(tp) >= end for tp, end in ends.items()]):
+            return latest
+
+
+class ModelFollower:
+    """Keeps this machine's registries serving what the models topic says serves (see the module docstring)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.registries = registries(settings)
+        self.latest: dict[str, ModelEvent] = {}
+        self.consumer: AIOKafkaConsumer | None = None
+        self.fetcher: AIOKafkaConsumer | None = None
+
+    async def start(self) -> None:
+        """Connect, and install what serves now (before the analyzers load, so they load it)."""
+        kafka = self.settings.kafka
+        self.consumer = AIOKafkaConsumer(bootstrap_servers=kafka.bootstrap_servers, group_id=None, enable_auto_commit=False)
+        self.fetcher = AIOKafkaConsumer(bootstrap_servers=kafka.bootstrap_servers, group_id=None, enable_auto_commit=False,
+                                        max_partition_fetch_bytes=2 * CHUNK_BYTES)  # fmt: skip
+        await start_client(self.consumer, kafka)
+        await start_client(self.fetcher, kafka)
+        await self._apply(await _read_to_end(self.consumer, {}))
+
+    async def run(self) -> None:
+        """Follow new decisions until cancelled."""
+        assert self.consumer is not None
+        while True:
+            news = await _read_to_end(self.consumer, {}, follow_s=1.0)
+            if news:
+                await self._apply(news)
+
+    async def stop(self) -> None:
+        for client in (self.consumer, self.fetcher):
+            if client is not None:
+                await client.stop()
+
+    async def _apply(self, events: Mapping[str, ModelEvent]) -> None:
+        for analyzer, event in events.items():
+            registry = self.registries.get(analyzer)
+            if registry is None or not event.serving or registry.serving() == event.serving:
+                continue
+            loop = asyncio.get_running_loop()
+
+            def fetch(entry: Mapping[str, Any]) -> bytes:
+                return asyncio.run_coroutine_threadsafe(self._fetch(entry), loop).result()
+
+            try:
+                version = await loop.run_in_executor(None, registry.install, event.artifacts, fetch)
+                if version != event.serving:
+                    raise RegistryError(f"the manifest is for {version}, the decision for {event.serving}")
+                registry.promote(version)
+            except (RegistryError, OSError) as exc:
+                NOTICES[analyzer] = f"{event.serving} refused: {exc}"
+                log.error("%s: refused %s from %s (%s); still serving %s", analyzer, event.serving, topics.MODELS, exc,
+                          registry.serving() or "nothing")  # fmt: skip
+                continue
+            NOTICES.pop(analyzer, None)
+            log.info("%s: %s serves now, as %s announced (%s)", analyzer, version, topics.MODELS, event.why or event.reason)
+
+    async def _fetch(self, entry: Mapping[str, Any]) -> bytes:
+        """A file's bytes from its chunks on the artifacts topic (each checked to be the record the manifest names)."""
+        assert self.fetcher is not None
+        parts = []
+        for i, (partition, offset) in enumerate(entry["chunks"]):
+            tp = TopicPartition(topics.ARTIFACTS, int(partition))
+            if tp not in self.fetcher.assignment():
+                self.fetcher.assign([*self.fetcher.assignment(), tp])
+            self.fetcher.seek(tp, int(offset))
+            record = None
+            for _ in range(50):
+                batch = await self.fetcher.getmany(tp, timeout_ms=200, max_records=1)
+                if batch.get(tp):
+                    record = batch[tp][0]
+                    break
+            if record is None or record.offset != int(offset) or record.key != f"{entry['sha256']}:{i}".encode():
+                raise RegistryError(f"chunk {i} of {entry['path']} is not at {topics.ARTIFACTS}:{partition}@{offset}")
+            parts.append(record.value or b"")
+        return b"".join(parts)
+

@@ -1,0 +1,121 @@
+"""Models travel over Kafka (issue 15, item 3): a trainer and workers with disjoint cache folders — three machines
+as far as files go — and the promotions, a rollback and a corrupted chunk reach the workers through the broker only."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from bizstream.learning.dataset import Split
+from bizstream.learning.registry import ModelMetadata, ModelRegistry
+from bizstream.records import ModelEvent
+from bizstream.settings import Settings
+from bizstream.stream import topics
+from bizstream.stream.models import publish_decision
+from bizstream_plugins.setfit.training import refit_head
+from tests.integration.conftest import Cluster, post_bytes
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def announce(settings: Settings, version: str, why: str) -> ModelEvent:
+    return asyncio.run(publish_decision(settings, ModelEvent("setfit", version, {}, "manual", True, why)))
+
+
+def setfit_versions(cluster: Cluster, ids: set[str]) -> dict[str, tuple[str, dict[str, object] | None]]:
+    """post id -> (the SetFit version that scored it, its details), for the given posts."""
+    found = {}
+    for m in cluster.read(topics.SCORES, timeout_s=2):
+        score = orjson.loads(m.value)
+        if score["post_id"] in ids:
+            setfit = score["analyzers"]["setfit"]
+            found[score["post_id"]] = (setfit["model_version"], setfit["details"])
+    return found
+
+
+def scored_by(cluster: Cluster, first: int, n: int, version: str, timeout_s: float = 120) -> dict[str, tuple[str, dict[str, object] | None]]:
+    """Produce n posts from p<first> on, again and again (the swap happens between batches), until every one is
+    scored and the latest by ``version``."""
+    ids: set[str] = set()
+    deadline = time.monotonic() + timeout_s
+    while True:
+        ids |= {f"p{i}" for i in range(first, first + n)}
+        cluster.produce(topics.POSTS, (post_bytes(i) for i in range(first, first + n)))
+        time.sleep(1)
+        found = setfit_versions(cluster, ids)
+        last = f"p{first + n - 1}"
+        if ids <= set(found) and found[last][0] == version:
+            return {**found, "last": found[last]}
+        assert time.monotonic() < deadline, f"posts not all scored by {version}: {set(v for v, _ in found.values())}"
+        first += n
+
+
+def test_promotions_and_a_rollback_reach_workers_that_share_no_disk(
+    cluster: Cluster, trained: tuple[ModelRegistry, ModelMetadata, Split], tmp_path: Path
+) -> None:
+    shared, first, split = trained
+    trainer = ModelRegistry(tmp_path / "trainer-machine" / "setfit")
+    trainer.import_from(shared)
+    trainer.promote(first.version)
+    on_trainer = cluster.settings.replace(setfit={"registry": str(trainer.root)})
+    announce(on_trainer, first.version, "the first model")
+    machine = {"BIZSTREAM_SETFIT__RUNTIME": "torch", "BIZSTREAM_WORKER__BATCH_SIZE": "20"}
+
+    a = cluster.start_worker(BIZSTREAM_BROKER__CACHE_DIR=str(tmp_path / "machine-a"), **machine)
+    scored_by(cluster, 0, 20, first.version)  # a worker with an empty cache serves what serves now
+
+    second = refit_head(trainer, split, parent=first.version)
+    trainer.promote(second.version)
+    published = announce(on_trainer, second.version, "a head refit")
+    assert {f["path"].split("/")[0] for f in published.artifacts["files"]} == {"versions", "bodies"}
+    scored_by(cluster, 1000, 20, second.version)  # the running worker swapped, with nothing but Kafka between them
+
+    a.terminate()
+    a.wait(timeout=60)
+    cluster.start_worker(BIZSTREAM_BROKER__CACHE_DIR=str(tmp_path / "machine-b"), **machine)
+    scored_by(cluster, 2000, 20, second.version)  # started afterwards: it serves the version serving now
+    assert ModelRegistry(tmp_path / "machine-b" / "models" / "setfit").serving() == second.version
+
+    trainer.rollback()
+    announce(on_trainer, first.version, "rolled back")
+    scored_by(cluster, 3000, 20, first.version)
+
+    # A corrupted chunk: the worker refuses the version, keeps serving the old one, and says so in every Score.
+    third = refit_head(trainer, split, parent=first.version)
+    trainer.promote(third.version)
+    manifest = trainer.manifest(third.version)
+    asyncio.run(upload(cluster.settings, trainer, manifest, corrupt=f"versions/{third.version}/head.safetensors"))
+    bad = ModelEvent("setfit", third.version, {}, "manual", True, "corrupted on the way", serving=third.version, artifacts=manifest)
+    cluster.produce(topics.MODELS, [(b"setfit", bad.to_json())])
+    deadline = time.monotonic() + 60
+    while "refused" not in (cluster.workdir / "worker-1.log").read_text():
+        assert time.monotonic() < deadline, "the corrupted version was not refused"
+        time.sleep(0.5)
+    found = scored_by(cluster, 4000, 20, first.version)
+    version, details = found["last"]
+    assert version == first.version and details is not None and third.version in str(details["model_refused"])
+    assert ModelRegistry(tmp_path / "machine-b" / "models" / "setfit").serving() == first.version
+    assert "does not match its checksum" in (cluster.workdir / "worker-1.log").read_text()
+
+
+async def upload(settings: Settings, registry: ModelRegistry, manifest: dict[str, object], corrupt: str) -> None:
+    """Put a manifest's files on the artifacts topic as the publisher does, with one byte of one file flipped."""
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap_servers, acks="all")
+    await producer.start()
+    try:
+        for entry in manifest["files"]:  # type: ignore[attr-defined]
+            data = bytearray((registry.root / entry["path"]).read_bytes())
+            if entry["path"] == corrupt:
+                data[len(data) // 2] ^= 0xFF
+            chunks = []
+            for i, at in enumerate(range(0, max(len(data), 1), 512 * 1024)):
+                sent = await (await producer.send(topics.ARTIFACTS, bytes(data[at : at + 512 * 1024]), key=f"{entry['sha256']}:{i}".encode()))
+                chunks.append([sent.partition, sent.offset])
+            entry["chunks"] = chunks
+    finally:
+        await producer.stop()
