@@ -4,6 +4,8 @@ consume), scoring a file offline (score) and the end-to-end demo."""
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -37,6 +39,12 @@ def worker(
     prepare_agent(settings)
     agent_logging(log_level)
     run_worker(settings, lambda: _pipeline(settings))
+    # Every client is closed and every batch settled: skip the interpreter's teardown, where native libraries that
+    # torch loads (triton's nanobind) print a screenful of "leaked" reports.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 @app.command()

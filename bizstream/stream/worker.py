@@ -212,22 +212,24 @@ class Worker:
         """Once a second: the end of a broker outage, lag, progress — what /healthz and /readyz answer from."""
         while True:
             await asyncio.sleep(1.0)
-            await broker.check(accepts)
-            assignment = self.consumer.assignment()
-            lag = 0
-            for tp in assignment:
-                highwater = self.consumer.highwater(tp)
-                try:
-                    position = await asyncio.wait_for(self.consumer.position(tp), timeout=0.5)
-                except Exception:  # boundary: a missed reading leaves the last one; the next second tries again
-                    continue
-                if highwater is not None:
-                    lag += max(highwater - position, 0)
-            self.health.assigned, self.health.lag = len(assignment), lag
-            metrics.LAG.labels(self.config.app_id).set(lag)
-            self.health.progressed(float(self.handled))
-            down = broker.down_since
-            self.health.broker_down_since = None if down is None else time.time() - (time.monotonic() - down)
+            try:
+                await broker.check(accepts)
+                down = broker.down_since
+                self.health.broker_down_since = None if down is None else time.time() - (time.monotonic() - down)
+                self.health.progressed(float(self.handled))
+                await asyncio.wait_for(self._observe_lag(), timeout=0.5)
+            except Exception as exc:  # boundary: a missed reading leaves the last one; the next second tries again
+                log.debug("could not read lag and progress: %r", exc)
+
+    async def _observe_lag(self) -> None:
+        assignment = self.consumer.assignment()
+        lag = 0
+        for tp in assignment:
+            highwater = self.consumer.highwater(tp)
+            if highwater is not None:
+                lag += max(highwater - await self.consumer.position(tp), 0)
+        self.health.assigned, self.health.lag = len(assignment), lag
+        metrics.LAG.labels(self.config.app_id).set(lag)
 
     def _claim_transactional_id(self) -> str:
         """``<app_id>-<host>-<slot>``: the lowest slot on this host whose lock file no live worker holds. A worker

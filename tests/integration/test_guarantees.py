@@ -70,6 +70,7 @@ def test_a_member_joining_and_leaving_mid_stream_loses_nothing(cluster: Cluster)
         time.sleep(0.5)
     second.terminate()  # leaves: its partitions go back to the first, mid-stream
     assert second.wait(timeout=60) == 0
+    cluster.workers.remove(second)
     cluster.produce(topics.POSTS, (post_bytes(i, thread=f"t{i % 101}") for i in range(6000, 7000)))
     want = {f"p{i}" for i in range(7000)}
     messages = cluster.wait_for(topics.SCORES, lambda m: want <= set(scores_by_id(m)), timeout_s=180)
