@@ -39,12 +39,13 @@ def running(broker: LocalBroker, settings: Settings) -> Iterator[None]:
 
 
 @contextmanager
-def worker(settings: Settings, work: Path, command: str = "worker", argv: list[str] | None = None, **env: str) -> Iterator[subprocess.Popen[bytes]]:
+def worker(settings: Settings, work: Path, command: str = "worker", argv: list[str] | None = None, log_name: str | None = None,
+           **env: str) -> Iterator[subprocess.Popen[bytes]]:  # fmt: skip
     """A `bizstream worker` (or another agent's, or ``argv``'s) process on that broker (its log in
-    work/<command>.log), terminated afterwards."""
+    work/<log_name or command>.log), terminated afterwards."""
     full = {**os.environ, "BIZSTREAM_KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
             "BIZSTREAM_BROKER__CACHE_DIR": str(work), **env}  # fmt: skip
-    with (work / f"{command}.log").open("wb") as log:
+    with (work / f"{log_name or command}.log").open("wb") as log:
         process = subprocess.Popen(argv or [sys.executable, "-m", "bizstream", command], env=full, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     try:
         yield process

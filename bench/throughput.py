@@ -120,8 +120,13 @@ async def latency(settings: Settings, rate: float, seconds: float) -> dict[str, 
                     if post_id.startswith("lat-"):
                         arrived.setdefault(post_id, now)
 
+    # The clock starts once the worker is up and caught up: a warm-up post has come back scored.
+    await (await producer.send(topics.POSTS, value=orjson.dumps({"id": "warm-up", "thread_id": "w", "text": "gm"}), key=b"w"))
+    deadline = time.monotonic() + 180
+    while not any(orjson.loads(r.value)["post_id"] == "warm-up" for rs in (await consumer.getmany(timeout_ms=500)).values() for r in rs):
+        if time.monotonic() > deadline:
+            raise SystemExit("the latency worker never scored its warm-up post")
     receiver = asyncio.create_task(receive())
-    await asyncio.sleep(2)  # let the consumer get its partitions before we start the clock
     started = time.time()
     for i, (key, value) in enumerate(records):
         delay = started + i / rate - time.time()
@@ -158,7 +163,7 @@ def run_variant(settings: Settings, work: Path, name: str, n: int) -> dict[str, 
     env = {**env, "BIZSTREAM_WORKER__APP_ID": f"bench-{name}", "BIZSTREAM_SETFIT__STARTER": "false"}
     with ExitStack() as stack:
         for i in range(processes):
-            stack.enter_context(worker(settings, work, f"{name}-{i}", argv, **env))
+            stack.enter_context(worker(settings, work, "worker", argv, f"{name}-{i}", **env))
         return asyncio.run(end_to_end(settings, n, since))
 
 
@@ -180,7 +185,8 @@ def main() -> None:
         for name in args.variants.split(","):
             results[name] = run_variant(settings, work, name, args.posts)
             results[name]["ratio_to_in_process"] = results[name]["posts_per_s"] / rate_in
-        with worker(settings, work, BIZSTREAM_SETFIT__STARTER="false", BIZSTREAM_WORKER__APP_ID="bench-latency"):
+        # The at-least-once workers' group: it has scored the backlog already, so this one starts at its end.
+        with worker(settings, work, log_name="latency", BIZSTREAM_SETFIT__STARTER="false", BIZSTREAM_WORKER__APP_ID="bench-worker"):
             lat = asyncio.run(latency(settings, args.rate, args.seconds))
 
     base = results.get("worker", {}).get("posts_per_s")

@@ -40,3 +40,10 @@ def test_a_plugin_imports_no_other_plugin_and_the_host_imports_no_plugin() -> No
             continue
         plugins = {m for m in _imports(path) if m.startswith(("bizstream_plugins", "plugins"))}
         assert not plugins, f"{path.relative_to(ROOT)} imports {sorted(plugins)}"
+
+
+def test_learning_knows_nothing_of_kafka() -> None:
+    # A job returns its decisions; the trainer agent (or the CLI) publishes them (issue 15).
+    for path in (ROOT / "bizstream" / "learning").rglob("*.py"):
+        kafka = {m for m in _imports(path) if m.startswith(("bizstream.stream", "aiokafka", "faust"))}
+        assert not kafka, f"{path.relative_to(ROOT)} imports {sorted(kafka)}"

@@ -150,7 +150,7 @@ async def _events(request: web.Request) -> web.StreamResponse:
 async def _consume(settings: Settings, state: DashboardState, health: metrics.Health) -> None:
     """Follow the topics for as long as the dashboard runs; reconnect after an error."""
     while True:
-        consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka.bootstrap_servers, group_id=None,
+        consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka.bootstrap_servers, group_id=None, isolation_level="read_committed",
                                     enable_auto_commit=False, auto_offset_reset="earliest")  # fmt: skip
         try:
             await consumer.start()
@@ -203,7 +203,7 @@ async def _watch_lag(settings: Settings, state: DashboardState, publish: Any) ->
     """Every few seconds: how many posts the workers' consumer group has not yet committed, per partition."""
     while True:
         admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap_servers)
-        consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka.bootstrap_servers, group_id=None)
+        consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka.bootstrap_servers, group_id=None, isolation_level="read_committed")
         try:
             await admin.start()
             await consumer.start()

@@ -99,16 +99,16 @@ async def publish(kafka: KafkaSettings, topic: str, records: Iterable[tuple[byte
 
 async def read(
     kafka: KafkaSettings, topic: str, count: int | None, timeout_s: float | None, idle_s: float | None = None,
-    from_end: bool = False, committed_only: bool = False,
+    from_end: bool = False,
 ) -> AsyncIterator[Message]:  # fmt: skip
     """Messages of ``topic`` (every partition, no consumer group) from its start, or only new ones (``from_end``),
     until ``count`` of them, ``timeout_s`` in all, or ``idle_s`` without one (None: no such limit).
-    ``committed_only``: read_committed, so records of aborted or open transactions are not seen."""
+    Read committed: records of an aborted transaction (an exactly-once worker's) are never seen."""
     # Without a group, aiokafka assigns every partition of the subscribed topic to this consumer.
     consumer = AIOKafkaConsumer(
         topic, bootstrap_servers=kafka.bootstrap_servers, group_id=None, enable_auto_commit=False,
         auto_offset_reset="latest" if from_end else "earliest", metadata_max_age_ms=1000,
-        isolation_level="read_committed" if committed_only else "read_uncommitted",
+        isolation_level="read_committed",
     )  # fmt: skip
     await start_client(consumer, kafka)
     try:

@@ -51,6 +51,9 @@ from bizstream.stream.models import ModelFollower
 
 log = logging.getLogger(__name__)
 PRODUCER_BATCH_BYTES = 1024 * 1024  # aiokafka's 16 KiB default made 20k Scores ~190 round trips
+# Exactly-once: a transaction spans the batches of this long under load (Kafka Streams commits every 100 ms too),
+# and is committed at once when no more posts are waiting, on revocation and on stop.
+TRANSACTION_S = 0.1
 
 
 @dataclass
@@ -77,6 +80,7 @@ class Worker:
         self.health = metrics.Health(self.config.app_id, settings.metrics.stall_s, ready_check=lambda: bool(pipeline.analyzers))
         self.handled = 0
         self.inflight: _Batch | None = None
+        self.transaction: tuple[float, dict[TopicPartition, int]] | None = None  # exactly-once: (began, offsets)
         self.turn = asyncio.Lock()  # held while a batch is taken, scored and sent; a revocation waits for it
         self.stopping = asyncio.Event()
         self._slot: IO[str] | None = None
@@ -142,7 +146,7 @@ class Worker:
             scoring = (asyncio.get_running_loop().run_in_executor(
                 self.executor, score_messages, self.pipeline, messages, self.settings.limits) if messages else None)  # fmt: skip
             started = time.monotonic()
-            await self._settle()  # the previous batch, while this one is scored
+            await self._settle(idle=scoring is None)  # the previous batch, while this one is scored
             if scoring is None:
                 return
             handled = await scoring
@@ -151,39 +155,47 @@ class Worker:
             self._account(len(messages), handled, time.monotonic() - started)
 
     async def _send(self, handled: Handled, offsets: dict[TopicPartition, int]) -> _Batch:
-        """Queue a batch's Scores and dead letters (in a transaction, with its offsets, when exactly-once)."""
+        """Queue a batch's Scores and dead letters (in the open transaction, with its offsets, when exactly-once)."""
         batch = _Batch(offsets)
         try:
             if self.exactly_once:
-                await self.producer.begin_transaction()
+                if self.transaction is None:
+                    await self.producer.begin_transaction()
+                    self.transaction = (time.monotonic(), {})
+                self.transaction[1].update(offsets)
             for score in handled.scores:
                 batch.sends.append(await self.producer.send(topics.SCORES, score.to_json(), key=score.thread_id.encode()))
             for message, letter in handled.dead_letters:
                 log.info("dead letter %s:%s@%s (%s): %s", message.topic, message.partition, message.offset, letter.stage,
                          letter.message)  # fmt: skip
                 batch.sends.append(await self.producer.send(topics.DEADLETTER, letter.to_json(), key=message.key))
-            if self.exactly_once:
-                await self.producer.send_offsets_to_transaction(offsets, self.config.app_id)
         except Exception:
             exit_uncommitted("could not queue the results of a batch")
         return batch
 
-    async def _settle(self) -> None:
-        """Wait until the broker has the batch in flight, then commit its offsets (or its transaction)."""
+    async def _settle(self, idle: bool = True) -> None:
+        """Wait until the broker has the batch in flight, then commit its offsets; exactly-once: commit the open
+        transaction (with its offsets) once it is TRANSACTION_S old, or at once when ``idle``."""
+        if self.exactly_once:
+            if self.transaction is None or (not idle and time.monotonic() - self.transaction[0] < TRANSACTION_S):
+                return
+            (_, offsets), self.transaction, self.inflight = self.transaction, None, None
+            try:
+                await self.producer.send_offsets_to_transaction(offsets, self.config.app_id)
+                await self.producer.commit_transaction()
+            except Exception:
+                # Not committed: the broker aborts it, and whoever takes these partitions reads them again.
+                exit_uncommitted("could not commit the transaction of a batch")
+            return
         batch, self.inflight = self.inflight, None
         if batch is None:
             return
         try:
-            if self.exactly_once:
-                await self.producer.commit_transaction()
-            else:
-                await asyncio.gather(*batch.sends)
+            await asyncio.gather(*batch.sends)
         except Exception:
             # The producer has already retried for its whole delivery timeout. Committing now would lose posts; leave
             # instead, and whoever takes these partitions re-reads them from the last committed offset.
             exit_uncommitted("could not produce the results of a batch")
-        if self.exactly_once:
-            return
         owned = self.consumer.assignment()
         try:
             await self.consumer.commit({tp: at for tp, at in batch.offsets.items() if tp in owned})

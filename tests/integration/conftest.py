@@ -69,11 +69,11 @@ class Cluster:
         """Publish and wait for the broker to have them."""
         return asyncio.run(publish(self.settings.kafka, topic, list(records)))
 
-    def read(self, topic: str, count: int | None = None, timeout_s: float = 10.0, committed_only: bool = False) -> list[Message]:
-        """Everything on a topic from its beginning, until count or timeout (``committed_only``: read_committed)."""
+    def read(self, topic: str, count: int | None = None, timeout_s: float = 10.0) -> list[Message]:
+        """Everything on a topic (committed) from its beginning, until count or timeout."""
 
         async def collect() -> list[Message]:
-            return [m async for m in read(self.settings.kafka, topic, count, timeout_s, committed_only=committed_only)]
+            return [m async for m in read(self.settings.kafka, topic, count, timeout_s)]
 
         return asyncio.run(collect())
 
