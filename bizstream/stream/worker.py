@@ -108,6 +108,10 @@ class Worker:
         log.info("metrics and health on http://%s:%d (/metrics, /healthz, /readyz)", self.settings.metrics.host, port)
         broker.note(metrics_url=f"http://{self.settings.metrics.host}:{port}")
         await self.producer.start()
+        if self.exactly_once:
+            # Fence the predecessor with this transactional id first: its transaction is aborted before this
+            # worker's consumer asks for committed offsets, which a half-committed transaction would hold back.
+            await asyncio.shield(self.producer._txn_manager.wait_for_pid())
         self.consumer.subscribe([topics.POSTS], listener=_Revocation(self))
         await self.consumer.start()
         watcher = asyncio.create_task(self._watch(broker))
