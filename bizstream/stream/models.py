@@ -60,7 +60,7 @@ def announce(settings: Settings, event: ModelEvent) -> None:
 async def publish_decision(settings: Settings, event: ModelEvent) -> ModelEvent:
     """The decision on the models topic, with the manifest of what serves after it (its files on the artifacts
     topic first); returns the event as published."""
-    registry = registries(settings)[event.analyzer] if event.analyzer in registries(settings) else None
+    registry = registries(settings).get(event.analyzer)
     serving = registry.serving() if registry is not None else None
     known = {f["sha256"]: f["chunks"] for e in (await latest_events(settings)).values() for f in e.artifacts.get("files", [])}
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap_servers, acks="all", linger_ms=5,
@@ -91,14 +91,14 @@ async def latest_events(settings: Settings) -> dict[str, ModelEvent]:
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka.bootstrap_servers, group_id=None, enable_auto_commit=False)
     await start_client(consumer, settings.kafka)
     try:
-        return await _read_to_end(consumer, {})
+        return await _read_to_end(consumer)
     finally:
         await consumer.stop()
 
 
-async def _read_to_end(consumer: AIOKafkaConsumer, latest: dict[str, ModelEvent], follow_s: float = 0.0) -> dict[str, ModelEvent]:
-    """Read the models topic from where ``consumer`` is (all of it, the first time) to its end; with ``follow_s``,
-    wait that long for something new first."""
+async def _read_to_end(consumer: AIOKafkaConsumer, follow_s: float = 0.0) -> dict[str, ModelEvent]:
+    """The latest decision per analyzer from where ``consumer`` is on the models topic (all of it, the first time) to
+    its end; with ``follow_s``, whatever arrives within that long instead."""
     if not consumer.assignment():
         partitions = consumer.partitions_for_topic(topics.MODELS) or set()
         if not partitions:
@@ -106,7 +106,8 @@ async def _read_to_end(consumer: AIOKafkaConsumer, latest: dict[str, ModelEvent]
             partitions = consumer.partitions_for_topic(topics.MODELS) or set()
         consumer.assign([TopicPartition(topics.MODELS, p) for p in sorted(partitions)])
         await consumer.seek_to_beginning()
-    ends = await consumer.end_offsets(list(consumer.assignment()))
+    ends = {} if follow_s else await consumer.end_offsets(list(consumer.assignment()))
+    latest: dict[str, ModelEvent] = {}
     while True:
         batch = await consumer.getmany(timeout_ms=int(follow_s * 1000) if follow_s else 200)
         for records in batch.values():
@@ -139,13 +140,13 @@ class ModelFollower:
                                         max_partition_fetch_bytes=2 * CHUNK_BYTES)  # fmt: skip
         await start_client(self.consumer, kafka)
         await start_client(self.fetcher, kafka)
-        await self._apply(await _read_to_end(self.consumer, {}))
+        await self._apply(await _read_to_end(self.consumer))
 
     async def run(self) -> None:
         """Follow new decisions until cancelled."""
         assert self.consumer is not None
         while True:
-            news = await _read_to_end(self.consumer, {}, follow_s=1.0)
+            news = await _read_to_end(self.consumer, follow_s=1.0)
             if news:
                 await self._apply(news)
 
