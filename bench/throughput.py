@@ -9,6 +9,7 @@ Prints one JSON object:
   - worker: `bizstream worker` (plain aiokafka, batched and pipelined);
   - worker_exactly_once: the same with worker.processing_guarantee = "exactly_once" (a transaction per batch);
   - worker_x2: two `bizstream worker` processes in one group (2 shared cores: no gain is expected);
+  - worker_batch_256: the worker with batches of at most 256 posts (the default before: what batch size buys);
   - faust_take_events: the worker as it was before (bench/faust_worker.py), for the choice of client;
 - ratios to in_process and to `worker`;
 - latency: produce → score consumed, at a fixed rate after the backlog (p50 / p99 in ms).
@@ -36,9 +37,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from local import broker_settings, running, worker  # noqa: E402
 
-from bizstream.pipeline import Pipeline  # noqa: E402
-from bizstream.plugins import get_plugin_manager, load_analyzers  # noqa: E402
-from bizstream.records import Post  # noqa: E402
+from bizstream.plugins import load_pipeline  # noqa: E402
+from bizstream.scoring import Message, score_messages  # noqa: E402
 from bizstream.settings import Settings  # noqa: E402
 from bizstream.stream import topics  # noqa: E402
 from bizstream.stream.client import publish  # noqa: E402
@@ -55,13 +55,15 @@ def make_posts(n: int, prefix: str) -> list[tuple[bytes, bytes]]:
 
 
 def in_process(settings: Settings, records: list[tuple[bytes, bytes]]) -> float:
-    statuses = load_analyzers(get_plugin_manager(settings, third_party=False), settings)
-    pipeline = Pipeline([s.analyzer for s in statuses if s.analyzer], settings.fusion, settings.worker.analyzer_timeout_s)
+    """The worker's per-batch work with no Kafka: the pipeline `bizstream worker` loads (analyzers, fusers, tickers),
+    the batch runner it calls (validate, score, dead-letter) and serialization, batch by batch."""
+    pipeline = load_pipeline(settings, third_party=False)
     size = settings.worker.batch_size
+    messages = [Message(value=value, key=key, topic=topics.POSTS, partition=0, offset=i) for i, (key, value) in enumerate(records)]
     started = time.perf_counter()
-    for i in range(0, len(records), size):
-        posts = [Post.from_json(value, settings.limits) for _, value in records[i : i + size]]
-        for score in pipeline.process(posts).scores:
+    for i in range(0, len(messages), size):
+        handled = score_messages(pipeline, messages[i : i + size], settings.limits)
+        for score in handled.scores:
             score.to_json()
     seconds = time.perf_counter() - started
     pipeline.close()
@@ -152,6 +154,7 @@ VARIANTS = {
     "worker": (None, {}, 1),
     "worker_exactly_once": (None, {"BIZSTREAM_WORKER__PROCESSING_GUARANTEE": "exactly_once"}, 1),
     "worker_x2": (None, {}, 2),
+    "worker_batch_256": (None, {"BIZSTREAM_WORKER__BATCH_SIZE": "256"}, 1),
     "faust_take_events": ([sys.executable, str(ROOT / "bench" / "faust_worker.py")], {}, 1),
 }
 

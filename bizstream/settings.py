@@ -80,8 +80,9 @@ class WorkerSettings:
     """How the scoring worker batches posts and bounds its analyzers."""
 
     app_id: str = "bizstream-worker"
-    batch_size: int = 256
+    batch_size: int = 2048
     batch_timeout_s: float = 0.25
+    batch_target_s: float = 1.0
     processing_guarantee: str = "at_least_once"
     analyzer_timeout_s: float = 10.0
     commit_interval_s: float = 1.0
@@ -96,6 +97,7 @@ class WorkerSettings:
         _require(6.0 <= self.session_timeout_s <= 300.0, f"worker.session_timeout_s must be in [6, 300], got {self.session_timeout_s}")
         _require(self.batch_size >= 1, f"worker.batch_size must be >= 1, got {self.batch_size}")
         _require(self.batch_timeout_s > 0, f"worker.batch_timeout_s must be > 0, got {self.batch_timeout_s}")
+        _require(self.batch_target_s > 0, f"worker.batch_target_s must be > 0, got {self.batch_target_s}")
         _require(self.processing_guarantee in GUARANTEES,
                  f"worker.processing_guarantee must be one of {', '.join(GUARANTEES)}, got {self.processing_guarantee!r}")  # fmt: skip
         _require(self.analyzer_timeout_s > 0, f"worker.analyzer_timeout_s must be > 0, got {self.analyzer_timeout_s}")
@@ -130,7 +132,9 @@ class FusionSettings:
     """How analyzer outputs become one Score."""
 
     default_weight: float = 1.0
-    weights: dict[str, float] = field(default_factory=lambda: {"vader": 0.3, "setfit": 0.7})  # the cold-start fusion
+    # The cold-start fusion. OCR reads an image's text and judges nothing (uniform probabilities): weight 0; the sarcasm
+    # fuser scores what it read with its OCR weight.
+    weights: dict[str, float] = field(default_factory=lambda: {"vader": 0.3, "setfit": 0.7, "ocr": 0.0})
     learned: bool = True  # the trainer's job fits a fusion on held-back labels, gated; the worker serves it
     min_labels: int = 30  # held-back (evaluation holdout) labels before a learned fusion is fitted
     registry: str = ""  # empty: <broker.cache_dir>/models/fusion
@@ -341,6 +345,20 @@ class RoutingSettings:
         _require(0 <= self.min_abs_score <= 1, f"routing.min_abs_score must be in [0, 1], got {self.min_abs_score}")
 
 
+IMAGE_ROUTES = ("auto", "llava", "clip")
+
+
+@dataclass(frozen=True)
+class ImageSettings:
+    """Which analyzers read a post's image: LLaVA (a GPU and its weights), or CLIP and OCR (Tesseract) on the CPU;
+    "auto": LLaVA where it loads, else CLIP + OCR. ``bizstream plugins`` says which path images take and why."""
+
+    analyzer: str = "auto"
+
+    def validate(self) -> None:
+        _require(self.analyzer in IMAGE_ROUTES, f"images.analyzer must be one of {', '.join(IMAGE_ROUTES)}, got {self.analyzer!r}")
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every bizstream setting. Build with :func:`load_settings`."""
@@ -354,6 +372,7 @@ class Settings:
     store: StoreSettings = field(default_factory=StoreSettings)
     setfit: SetfitSettings = field(default_factory=SetfitSettings)
     routing: RoutingSettings = field(default_factory=RoutingSettings)
+    images: ImageSettings = field(default_factory=ImageSettings)
     tracking: TrackingSettings = field(default_factory=TrackingSettings)
     trainer: TrainerSettings = field(default_factory=TrainerSettings)
     drift: DriftSettings = field(default_factory=DriftSettings)

@@ -1,7 +1,8 @@
 """The scoring worker: plain aiokafka, in batches, pipelined — the one agent whose speed is the product's.
 
-Each turn of the loop takes what the consumer has (up to ``worker.batch_size`` posts; when nothing is there it waits
-up to ``worker.batch_timeout_s``, and a single post that arrives is taken at once: adaptive batching), scores it in a
+Each turn of the loop takes what the consumer has (up to ``worker.batch_size`` posts and what the pipeline scores in
+about ``worker.batch_target_s``; when nothing is there it waits up to ``worker.batch_timeout_s``, and a single post
+that arrives is taken at once: adaptive batching), scores it and packs the results into producer batches in a
 thread, and while that thread works the previous batch's records are on their way to the broker. A batch's offsets
 are committed only once the broker has confirmed every Score and dead letter it produced, so:
 
@@ -25,9 +26,11 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import functools
 import gc
 import logging
 import os
+import random
 import signal
 import socket
 import time
@@ -38,6 +41,8 @@ from typing import IO, Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+from aiokafka.partitioner import murmur2
+from aiokafka.producer.message_accumulator import BatchBuilder
 
 from bizstream import metrics
 from bizstream.pipeline import Pipeline
@@ -76,6 +81,7 @@ class Worker:
         # One thread: the pipeline fans out to its analyzers' own threads; this one only keeps the loop free.
         self.executor = ThreadPoolExecutor(1, thread_name_prefix="pipeline")
         self.progress = Progress(self.config.progress_every)
+        self.sizer = BatchSizer(self.config.batch_size, self.config.batch_target_s)
         self.serving: dict[str, str] = {}  # analyzer -> the version the metrics report
         self.health = metrics.Health(self.config.app_id, settings.metrics.stall_s, ready_check=lambda: bool(pipeline.analyzers))
         self.handled = 0
@@ -140,26 +146,40 @@ class Worker:
         self.stopping.set()
 
     async def turn_once(self) -> None:
-        """Take what is there, score it while the previous batch settles, send it."""
+        """Take what is there, score and pack it while the previous batch settles, send it."""
         # With a batch in flight, take only what has already arrived: no waiting while records could be settled.
         wait_ms = 0 if self.inflight is not None else int(self.config.batch_timeout_s * 1000)
-        fetched = await self.consumer.getmany(timeout_ms=wait_ms, max_records=self.config.batch_size)
+        fetched = await self.consumer.getmany(timeout_ms=wait_ms, max_records=self.sizer.size)
         async with self.turn:
             owned = self.consumer.assignment()  # a revocation since the fetch: those records are the new owner's
-            messages = [_message(r) for tp, records in fetched.items() if tp in owned for r in records]
-            scoring = (asyncio.get_running_loop().run_in_executor(
-                self.executor, score_messages, self.pipeline, messages, self.settings.limits) if messages else None)  # fmt: skip
+            records = [r for tp, rs in fetched.items() if tp in owned for r in rs]
+            packing = None
+            if records:
+                packer = _Packer(self.producer, {t: sorted(await self.producer.partitions_for(t)) for t in (topics.SCORES, topics.DEADLETTER)})
+                packing = asyncio.get_running_loop().run_in_executor(self.executor, self._score_and_pack, records, packer)
             started = time.monotonic()
-            await self._settle(idle=scoring is None)  # the previous batch, while this one is scored
-            if scoring is None:
+            await self._settle(idle=packing is None)  # the previous batch, while this one is scored
+            if packing is None:
                 return
-            handled = await scoring
-            offsets = {tp: records[-1].offset + 1 for tp, records in fetched.items() if tp in owned and records}
-            self.inflight = await self._send(handled, offsets)
-            self._account(len(messages), handled, time.monotonic() - started)
+            handled = await packing
+            offsets = {tp: rs[-1].offset + 1 for tp, rs in fetched.items() if tp in owned and rs}
+            self.inflight = await self._send(handled, packer, offsets)
+            self._account(len(records), handled, time.monotonic() - started)
 
-    async def _send(self, handled: Handled, offsets: dict[TopicPartition, int]) -> _Batch:
-        """Queue a batch's Scores and dead letters (in the open transaction, with its offsets, when exactly-once)."""
+    def _score_and_pack(self, records: list[Any], packer: _Packer) -> Handled:
+        """In the pipeline's thread: score a batch and pack its Scores and dead letters into producer batches."""
+        started = time.perf_counter()
+        handled = score_messages(self.pipeline, [_message(r) for r in records], self.settings.limits)
+        self.sizer.observe(len(records), time.perf_counter() - started)
+        for score in handled.scores:
+            packer.add(topics.SCORES, score.thread_id.encode(), score.to_json())
+        for message, letter in handled.dead_letters:
+            packer.add(topics.DEADLETTER, message.key, letter.to_json())
+        return handled
+
+    async def _send(self, handled: Handled, packer: _Packer, offsets: dict[TopicPartition, int]) -> _Batch:
+        """Hand a batch's packed records to the producer (in the open transaction, with its offsets, when
+        exactly-once)."""
         batch = _Batch(offsets)
         try:
             if self.exactly_once:
@@ -167,14 +187,15 @@ class Worker:
                     await self.producer.begin_transaction()
                     self.transaction = (time.monotonic(), {})
                 self.transaction[1].update(offsets)
-            for score in handled.scores:
-                batch.sends.append(await self.producer.send(topics.SCORES, score.to_json(), key=score.thread_id.encode()))
-            for message, letter in handled.dead_letters:
-                log.info("dead letter %s:%s@%s (%s): %s", message.topic, message.partition, message.offset, letter.stage,
-                         letter.message)  # fmt: skip
-                batch.sends.append(await self.producer.send(topics.DEADLETTER, letter.to_json(), key=message.key))
+            for (topic, partition), builder in packer.batches():
+                batch.sends.append(await self.producer.send_batch(builder, topic, partition=partition))
+            for topic, key, value in packer.oversize:
+                batch.sends.append(await self.producer.send(topic, value, key=key))
         except Exception:
             exit_uncommitted("could not queue the results of a batch")
+        for message, letter in handled.dead_letters:
+            log.info("dead letter %s:%s@%s (%s): %s", message.topic, message.partition, message.offset, letter.stage,
+                     letter.message)  # fmt: skip
         return batch
 
     async def _settle(self, idle: bool = True) -> None:
@@ -298,6 +319,29 @@ def run_worker(settings: Settings, make_pipeline: Callable[[], Pipeline]) -> Non
     asyncio.run(work())
 
 
+class BatchSizer:
+    """How many posts the next batch may take: up to ``ceiling``, and no more than the pipeline scores in about
+    ``target_s``, from a moving average of its seconds per post (so a transformer on the CPU is not handed thousands
+    of posts, which its time budget would cut short). The first batch is small, until there is a measurement."""
+
+    FIRST = 32
+    SMOOTHING = 0.3
+
+    def __init__(self, ceiling: int, target_s: float) -> None:
+        self.ceiling = ceiling
+        self.target_s = target_s
+        self.per_post_s: float | None = None
+        self.size = min(ceiling, self.FIRST)
+
+    def observe(self, posts: int, seconds: float) -> None:
+        """A batch of ``posts`` took ``seconds`` to score."""
+        if posts <= 0:
+            return
+        now = seconds / posts
+        self.per_post_s = now if self.per_post_s is None else self.per_post_s + self.SMOOTHING * (now - self.per_post_s)
+        self.size = max(1, min(self.ceiling, int(self.target_s / max(self.per_post_s, 1e-9))))
+
+
 class Progress:
     """The worker's progress line: every ``every`` posts at info, every batch at debug."""
 
@@ -329,6 +373,42 @@ class Progress:
             log.info("%d posts scored, %d dead-lettered so far; %.0f posts/s while busy; per post: %s", self.scored,
                      self.dead, posts / max(busy, 1e-9), per_post or "-")  # fmt: skip
             self.window, self.latency = [0, 0.0], {}
+
+
+class _Packer:
+    """Records packed into producer batches, one per topic partition (another when one is full), in the pipeline's
+    thread: the event loop then hands over a few batches instead of queueing a send per record. Partitioned as
+    aiokafka's and the Java client's default partitioner does (murmur2 of the key), so a thread's Scores keep their
+    partition whoever produces them; a record too big for a batch of its own goes through ``send``."""
+
+    def __init__(self, producer: AIOKafkaProducer, partitions: dict[str, list[int]]) -> None:
+        self.producer = producer
+        self.partitions = partitions
+        self.open: dict[tuple[str, int], BatchBuilder] = {}
+        self.full: list[tuple[tuple[str, int], BatchBuilder]] = []
+        self.oversize: list[tuple[str, bytes | None, bytes]] = []
+
+    def add(self, topic: str, key: bytes | None, value: bytes) -> None:
+        partitions = self.partitions[topic]
+        partition = partitions[_murmur2(key) % len(partitions) if key is not None else random.randrange(len(partitions))]
+        builder = self.open.get((topic, partition))
+        if builder is not None and builder.append(timestamp=None, key=key, value=value) is not None:
+            return
+        if builder is not None:
+            self.full.append(((topic, partition), builder))
+        builder = self.open[(topic, partition)] = self.producer.create_batch()
+        if builder.append(timestamp=None, key=key, value=value) is None:
+            del self.open[(topic, partition)]
+            self.oversize.append((topic, key, value))
+
+    def batches(self) -> list[tuple[tuple[str, int], BatchBuilder]]:
+        """The full batches, then the open ones, in the order they were begun per partition."""
+        return [*self.full, *self.open.items()]
+
+
+@functools.lru_cache(maxsize=65536)
+def _murmur2(key: bytes) -> int:
+    return int(murmur2(key)) & 0x7FFFFFFF
 
 
 def _message(record: Any) -> Message:
