@@ -12,19 +12,22 @@ import contextlib
 import http.client
 import io
 import ipaddress
+import logging
 import re
 import socket
 import ssl
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from PIL import Image as PILImage
 
 from bizstream.errors import ImageRefused
-from bizstream.records import Image
+from bizstream.records import Image, Post
 from bizstream.settings import LimitSettings
+
+log = logging.getLogger(__name__)
 
 
 def load_image(image: Image, limits: LimitSettings) -> PILImage.Image:
@@ -38,6 +41,20 @@ def load_image(image: Image, limits: LimitSettings) -> PILImage.Image:
     else:
         raise ImageRefused("the image has no data, path or url")
     return decode(data, limits)
+
+
+def loaded_images(posts: Sequence[Post], limits: LimitSettings) -> list[tuple[int, PILImage.Image]]:
+    """(position, image) for each post of a batch whose image loads within the limits; a refused image is logged and
+    costs only its own post (an image analyzer returns None for it)."""
+    ready: list[tuple[int, PILImage.Image]] = []
+    for i, post in enumerate(posts):
+        if post.image is None:
+            continue
+        try:
+            ready.append((i, load_image(post.image, limits)))
+        except ImageRefused as exc:
+            log.warning("post %s: image refused: %s", post.id, exc)
+    return ready
 
 
 def decode(data: bytes, limits: LimitSettings) -> PILImage.Image:

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from bizstream.analyzer import Analyzer, Context, Fuser, Prediction, disagreement
-from bizstream.learning.fusion import FIXED, LearnedFusion
+from bizstream.learning.fusion import FIXED, UNWEIGHTED, LearnedFusion
 from bizstream.learning.serving import NOTICES
 from bizstream.records import SENTIMENTS, AnalyzerResult, Post, Route, Score
 from bizstream.settings import FusionSettings, RoutingSettings
@@ -297,6 +297,8 @@ class Pipeline:
     ) -> Score | str:  # fmt: skip
         present = {name: r for name, r in results.items() if r is not None}
         by, probabilities = learned or (FIXED, weighted_probabilities(results, self.fusion))
+        if probabilities is None and self.fusers:
+            by, probabilities = UNWEIGHTED, weighted_probabilities(results, dataclasses.replace(self.fusion, weights={}, default_weight=1.0))
         if probabilities is None:
             errors = "; ".join(f"{name}: {r.error}" for name, r in present.items() if r.error)
             if errors:

@@ -81,8 +81,54 @@ def get_plugin_manager(settings: Settings, third_party: bool = True) -> pluggy.P
 
 
 def load_analyzers(pm: pluggy.PluginManager, settings: Settings) -> list[AnalyzerStatus]:
-    """Ask every plugin for its analyzers and load each one; failures are reported (ConfigError is raised)."""
-    return _load_all(pm.hook.register_analyzers, {"settings": settings}, Analyzer, "analyze")
+    """Ask every plugin for its analyzers and load each one; failures are reported (ConfigError is raised). Images
+    are routed by ``images.analyzer`` (see :class:`ImageRoute`): the analyzers of the path not taken are reported as
+    not loaded, with why."""
+    return _load_all(pm.hook.register_analyzers, {"settings": settings}, Analyzer, "analyze", ImageRoute(settings.images.analyzer))
+
+
+class ImageRoute:
+    """Which analyzers read images: LLaVA (``"llava"``), CLIP + OCR on the CPU (``"clip"``), or ``"auto"``: LLaVA
+    when it loads, else CLIP + OCR. LLaVA is loaded first, so that "auto" knows before the CPU stack would load."""
+
+    LLAVA = ("llava",)
+    CPU = ("clip", "ocr")
+
+    def __init__(self, setting: str) -> None:
+        self.setting = setting
+        self.llava: AnalyzerStatus | None = None
+
+    def first(self, name: str) -> bool:
+        return name in self.LLAVA
+
+    def skip(self, name: str) -> str | None:
+        """Why an analyzer is not loaded on this route, or None to load it."""
+        why = f'images.analyzer = "{self.setting}"'
+        if self.setting == "llava" and name in self.CPU:
+            return f"{why}: images go to LLaVA; set it to \"clip\" or \"auto\" for CLIP + OCR"
+        if self.setting == "clip" and name in self.LLAVA:
+            return f"{why}: images go to CLIP + OCR; set it to \"llava\" or \"auto\" for LLaVA"
+        if self.setting == "auto" and name in self.CPU and self.llava is not None and self.llava.available:
+            return f"{why}: LLaVA loaded, so images go to it"
+        return None
+
+    def loaded(self, status: AnalyzerStatus) -> None:
+        if status.name in self.LLAVA:
+            self.llava = status
+
+
+def describe_image_path(settings: Settings, statuses: Sequence[AnalyzerStatus]) -> str:
+    """One sentence for people (``bizstream plugins``): which analyzers read images, and why."""
+    by_name = {s.name: s for s in statuses}
+    names = [n for n in (*ImageRoute.LLAVA, *ImageRoute.CPU) if n in by_name]
+    reading = [n for n in names if by_name[n].available]
+    # Unavailable for a reason of their own (the route's choice is not a failure): their reasons are listed above.
+    failed = [n for n in names if not by_name[n].available and not str(by_name[n].reason).startswith("images.analyzer")]
+    setting = f'images.analyzer = "{settings.images.analyzer}"'
+    why = f"; unavailable: {', '.join(failed)} (see above)" if failed else ""
+    if not reading:
+        return f"images are not read ({setting}{why or '; no image analyzer is installed'})"
+    return f"images go to {' + '.join(reading)} ({setting}{why})"
 
 
 def load_fusers(
@@ -121,23 +167,35 @@ def _log_unavailable(status: AnalyzerStatus) -> None:
     log.warning("%s (plugin %s) is unavailable: %s", status.name, status.plugin, status.reason)
 
 
-def _load_all(hook: Any, kwargs: dict[str, Any], protocol: type, method: str) -> list[AnalyzerStatus]:
+def _load_all(hook: Any, kwargs: dict[str, Any], protocol: type, method: str, route: ImageRoute | None = None) -> list[AnalyzerStatus]:
     statuses: list[AnalyzerStatus] = []
-    seen: dict[str, str] = {}
+    contributed: list[tuple[Any, str]] = []
     # Call each implementation on its own: a pluggy hook call stops at the first exception, and isolation is ours.
     for impl in reversed(hook.get_hookimpls()):
         plugin = impl.plugin_name
         try:
-            contributed: Sequence[Any] = impl.function(**{k: kwargs[k] for k in impl.argnames}) or []
+            items: Sequence[Any] = impl.function(**{k: kwargs[k] for k in impl.argnames}) or []
         except ConfigError as exc:  # the settings are wrong: stop here, with the plugin's own message
             raise ConfigError(f"plugin {plugin}: {exc}") from exc
         except Exception as exc:  # boundary: a broken plugin costs only itself
             log.exception("plugin %s failed in %s", plugin, hook.name)
             statuses.append(AnalyzerStatus(f"<{plugin}>", plugin, "-", None, f"{hook.name} raised {_describe(exc)}"))
             continue
-        for item in contributed:
-            statuses.append(_load_one(item, plugin, seen, protocol, method))
-    return statuses
+        contributed.extend((item, plugin) for item in items)
+    seen: dict[str, str] = {}
+    order = sorted(range(len(contributed)), key=lambda i: not (route and route.first(str(getattr(contributed[i][0], "name", "")))))
+    loaded: dict[int, AnalyzerStatus] = {}
+    for i in order:
+        item, plugin = contributed[i]
+        name = getattr(item, "name", None)
+        reason = route.skip(name) if route is not None and isinstance(name, str) else None
+        if reason is not None:
+            loaded[i] = AnalyzerStatus(name, plugin, str(getattr(item, "version", "-")), None, reason)  # type: ignore[arg-type]
+            continue
+        loaded[i] = _load_one(item, plugin, seen, protocol, method)
+        if route is not None:
+            route.loaded(loaded[i])
+    return statuses + [loaded[i] for i in range(len(contributed))]
 
 
 def _load_one(item: Any, plugin: str, seen: dict[str, str], protocol: type, method: str) -> AnalyzerStatus:

@@ -4,7 +4,9 @@
 
 Posts come in threads (an opening post and replies), use cashtags and slang, and include sarcasm (labelled with
 what the author meant, e.g. "great, another -40% day, love these bags" is bearish) and a few small images drawn here
-with Pillow (a green or red chart arrow), some inline as base64 and some as a path.
+with Pillow (a green or red chart arrow), some inline as base64 and some as a path; then memes rendered by
+bizstream.memes (data/memes/: captions over charts and photos, some saying the opposite of the chart: sarcasm),
+labelled with what the poster meant, their captions kept in the post's meta for the OCR tests and benchmark.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from PIL import Image, ImageDraw
+
+from bizstream.memes import Meme
 
 HERE = Path(__file__).resolve().parent
 COINS = ["$BTC", "$ETH", "$SOL", "$LINK", "$PEPE", "$DOGE", "$XRP", "$ADA", "$AVAX", "$ARB"]
@@ -96,6 +100,54 @@ def _png(color: tuple[int, int, int], up: bool, seed: int) -> bytes:
     return buf.getvalue()
 
 
+# (caption, scene, what the poster meant, post text): bullish and bearish captions on charts that agree, captions that
+# say the opposite of the chart (sarcasm: the chart is what happened), and neutral ones.
+MEMES = [
+    ("to the moon, we are all gonna make it", "green_chart", "bullish", "{c} today"),
+    ("buy the dip, this is the bottom", "green_chart", "bullish", "called it"),
+    ("number go up, wagmi", "green_chart", "bullish", ""),
+    ("bull run confirmed, lambo soon", "green_chart", "bullish", "{n} pumping"),
+    ("it's over, we got rugged", "red_chart", "bearish", "{c} bros..."),
+    ("sell everything, this is going to zero", "red_chart", "bearish", ""),
+    ("bloodbath, another rug pull", "red_chart", "bearish", "{n} chart"),
+    ("rekt again, ngmi", "red_chart", "bearish", "my portfolio"),
+    ("to the moon, we are all gonna make it", "red_chart", "bearish", "great day to hold {c}"),
+    ("number go up, wagmi", "red_chart", "bearish", "{c} holders right now"),
+    ("bull run confirmed, lambo soon", "red_chart", "bearish", ""),
+    ("best investment of my life", "red_chart", "bearish", "{c} down 40% this week"),
+    ("it's over, we got rugged", "green_chart", "bullish", "{c} bears today"),
+    ("sell everything, this is going to zero", "green_chart", "bullish", "the fudders said"),
+    ("when is the token unlock?", "photo", "neutral", "anyone know?"),
+    ("what wallet do you use", "photo", "neutral", ""),
+    ("gm anons", "photo", "neutral", "gm"),
+    ("staking rewards explained", "photo", "neutral", "{n} thread"),
+]
+
+
+def memes(start: datetime) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
+    """Meme posts with rendered images (data/memes/) and their labels; seeded apart from the posts above."""
+    rnd = random.Random(20261126)
+    folder = HERE / "memes"
+    folder.mkdir(exist_ok=True)
+    posts: list[dict[str, object]] = []
+    labels: list[dict[str, object]] = []
+    styles = ["impact", "bar", "inverted"]
+    for i in range(36):
+        caption, scene, label, text = MEMES[i % len(MEMES)]
+        coin = rnd.choice(COINS)
+        meme = Meme(caption, scene, styles[(i // len(MEMES) + i) % 3], font=i % 2, seed=1000 + i)  # type: ignore[arg-type]
+        data, mime = meme.encoded()
+        name = f"meme-{i:03d}.{'jpg' if mime == 'image/jpeg' else 'png'}"
+        (folder / name).write_bytes(data)
+        post = {"id": f"meme-{i:03d}", "source": "4chan", "board": "biz", "created_at": (start + timedelta(minutes=17 * i)).isoformat(),
+                "text": text.format(c=coin, n=NAMES[coin]), "image": {"path": f"data/memes/{name}"},
+                "meta": {"caption": caption, "scene": scene, "style": meme.style}}  # fmt: skip
+        posts.append(post)
+        labels.append({"post_id": post["id"], "rating": {"bearish": 1, "neutral": 2, "bullish": 3}[label],
+                       "labeler": "bizstream-sample", "text": post["text"]})  # fmt: skip
+    return posts, labels
+
+
 def main() -> None:
     rnd = random.Random(20261125)
     start = datetime(2026, 11, 1, 12, 0, tzinfo=timezone.utc)
@@ -158,6 +210,9 @@ def main() -> None:
         posts.append(post)
         labels.append({"post_id": post["id"], "rating": {"bearish": 1, "neutral": 2, "bullish": 3}[mood],
                        "labeler": "bizstream-sample", "text": post["text"]})  # fmt: skip
+    meme_posts, meme_labels = memes(start + timedelta(days=3))
+    posts += meme_posts
+    labels += meme_labels
     with (HERE / "sample_posts.jsonl").open("w") as fh:
         for post in posts:
             fh.write(json.dumps(post, ensure_ascii=False) + "\n")

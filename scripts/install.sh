@@ -10,13 +10,17 @@ command -v mvn >/dev/null 2>&1 || need_apt+=(maven)
 # The dashboard's tests drive a real browser: Debian's Chromium and its WebDriver (nothing is downloaded at test time).
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need_apt+=(chromium-driver)
+# Images on the CPU: Tesseract OCR with its English data; the fonts the sample memes are rendered in.
+command -v tesseract >/dev/null 2>&1 || need_apt+=(tesseract-ocr)
+[ -d /usr/share/tesseract-ocr ] && ls /usr/share/tesseract-ocr/*/tessdata/eng.traineddata >/dev/null 2>&1 || need_apt+=(tesseract-ocr-eng)
+[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf ] || need_apt+=(fonts-dejavu-core)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if command -v apt-get >/dev/null 2>&1; then
     echo ">> installing ${need_apt[*]} with apt-get"
     SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
     $SUDO apt-get update -q && $SUDO apt-get install -y -q "${need_apt[@]}"
   else
-    echo "bizstream needs Java 17+ and Maven on PATH to run Kafka (and Chromium + chromedriver for the dashboard's tests); install them and run this again" >&2
+    echo "bizstream needs Java 17+ and Maven on PATH to run Kafka (and Chromium + chromedriver for the dashboard's tests, Tesseract and DejaVu fonts for images: ${need_apt[*]}); install them and run this again" >&2
     exit 1
   fi
 fi

@@ -129,7 +129,7 @@ def test_a_bad_builtin_option_stops_start_up_naming_the_key(settings: Settings) 
 def test_builtins_are_found_through_entry_points_under_a_bizstream_owned_name(settings: Settings) -> None:
     pm = get_plugin_manager(settings, third_party=False)
     modules = {name: getattr(plugin, "__name__", "") for name, plugin in pm.list_name_plugin()}
-    assert modules == {name: f"bizstream_plugins.{name}" for name in ("vader", "setfit", "cryptobert", "llava", "sarcasm")}
+    assert modules == {name: f"bizstream_plugins.{name}" for name in ("vader", "setfit", "cryptobert", "llava", "sarcasm", "ocr", "clip")}
     # What the installed distribution puts on the import path: nothing named plainly "plugins".
     top_level = (importlib.metadata.distribution("bizstream").read_text("top_level.txt") or "").split()
     assert sorted(top_level) == ["bizstream", "bizstream_plugins"]
@@ -144,5 +144,36 @@ def test_serving_the_defaults_imports_neither_torch_nor_transformers(tmp_path: P
     env = {"BIZSTREAM_BROKER__CACHE_DIR": str(tmp_path / "cache"), "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1"}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip().splitlines()[-1] == "['setfit', 'vader'] []"  # the starter installed and served, no torch
+    assert done.stdout.strip().splitlines()[-1] == "['ocr', 'setfit', 'vader'] []"  # the starter installed and served, no torch
     assert any((tmp_path / "cache").rglob("model.int8.onnx"))  # exported (in a child process) for INT8 serving
+
+
+@pytest.mark.parametrize(("route", "loaded", "skipped"), [
+    ("auto", {"ocr"}, set()),  # no CUDA here: LLaVA is unavailable on its own, so the CPU stack loads
+    ("clip", {"ocr"}, {"llava"}),
+    ("llava", set(), {"clip", "ocr"}),
+])  # fmt: skip
+def test_images_take_the_route_the_settings_name(route: str, loaded: set[str], skipped: set[str], settings: Settings) -> None:
+    from bizstream.plugins import describe_image_path
+
+    settings = settings.replace(images={"analyzer": route})
+    statuses = {s.name: s for s in load_analyzers(get_plugin_manager(settings, third_party=False), settings)}
+    assert {n for n in ("llava", "clip", "ocr") if statuses[n].available} == loaded
+    assert {n for n in ("llava", "clip", "ocr") if str(statuses[n].reason).startswith(f'images.analyzer = "{route}"')} == skipped
+    line = describe_image_path(settings, list(statuses.values()))
+    if loaded:
+        assert line.startswith("images go to ocr") and "clip" in line  # CLIP has no weights here, and it says so
+    else:
+        assert line.startswith("images are not read") and "llava" in line
+    with pytest.raises(ConfigError, match="images.analyzer"):
+        settings.replace(images={"analyzer": "gpu"})
+
+
+def test_auto_sends_images_to_llava_when_it_loads() -> None:
+    from bizstream.plugins import AnalyzerStatus, ImageRoute
+
+    route = ImageRoute("auto")
+    assert route.first("llava") and not route.first("clip")
+    route.loaded(AnalyzerStatus("llava", "llava", "v", analyzer=object()))  # loaded, as on a GPU with its weights
+    assert route.skip("clip") == route.skip("ocr") == 'images.analyzer = "auto": LLaVA loaded, so images go to it'
+    assert route.skip("vader") is None

@@ -11,7 +11,7 @@ from bizstream.cli.app import ConfigOption, app, load, out
 @app.command()
 def plugins(config: ConfigOption = None) -> None:
     """List every plugin, analyzer and fuser, whether it is available, and why not."""
-    from bizstream.plugins import get_plugin_manager, load_analyzers, load_fusers
+    from bizstream.plugins import describe_image_path, get_plugin_manager, load_analyzers, load_fusers
 
     settings = load(config)
     pm = get_plugin_manager(settings)
@@ -31,5 +31,6 @@ def plugins(config: ConfigOption = None) -> None:
     for name, status in rows:  # a reason is a sentence: it gets the whole width, not a squeezed column
         if not status.available:
             out.print(f"[bold]{escape(name)}[/] is unavailable: {escape(status.reason or '')}", soft_wrap=False, highlight=False)
+    out.print(escape(describe_image_path(settings, analyzers)), soft_wrap=False, highlight=False)
     if settings.plugins.disabled:
         out.print(f"disabled in settings: {', '.join(settings.plugins.disabled)}")

@@ -39,6 +39,9 @@ PAYLOAD = "fusion.json"
 MAX_PAYLOAD_BYTES = 1 << 20
 FLOOR = 1e-4  # probabilities are clipped here before the log: one overconfident analyzer cannot dominate unboundedly
 FIXED = "weights"  # what Score.fusion says when the fixed weights fused a post
+# ... and when only analyzers of fusion weight 0 had something to say (OCR's reading of an image-only post): their
+# plain mean, which a fuser (the sarcasm fuser, from the text OCR read) then refines.
+UNWEIGHTED = "unweighted"
 MIN_FOR_TEMPERATURE = 30  # fewer held-back posts than this: no temperature (a few out-of-fold logits mislead it)
 
 

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from bizstream.analyzer import Prediction
-from bizstream.errors import AnalyzerUnavailable, ConfigError, ImageRefused
-from bizstream.images import load_image
+from bizstream.errors import AnalyzerUnavailable, ConfigError
+from bizstream.images import loaded_images
 from bizstream.records import SENTIMENTS, Post
 from bizstream.settings import LimitSettings
 from bizstream_plugins.llava.model import DEFAULT_MODEL, Reading, generate, load_llava, parse_answer
@@ -88,14 +88,7 @@ class LlavaAnalyzer:
         if self._model is None:
             raise RuntimeError("LlavaAnalyzer.analyze() called before load()")
         out: list[Prediction | None] = [None] * len(posts)
-        ready: list[tuple[int, Any]] = []
-        for i, post in enumerate(posts):
-            if post.image is None:
-                continue
-            try:
-                ready.append((i, load_image(post.image, self.limits)))
-            except ImageRefused as exc:  # this post goes without LLaVA, the batch goes on
-                log.warning("post %s: image refused: %s", post.id, exc)
+        ready = loaded_images(posts, self.limits)  # a refused image costs only its post
         for start in range(0, len(ready), self.batch_size):
             chunk = ready[start : start + self.batch_size]
             answers = generate(self._model, self._processor, [img for _, img in chunk],

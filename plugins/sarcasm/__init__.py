@@ -26,4 +26,5 @@ def register_fusers(settings: Settings, analyzers: Mapping[str, Analyzer]) -> li
     weights = ModalityWeights(**{k: float(v) for k, v in options.items() if k in WEIGHT_OPTIONS})
     text_model = Path(options.get("text_model") or default_head_path(settings)).expanduser()
     ocr_scorer = analyzers.get(str(options.get("ocr_analyzer", "vader")))
-    return [SarcasmFuser(settings.fusion, weights, options.get("image_analyzers", ["llava"]), text_model, ocr_scorer)]
+    return [SarcasmFuser(settings.fusion, weights, options.get("image_analyzers", ["llava", "clip"]), text_model, ocr_scorer,
+                         str(options.get("ocr_reader", "ocr")))]  # fmt: skip

@@ -4,17 +4,19 @@ sarcastic.
 
 Per post, from the Score the analyzers produced:
 - text: the fusion-weighted text analyzers (every analyzer but the image ones);
-- image: the image analyzer's (LLaVA's) probabilities; its ``sarcastic`` answer is sarcasm evidence at its confidence;
-- OCR: the text LLaVA read in the image, scored by the analyzer named in ``ocr_analyzer`` (VADER with the slang
-  lexicon by default), which the host hands over (a plugin never imports another);
+- image: the image analyzer's probabilities (LLaVA on a GPU, CLIP on the CPU: the first of ``image_analyzers`` with a
+  result); LLaVA's ``sarcastic`` answer is sarcasm evidence at its confidence;
+- OCR: the text read in the image — LLaVA's answer, else the OCR analyzer's (Tesseract, ``ocr_reader``) — scored by
+  the analyzer named in ``ocr_analyzer`` (VADER with the slang lexicon by default), which the host hands over (a
+  plugin never imports another);
 - context: the Score of the post this one replies to, when the pipeline has it;
 - text sarcasm: P(sarcastic) from the model ``bizstream train sarcasm`` wrote (used when its file exists), moved so
   that its decision threshold for the deployment's base rate (sarcasm.json) falls on ``invert_at``.
-Posts with neither an image result nor a text sarcasm signal keep the Score they have. The fuser's own part is
+Posts with neither an image result, nor text read in an image, nor a text sarcasm signal keep the Score they have. The fuser's own part is
 recorded under ``sarcasm`` in the Score (inverted or not, which modalities counted), and Score.sarcasm_probability
 is set.
 
-Options (``[plugins.options.sarcasm]``): image_analyzers (["llava"]), ocr_analyzer ("vader"), text_model (default
+Options (``[plugins.options.sarcasm]``): image_analyzers (["llava", "clip"]), ocr_reader ("ocr"), ocr_analyzer ("vader"), text_model (default
 <cache>/models/sarcasm/head.safetensors), and the ModalityWeights fields (text, image, context, ocr, incongruity,
 incongruity_probability, invert_at).
 """
@@ -37,7 +39,7 @@ from bizstream.settings import FusionSettings
 from bizstream_plugins.sarcasm.rules import ModalityWeights, Probs, Signals, fuse
 
 WEIGHT_OPTIONS = frozenset(f.name for f in dataclasses.fields(ModalityWeights))
-OPTIONS = WEIGHT_OPTIONS | {"image_analyzers", "ocr_analyzer", "text_model"}  # [plugins.options.sarcasm]
+OPTIONS = WEIGHT_OPTIONS | {"image_analyzers", "ocr_reader", "ocr_analyzer", "text_model"}  # [plugins.options.sarcasm]
 
 
 def _probs(probabilities: dict[str, float] | None) -> Probs | None:
@@ -54,14 +56,15 @@ class SarcasmFuser:
     version = "rules-1"
 
     def __init__(
-        self, fusion: FusionSettings, weights: ModalityWeights | None = None, image_analyzers: Sequence[str] = ("llava",),
-        text_model: Path | None = None, ocr_scorer: Analyzer | None = None,
+        self, fusion: FusionSettings, weights: ModalityWeights | None = None, image_analyzers: Sequence[str] = ("llava", "clip"),
+        text_model: Path | None = None, ocr_scorer: Analyzer | None = None, ocr_reader: str = "ocr",
     ) -> None:  # fmt: skip
         self.fusion = fusion
         self.weights = weights or ModalityWeights()
         self.image_analyzers = tuple(image_analyzers)
         self.text_model = text_model
         self.ocr_scorer = ocr_scorer  # a loaded analyzer from the host; None: OCR text does not count
+        self.ocr_reader = ocr_reader  # the analyzer whose details["ocr"] is the text in the image (when LLaVA's is not)
         self._sarcasm_head: Any = None
         self._encoder: Any = None
 
@@ -95,11 +98,10 @@ class SarcasmFuser:
                 p = self._sarcasm_head.probability(self._encoder.encode([items[i][0].text for i in wanted]))
                 text_sarcasm = {i: float(value) for i, value in zip(wanted, p, strict=True)}
         images = {i: r for i, (_, score, _) in enumerate(items) if (r := self._image_result(score)) is not None}
-        todo = sorted(images.keys() | text_sarcasm.keys())  # text-only posts without a sarcasm signal: nothing to do
+        ocr_texts = {i: t for i, (_, score, _) in enumerate(items) if (t := self._ocr_text(score, images.get(i)))} if self.ocr_scorer is not None else {}
+        todo = sorted(images.keys() | text_sarcasm.keys() | ocr_texts.keys())  # text-only posts without a signal: nothing to do
         if not todo:
             return out
-        ocr_texts = {i: str((r.details or {}).get("ocr", "")).strip() for i, r in images.items()}
-        ocr_texts = {i: t for i, t in ocr_texts.items() if t} if self.ocr_scorer is not None else {}
         ocr: dict[int, Prediction | None] = {}
         if ocr_texts and self.ocr_scorer is not None:
             read = self.ocr_scorer.analyze([Post(id=str(i), text=t, thread_id="ocr") for i, t in ocr_texts.items()])
@@ -111,7 +113,7 @@ class SarcasmFuser:
             said_sarcastic = (image.details or {}).get("sarcastic") if image else None
             ocr_prediction = ocr.get(i)
             signals = Signals(
-                text=_probs(weighted_probabilities(score.analyzers, self.fusion, skip={*self.image_analyzers, self.name})),
+                text=_probs(weighted_probabilities(score.analyzers, self.fusion, skip={*self.image_analyzers, self.ocr_reader, self.name})),
                 image=_probs(image.probabilities) if image else None,
                 context=_probs(context.parent.probabilities) if context.parent else None,
                 ocr=_probs(dict(ocr_prediction.probabilities)) if ocr_prediction is not None else None,
@@ -129,6 +131,15 @@ class SarcasmFuser:
                 analyzers={**score.analyzers, self.name: part},
             )  # fmt: skip
         return out
+
+    def _ocr_text(self, score: Score, image: AnalyzerResult | None) -> str:
+        """The text read in the post's image: the image analyzer's (LLaVA), else the OCR reader's."""
+        for result in (image, score.analyzers.get(self.ocr_reader)):
+            if result is not None and result.error is None:
+                text = str((result.details or {}).get("ocr", "")).strip()
+                if text:
+                    return text
+        return ""
 
     def _image_result(self, score: Score) -> AnalyzerResult | None:
         for name in self.image_analyzers:

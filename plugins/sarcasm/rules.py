@@ -2,12 +2,12 @@
 score, and text that the evidence says is sarcastic counts with its sign inverted.
 
 Sarcasm evidence, combined as a noisy OR of what is available:
-- incongruity: the text and the image disagree strongly (|text_score - image_score| > 0.7), the meme says the
-  opposite of the caption;
+- incongruity: what the post says (its text, or the text written in its image) and what its image shows disagree
+  strongly (|said - shown| > 0.7): "to the moon" over a crashing chart;
 - the image model's own answer to "is this post sarcastic?" (LLaVA);
 - the text-only sarcasm classifier (bizstream_plugins.sarcasm.model), for posts without an image.
-When sarcasm_probability reaches ``invert_at`` the text is inverted (its bearish and bullish probabilities swap) before
-the weighted mean. Weights (text 0.5, image 0.3, context 0.1, OCR 0.1 by default) are renormalised over the modalities
+When sarcasm_probability reaches ``invert_at`` what is said — the text and the OCR text — is inverted (its bearish and
+bullish probabilities swap) before the weighted mean. Weights (text 0.5, image 0.3, context 0.1, OCR 0.1 by default) are renormalised over the modalities
 present.
 
 Each modality is a (bearish, neutral, bullish) probability triple, or a bare score s in [-1, +1] read as
@@ -89,8 +89,8 @@ class Fused:
 def sarcasm_probability(signals: Signals, weights: ModalityWeights) -> float:
     """Noisy OR of the available sarcasm evidence (0 when there is none)."""
     evidence = []
-    if (signals.text is not None and signals.image is not None
-            and abs(score_of(signals.text) - score_of(signals.image)) > weights.incongruity):  # fmt: skip
+    said = [s for s in (signals.text, signals.ocr) if s is not None]
+    if signals.image is not None and any(abs(score_of(s) - score_of(signals.image)) > weights.incongruity for s in said):
         evidence.append(weights.incongruity_probability)
     for p in (signals.image_sarcasm, signals.text_sarcasm):
         if p is not None:
@@ -105,7 +105,7 @@ def fuse(signals: Signals, weights: ModalityWeights | None = None) -> Fused:
     """Weighted mean of the present modalities' probabilities, the text inverted when sarcasm is likely enough."""
     weights = weights or ModalityWeights()
     sarcasm = sarcasm_probability(signals, weights)
-    inverted = signals.text is not None and sarcasm >= weights.invert_at
+    inverted = (signals.text is not None or signals.ocr is not None) and sarcasm >= weights.invert_at
     parts: dict[str, Probs] = {}
     for name in ("text", "image", "context", "ocr"):
         value = getattr(signals, name)
@@ -114,8 +114,10 @@ def fuse(signals: Signals, weights: ModalityWeights | None = None) -> Fused:
     if not parts:
         raise ValueError("nothing to fuse: no modality with a positive weight is present")
     if inverted:
-        bearish, neutral, bullish = parts["text"]
-        parts["text"] = (bullish, neutral, bearish)
+        for name in ("text", "ocr"):
+            if name in parts:
+                bearish, neutral, bullish = parts[name]
+                parts[name] = (bullish, neutral, bearish)
     total = sum(getattr(weights, name) for name in parts)
     used = {name: getattr(weights, name) / total for name in parts}
     mean = [sum(parts[name][k] * w for name, w in used.items()) for k in range(3)]

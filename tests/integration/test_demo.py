@@ -24,5 +24,5 @@ def test_the_plain_demo_scores_every_sample_post_and_stops_what_it_started(tmp_p
     done = subprocess.run([sys.executable, "-m", "bizstream", "demo"], capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "stopping Kafka" in done.stderr
-    summary = [line for line in done.stdout.splitlines() if line.startswith("│ 369")]
-    assert summary and summary[0].split("│")[2].strip() == "369", done.stdout[-2000:]  # 369 posts, 369 scored
+    summary = [line for line in done.stdout.splitlines() if line.startswith("│ 405")]
+    assert summary and summary[0].split("│")[2].strip() == "405", done.stdout[-2000:]  # 405 posts (36 memes), 405 scored

@@ -48,3 +48,14 @@ def test_text_sarcasm_signal_inverts_only_when_confident() -> None:
 def test_bad_weights_are_rejected() -> None:
     with pytest.raises(ValueError, match="weight image must be >= 0"):
         ModalityWeights(image=-0.1)
+
+
+def test_a_caption_that_says_the_opposite_of_the_picture_is_sarcasm_and_both_texts_invert() -> None:
+    # An image-only post: "to the moon" written (OCR +0.9) over a chart crashing to zero (CLIP -0.9).
+    fused = fuse(Signals(image=-0.9, ocr=0.9))
+    assert fused.sarcasm_probability == pytest.approx(0.8) and fused.inverted
+    assert fused.score == pytest.approx((0.3 * -0.9 + 0.1 * -0.9) / 0.4)
+    # With text that agrees with the caption, both are what the post says: both are inverted.
+    both = fuse(Signals(text=0.5, image=-0.9, ocr=0.9))
+    assert both.inverted and both.score == pytest.approx((0.5 * -0.5 + 0.3 * -0.9 + 0.1 * -0.9) / 0.9)
+    assert fuse(Signals(image=-0.9, ocr=-0.6)).sarcasm_probability == 0.0  # "it's over" on a crash: meant
