@@ -3,7 +3,8 @@
     .venv/bin/python bench/throughput.py [--posts 20000] [--rate 1000] [--seconds 10] [--variants worker,...]
 
 Prints one JSON object:
-- in_process: validate + score + serialize, the worker's per-batch work with no Kafka (posts/s);
+- in_process: validate + score + serialize, the worker's per-batch work with no Kafka (posts/s), measured before and
+  after the Kafka variants (the mean is what the ratios divide by);
 - end_to_end: the same backlog on a 4-partition topic, consumed by each variant as a consumer group of its own, from
   its first score to its last (posts/s, start-up excluded; read_committed; duplicates counted):
   - worker: `bizstream worker` (plain aiokafka, batched and pipelined);
@@ -11,6 +12,7 @@ Prints one JSON object:
   - worker_x2: two `bizstream worker` processes in one group (2 shared cores: no gain is expected);
   - worker_batch_256: the worker with batches of at most 256 posts (the default before: what batch size buys);
   - faust_take_events: the worker as it was before (bench/faust_worker.py), for the choice of client;
+  - confluent_kafka: a plain librdkafka loop doing the same work (bench/confluent_worker.py), for the same choice;
 - ratios to in_process and to `worker`;
 - latency: produce → score consumed, at a fixed rate after the backlog (p50 / p99 in ms).
 Everything comes from the same posts on the same machine in the same run, so compare the ratios, not the absolute
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import platform
 import sys
@@ -46,7 +49,8 @@ from bizstream.stream.client import publish  # noqa: E402
 
 def make_posts(n: int, prefix: str) -> list[tuple[bytes, bytes]]:
     """(key, value) pairs built from the sample posts' texts, with unique ids."""
-    texts = [orjson.loads(line)["text"] for line in (ROOT / "data" / "sample_posts.jsonl").read_bytes().splitlines()]
+    lines = (ROOT / "data" / "sample_posts.jsonl").read_bytes().splitlines()
+    texts = [text for line in lines if (text := orjson.loads(line)["text"]).strip()]  # image-only memes: not here
     out = []
     for i in range(n):
         thread = f"t{i % 257}"
@@ -58,6 +62,8 @@ def in_process(settings: Settings, records: list[tuple[bytes, bytes]]) -> float:
     """The worker's per-batch work with no Kafka: the pipeline `bizstream worker` loads (analyzers, fusers, tickers),
     the batch runner it calls (validate, score, dead-letter) and serialization, batch by batch."""
     pipeline = load_pipeline(settings, third_party=False)
+    gc.collect()
+    gc.freeze()  # as the worker does once its plugins are loaded
     size = settings.worker.batch_size
     messages = [Message(value=value, key=key, topic=topics.POSTS, partition=0, offset=i) for i, (key, value) in enumerate(records)]
     started = time.perf_counter()
@@ -156,6 +162,7 @@ VARIANTS = {
     "worker_x2": (None, {}, 2),
     "worker_batch_256": (None, {"BIZSTREAM_WORKER__BATCH_SIZE": "256"}, 1),
     "faust_take_events": ([sys.executable, str(ROOT / "bench" / "faust_worker.py")], {}, 1),
+    "confluent_kafka": ([sys.executable, str(ROOT / "bench" / "confluent_worker.py")], {}, 1),
 }
 
 
@@ -181,23 +188,29 @@ def main() -> None:
     broker, settings, work = broker_settings("bench")
     settings = settings.replace(setfit={"starter": False})  # VADER alone: no SetFit model serves here
     records = make_posts(args.posts, "p")
-    rate_in = in_process(settings, records)
+    # In-process is measured before and after the Kafka variants (the machine is shared: its speed drifts), and the
+    # ratios are to the mean of the two.
+    rate_before = in_process(settings, records)
     results: dict[str, dict[str, float]] = {}
     with running(broker, settings):
         asyncio.run(publish(settings.kafka, topics.POSTS, records))
         for name in args.variants.split(","):
             results[name] = run_variant(settings, work, name, args.posts)
-            results[name]["ratio_to_in_process"] = results[name]["posts_per_s"] / rate_in
         # The at-least-once workers' group: it has scored the backlog already, so this one starts at its end.
         with worker(settings, work, log_name="latency", BIZSTREAM_SETFIT__STARTER="false", BIZSTREAM_WORKER__APP_ID="bench-worker"):
             lat = asyncio.run(latency(settings, args.rate, args.seconds))
 
+    rate_after = in_process(settings, records)
+    rate_in = (rate_before + rate_after) / 2
+    for result in results.values():
+        result["ratio_to_in_process"] = result["posts_per_s"] / rate_in
     base = results.get("worker", {}).get("posts_per_s")
     print(orjson.dumps({
         "benchmark": "throughput",
         "pipeline": "vader only",
         "posts": args.posts,
         "in_process_posts_per_s": round(rate_in, 1),
+        "in_process_before_and_after": [round(rate_before, 1), round(rate_after, 1)],
         "end_to_end": {name: {k: round(v, 3) for k, v in r.items()} for name, r in results.items()},
         "ratio_to_worker": {name: round(r["posts_per_s"] / base, 3) for name, r in results.items()} if base else None,
         "latency_bizstream_worker": {k: round(v, 1) for k, v in lat.items()},

@@ -72,14 +72,18 @@ class OcrAnalyzer:
 
     def analyze(self, posts: Sequence[Post]) -> list[Prediction | None]:
         """The text in each post's image; None for posts without one, or whose image is refused or takes too long."""
-        with ThreadPoolExecutor(self.workers, thread_name_prefix="ocr") as pool:  # each thread waits on a Tesseract process
-            readings = list(pool.map(self._read, posts))
-        return [None if r is None else Prediction.from_probabilities(UNIFORM, {"ocr": r.text, "ocr_confidence": round(r.confidence, 3)})
-                for r in readings]  # fmt: skip
+        out: list[Prediction | None] = [None] * len(posts)
+        with_images = [i for i, post in enumerate(posts) if post.image is not None]
+        if not with_images:  # most posts: no threads started for nothing
+            return out
+        with ThreadPoolExecutor(min(self.workers, len(with_images)), thread_name_prefix="ocr") as pool:  # each waits on a Tesseract process
+            for i, reading in zip(with_images, pool.map(self._read, [posts[i] for i in with_images]), strict=True):
+                if reading is not None:
+                    out[i] = Prediction.from_probabilities(UNIFORM, {"ocr": reading.text, "ocr_confidence": round(reading.confidence, 3)})
+        return out
 
     def _read(self, post: Post) -> Reading | None:
-        if post.image is None:
-            return None
+        assert post.image is not None
         try:
             return read(load_image(post.image, self.limits), self.timeout_s, self.steps, self.lang)
         except ImageRefused as exc:
