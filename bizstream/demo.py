@@ -157,13 +157,15 @@ def run_loop_demo(
 
     started = time.time()
     posts = [orjson.loads(line) for line in SAMPLE_POSTS.read_bytes().splitlines() if line.strip()]
-    truth = _labels(SAMPLE_LABELS)
     texts = {str(p["id"]): str(p.get("text", "")) for p in posts}
+    # The trainer learns from labelled text: a label for an image-only meme would be refused (dead-lettered), and the
+    # rounds are sized by the labels that count.
+    truth = {i: y for i, y in _labels(SAMPLE_LABELS).items() if texts.get(i, "").strip()}
     holdout = {i for i in truth if in_holdout(i, settings.trainer.eval_share)}
     work = settings.broker.cache_path / "demo-loop"
     shutil.rmtree(work, ignore_errors=True)
     broker = LocalBroker(dataclasses.replace(settings.broker, port=free_port(), controller_port=free_port()), name="demo-loop")
-    per_round = -(-len(truth) // rounds)
+    per_round = len(truth) // rounds  # the last round takes the rest: every round reaches the retraining threshold
     dashboard = f"http://{settings.dashboard.host}:{free_port()}"
     stack = Stack(work, {**os.environ, "BIZSTREAM_KAFKA__BOOTSTRAP_SERVERS": broker.bootstrap_servers,
                          "BIZSTREAM_STORE__PATH": str(work / "bizstream.sqlite"), "BIZSTREAM_SETFIT__REGISTRY": str(work / "models" / "setfit"),
@@ -183,7 +185,7 @@ def run_loop_demo(
         ordered = sorted(truth)
         decisions: list[dict[str, object]] = []
         for number in range(rounds):
-            batch = ordered[number * per_round : (number + 1) * per_round]
+            batch = ordered[number * per_round : (number + 1) * per_round if number < rounds - 1 else None]
             labels = [(i.encode(), Label(i, Sentiment(truth[i]).rating, "demo", text=texts[i]).to_json()) for i in batch]
             asyncio.run(publish(kafka, topics.LABELS, labels))
             say(f"round {number + 1} of {rounds}: sent {len(batch)} labels to {topics.LABELS}; the trainer retrains (a head refit in its own process)")

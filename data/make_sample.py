@@ -210,9 +210,12 @@ def main() -> None:
         posts.append(post)
         labels.append({"post_id": post["id"], "rating": {"bearish": 1, "neutral": 2, "bullish": 3}[mood],
                        "labeler": "bizstream-sample", "text": post["text"]})  # fmt: skip
+    # Memes come among the other posts, as on a board: one after every tenth post.
     meme_posts, meme_labels = memes(start + timedelta(days=3))
-    posts += meme_posts
-    labels += meme_labels
+    for k, (meme_post, meme_label) in enumerate(zip(meme_posts, meme_labels, strict=True)):
+        at = min(len(posts), 10 * (k + 1) + k)
+        posts.insert(at, meme_post)
+        labels.insert(at, meme_label)
     with (HERE / "sample_posts.jsonl").open("w") as fh:
         for post in posts:
             fh.write(json.dumps(post, ensure_ascii=False) + "\n")

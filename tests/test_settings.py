@@ -24,7 +24,7 @@ def test_environment_overrides_file_with_typed_values() -> None:
     assert s.worker.batch_size == 64
     assert s.worker.batch_timeout_s == 0.5
     assert s.kafka.bootstrap_servers == "kafka:9092"
-    assert s.fusion.weights == {"vader": 0.5, "setfit": 0.7}
+    assert s.fusion.weights == {"vader": 0.5, "setfit": 0.7, "ocr": 0.0}
     assert s.plugins.disabled == ["vader"]
 
 
