@@ -72,3 +72,26 @@ def score_messages(pipeline: Pipeline, messages: Sequence[Message], limits: Limi
         message = origin_of[id(miss.post)]
         handled.dead_letters.append((message, message.dead_letter("analyze", "Unscored", miss.reason)))
     return handled
+
+
+class BatchSizer:
+    """How many posts the next batch may take: up to ``ceiling``, and no more than the pipeline scores in about
+    ``target_s``, from a moving average of its seconds per post (so a transformer on the CPU is not handed thousands
+    of posts, which its time budget would cut short). The first batch is small, until there is a measurement."""
+
+    FIRST = 32
+    SMOOTHING = 0.3
+
+    def __init__(self, ceiling: int, target_s: float) -> None:
+        self.ceiling = ceiling
+        self.target_s = target_s
+        self.per_post_s: float | None = None
+        self.size = min(ceiling, self.FIRST)
+
+    def observe(self, posts: int, seconds: float) -> None:
+        """A batch of ``posts`` took ``seconds`` to score."""
+        if posts <= 0:
+            return
+        now = seconds / posts
+        self.per_post_s = now if self.per_post_s is None else self.per_post_s + self.SMOOTHING * (now - self.per_post_s)
+        self.size = max(1, min(self.ceiling, int(self.target_s / max(self.per_post_s, 1e-9))))

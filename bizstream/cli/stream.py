@@ -178,7 +178,7 @@ def score(
 ) -> None:
     """Score posts offline with the same pipeline as the worker, no broker: Scores on stdout (JSON lines, or a table on
     a terminal), rejects on stderr. Exits 2 when any line was rejected (unless --allow-rejects)."""
-    from bizstream.scoring import Message, score_messages
+    from bizstream.scoring import BatchSizer, Message, score_messages
 
     table = not as_json if as_json is not None else sys.stdout.isatty()
 
@@ -187,9 +187,12 @@ def score(
     pipeline = _pipeline(settings)
     batch: list[Message] = []
     counts = {"scored": 0, "rejected": 0}
+    sizer = BatchSizer(settings.worker.batch_size, settings.worker.batch_target_s)
 
     def flush() -> None:
+        started = time.perf_counter()
         handled = score_messages(pipeline, batch, settings.limits)
+        sizer.observe(len(batch), time.perf_counter() - started)
         if table and handled.scores:
             out.print(_score_table(handled.scores, batch))
         for s in handled.scores if not table else []:
@@ -203,7 +206,7 @@ def score(
     try:
         for number, raw in enumerate(_lines(file), start=1):
             batch.append(Message(raw, None, str(file), 0, number))
-            if len(batch) >= settings.worker.batch_size:
+            if len(batch) >= sizer.size:  # the worker's batch sizes: a batch fits its analyzers' time budget
                 flush()
         if batch:
             flush()

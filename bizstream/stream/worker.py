@@ -47,7 +47,7 @@ from aiokafka.producer.message_accumulator import BatchBuilder
 from bizstream import metrics
 from bizstream.pipeline import Pipeline
 from bizstream.records import Score
-from bizstream.scoring import Handled, Message, score_messages
+from bizstream.scoring import BatchSizer, Handled, Message, score_messages
 from bizstream.settings import Settings
 from bizstream.stream import outages, topics
 from bizstream.stream.apps import exit_uncommitted
@@ -317,29 +317,6 @@ def run_worker(settings: Settings, make_pipeline: Callable[[], Pipeline]) -> Non
         await Worker(settings, pipeline, follower).run()
 
     asyncio.run(work())
-
-
-class BatchSizer:
-    """How many posts the next batch may take: up to ``ceiling``, and no more than the pipeline scores in about
-    ``target_s``, from a moving average of its seconds per post (so a transformer on the CPU is not handed thousands
-    of posts, which its time budget would cut short). The first batch is small, until there is a measurement."""
-
-    FIRST = 32
-    SMOOTHING = 0.3
-
-    def __init__(self, ceiling: int, target_s: float) -> None:
-        self.ceiling = ceiling
-        self.target_s = target_s
-        self.per_post_s: float | None = None
-        self.size = min(ceiling, self.FIRST)
-
-    def observe(self, posts: int, seconds: float) -> None:
-        """A batch of ``posts`` took ``seconds`` to score."""
-        if posts <= 0:
-            return
-        now = seconds / posts
-        self.per_post_s = now if self.per_post_s is None else self.per_post_s + self.SMOOTHING * (now - self.per_post_s)
-        self.size = max(1, min(self.ceiling, int(self.target_s / max(self.per_post_s, 1e-9))))
 
 
 class Progress:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from aiokafka.partitioner import DefaultPartitioner
 
-from bizstream.stream.worker import BatchSizer, _Packer
+from bizstream.scoring import BatchSizer
+from bizstream.stream.worker import _Packer
 
 
 def test_fast_pipelines_get_the_ceiling_and_slow_ones_what_fits_the_target() -> None:
