@@ -103,7 +103,8 @@ def learned_fusion(analyzers: list[Any], held: list[tuple[str, str]], test_score
     run_pipeline(pipeline, [Post(id=f"h{i}", text=t, thread_id=f"h{i}") for i, (t, _) in enumerate(held)], held_scores)
     pipeline.close()
     names = [a.name for a in analyzers]
-    fitted = fit_fusion([s.analyzers for s in held_scores], [label for _, label in held], names, seed=0)
+    trusted = max(names, key=Settings().fusion.weight_of)  # as the trainer's job chooses its incumbent
+    fitted = fit_fusion([s.analyzers for s in held_scores], [label for _, label in held], names, seed=0, incumbent=trusted)
     logits = fitted.fusion.logits(fitted.fusion.features([s.analyzers for s in test_scores]))
     raw, calibrated = softmax(logits), softmax(logits / fitted.fusion.temperature)
     fixed = [[s.probabilities[c.value] for c in SENTIMENTS] for s in test_scores]

@@ -99,6 +99,17 @@ def test_complementary_analyzers_are_pooled() -> None:
     assert pooled > max(alone) + 0.02
 
 
+def test_the_incumbent_stays_without_evidence_and_goes_with_it() -> None:
+    # 12 held-back posts cannot tell a 0.6 analyzer from a 0.8 one: the incumbent (what the weights trust) stays.
+    good, fair = Oracle("good", 0.8, confidence=0.7), Oracle("fair", 0.6, confidence=0.7)
+    posts, labels = labelled_posts(12, seed=3)
+    assert fit_fusion(results_for([good, fair], posts), labels, ["good", "fair"], incumbent="fair").what == "alone:fair"
+    assert fit_fusion(results_for([good, fair], posts), labels, ["good", "fair"], incumbent="good").what == "alone:good"
+    # 300 posts can: the better one (alone or pooled) replaces a weak incumbent.
+    posts, labels = labelled_posts(300, seed=4)
+    assert fit_fusion(results_for([good, fair], posts), labels, ["good", "fair"], incumbent="fair").what != "alone:fair"
+
+
 def test_expected_calibration_error() -> None:
     labels = ["bullish"] * 8 + ["bearish"] * 2
     sure = np.tile([0.0, 0.0, 1.0], (10, 1))  # always 100 % sure of bullish, right 80 % of the time
