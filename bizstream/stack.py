@@ -1,6 +1,8 @@
 """Running bizstream's long-running processes together (``bizstream up``, ``bizstream demo --loop``): each a child
 process with its log in a folder; a child that exits is reported with the end of its log, never silently ignored;
-stopping sends SIGTERM to all and waits, then kills what is left."""
+stopping sends SIGTERM to all and waits, then kills what is left. While children run, SIGTERM and SIGINT to the
+parent raise KeyboardInterrupt, so its ``finally: stack.stop()`` runs: a ``kill`` of ``bizstream up`` (or a Ctrl-C
+to one started in the background by a script, where SIGINT is ignored by default) leaves no agent behind."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -24,10 +27,13 @@ class Stack:
         self.logs = logs
         self.env = dict(os.environ if env is None else env)
         self.children: dict[str, subprocess.Popen[bytes]] = {}
+        self.handlers: dict[int, object] = {}  # the signal handlers in place before the first start
         logs.mkdir(parents=True, exist_ok=True)
 
     def start(self, agents: Sequence[str], extra: Mapping[str, Sequence[str]] | None = None) -> None:
         """Start each agent (``extra``: more arguments for some of them)."""
+        if not self.handlers and threading.current_thread() is threading.main_thread():
+            self.handlers = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
         for agent in agents:
             with (self.logs / f"{agent}.log").open("wb") as log:
                 command = [sys.executable, "-m", "bizstream", agent, *(extra or {}).get(agent, ())]
@@ -66,3 +72,10 @@ class Stack:
             except subprocess.TimeoutExpired:
                 child.kill()
                 child.wait()
+        for sig, handler in self.handlers.items():
+            signal.signal(sig, handler)  # type: ignore[arg-type]
+        self.handlers = {}
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
