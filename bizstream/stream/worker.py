@@ -3,8 +3,9 @@
 Each turn of the loop takes what the consumer has (up to ``worker.batch_size`` posts and what the pipeline scores in
 about ``worker.batch_target_s``; when nothing is there it waits up to ``worker.batch_timeout_s``, and a single post
 that arrives is taken at once: adaptive batching), scores it and packs the results into producer batches in a
-thread, and while that thread works the previous batch's records are on their way to the broker. A batch's offsets
-are committed only once the broker has confirmed every Score and dead letter it produced, so:
+thread, and hands them to the producer at once; only then is the previous batch settled: its acks awaited and its
+offsets committed in the background, so no post waits behind another batch's commit. A batch's offsets are committed
+only once the broker has confirmed every Score and dead letter it produced, so:
 
 - **at-least-once** (the default): a worker killed mid-batch leaves those posts uncommitted, and whoever takes over
   their partitions scores them again (a post may be scored twice, never lost);
@@ -85,7 +86,8 @@ class Worker:
         self.serving: dict[str, str] = {}  # analyzer -> the version the metrics report
         self.health = metrics.Health(self.config.app_id, settings.metrics.stall_s, ready_check=lambda: bool(pipeline.analyzers))
         self.handled = 0
-        self.inflight: _Batch | None = None
+        self.inflight: _Batch | None = None  # at-least-once: the batch sent and not yet confirmed
+        self.committing: asyncio.Task[None] | None = None  # at-least-once: the offsets commit under way
         self.transaction: tuple[float, dict[TopicPartition, int]] | None = None  # exactly-once: (began, offsets)
         self.turn = asyncio.Lock()  # held while a batch is taken, scored and sent; a revocation waits for it
         self.stopping = asyncio.Event()
@@ -130,6 +132,7 @@ class Worker:
                 await self.turn_once()
             async with self.turn:
                 await self._settle()
+                await self._settled()
         finally:
             watcher.cancel()
             if following is not None:
@@ -146,25 +149,28 @@ class Worker:
         self.stopping.set()
 
     async def turn_once(self) -> None:
-        """Take what is there, score and pack it while the previous batch settles, send it."""
-        # With a batch in flight, take only what has already arrived: no waiting while records could be settled.
-        wait_ms = 0 if self.inflight is not None else int(self.config.batch_timeout_s * 1000)
+        """Take what is there, score and pack it, send it, then settle the previous batch (acks, then its commit in
+        the background): a batch's records go to the broker as soon as they are packed, never behind a commit."""
+        # With a batch unsettled, take only what has already arrived: no waiting while records could be settled.
+        wait_ms = 0 if self._unsettled() else int(self.config.batch_timeout_s * 1000)
         fetched = await self.consumer.getmany(timeout_ms=wait_ms, max_records=self.sizer.size)
         async with self.turn:
             owned = self.consumer.assignment()  # a revocation since the fetch: those records are the new owner's
             records = [r for tp, rs in fetched.items() if tp in owned for r in rs]
-            packing = None
-            if records:
-                packer = _Packer(self.producer, {t: sorted(await self.producer.partitions_for(t)) for t in (topics.SCORES, topics.DEADLETTER)})
-                packing = asyncio.get_running_loop().run_in_executor(self.executor, self._score_and_pack, records, packer)
-            started = time.monotonic()
-            await self._settle(idle=packing is None)  # the previous batch, while this one is scored
-            if packing is None:
+            if not records:
+                await self._settle()
                 return
-            handled = await packing
+            started = time.monotonic()
+            packer = _Packer(self.producer, {t: sorted(await self.producer.partitions_for(t)) for t in (topics.SCORES, topics.DEADLETTER)})
+            handled = await asyncio.get_running_loop().run_in_executor(self.executor, self._score_and_pack, records, packer)
             offsets = {tp: rs[-1].offset + 1 for tp, rs in fetched.items() if tp in owned and rs}
-            self.inflight = await self._send(handled, packer, offsets)
+            batch = await self._send(handled, packer, offsets)
+            await self._settle(idle=False)  # the previous batch, while this one is on the wire
+            self.inflight = batch
             self._account(len(records), handled, time.monotonic() - started)
+
+    def _unsettled(self) -> bool:
+        return (self.transaction is not None) if self.exactly_once else (self.inflight is not None)
 
     def _score_and_pack(self, records: list[Any], packer: _Packer) -> Handled:
         """In the pipeline's thread: score a batch and pack its Scores and dead letters into producer batches."""
@@ -199,12 +205,13 @@ class Worker:
         return batch
 
     async def _settle(self, idle: bool = True) -> None:
-        """Wait until the broker has the batch in flight, then commit its offsets; exactly-once: commit the open
-        transaction (with its offsets) once it is TRANSACTION_S old, or at once when ``idle``."""
+        """At-least-once: wait until the broker has the batch in flight, then commit its offsets in the background
+        (one commit at a time, in order; ``_settled`` waits for it). Exactly-once: commit the open transaction (with
+        its offsets) once it is TRANSACTION_S old, or at once when ``idle``."""
         if self.exactly_once:
             if self.transaction is None or (not idle and time.monotonic() - self.transaction[0] < TRANSACTION_S):
                 return
-            (_, offsets), self.transaction, self.inflight = self.transaction, None, None
+            (_, offsets), self.transaction = self.transaction, None
             try:
                 await self.producer.send_offsets_to_transaction(offsets, self.config.app_id)
                 await self.producer.commit_transaction()
@@ -221,9 +228,21 @@ class Worker:
             # The producer has already retried for its whole delivery timeout. Committing now would lose posts; leave
             # instead, and whoever takes these partitions re-reads them from the last committed offset.
             exit_uncommitted("could not produce the results of a batch")
+        await self._settled()
+        self.committing = asyncio.create_task(self._commit(batch.offsets))
+
+    async def _settled(self) -> None:
+        """Everything sent is confirmed and committed (before partitions go, and on stop)."""
+        if not self.exactly_once and self.inflight is not None:
+            await self._settle()
+        committing, self.committing = self.committing, None
+        if committing is not None:
+            await committing
+
+    async def _commit(self, offsets: dict[TopicPartition, int]) -> None:
         owned = self.consumer.assignment()
         try:
-            await self.consumer.commit({tp: at for tp, at in batch.offsets.items() if tp in owned})
+            await self.consumer.commit({tp: at for tp, at in offsets.items() if tp in owned})
         except (CommitFailedError, IllegalStateError, KafkaError) as exc:
             # A rebalance got there first: the new owner scores these posts again (a duplicate, never a loss).
             log.warning("could not commit a batch's offsets (%s); its posts may be scored again", exc)
@@ -296,6 +315,7 @@ class _Revocation(ConsumerRebalanceListener):  # type: ignore[misc]
             return
         async with self.worker.turn:
             await self.worker._settle()
+            await self.worker._settled()
         log.info("partitions revoked: %s", ", ".join(f"{tp.topic}:{tp.partition}" for tp in sorted(revoked)))
 
     async def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
@@ -379,8 +399,12 @@ class _Packer:
             self.oversize.append((topic, key, value))
 
     def batches(self) -> list[tuple[tuple[str, int], BatchBuilder]]:
-        """The full batches, then the open ones, in the order they were begun per partition."""
-        return [*self.full, *self.open.items()]
+        """The full batches, then the open ones, in the order they were begun per partition; closed, so the
+        producer sends them at once instead of waiting ``linger_ms`` for records that will not come."""
+        batches = [*self.full, *self.open.items()]
+        for _, builder in batches:
+            builder.close()
+        return batches
 
 
 @functools.lru_cache(maxsize=65536)

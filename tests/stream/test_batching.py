@@ -32,6 +32,10 @@ class _Builder:
 
     def __init__(self, room: int) -> None:
         self.room, self.records = room, []  # type: ignore[var-annotated]
+        self.is_closed = False
+
+    def close(self) -> None:
+        self.is_closed = True
 
     def append(self, *, timestamp: float | None, key: bytes | None, value: bytes) -> object | None:
         if len(self.records) >= self.room or len(value) > 100:
@@ -57,3 +61,5 @@ def test_records_go_to_the_default_partitioners_partition_in_batches_that_fit() 
     assert all(len(builder.records) <= 3 for _, builder in packer.batches())
     assert sum(len(builder.records) for _, builder in packer.batches()) == 40
     assert packer.oversize == [("scores", b"big", b"x" * 200)]
+    # Handed over closed: an open batch would wait producer_linger_ms in the producer for records that never come.
+    assert all(builder.is_closed for _, builder in packer.batches())
