@@ -1,10 +1,11 @@
 """Throughput of the VADER-only pipeline, in-process vs end-to-end through a real Kafka, in one run; and latency.
 
-    .venv/bin/python bench/throughput.py [--posts 20000] [--rate 1000] [--seconds 10] [--variants worker,...]
+    .venv/bin/python bench/throughput.py [--posts 20000] [--rounds 3] [--rate 1000] [--seconds 20] [--warm-up 10]
+        [--variants worker,...]
 
 Prints one JSON object:
-- in_process: validate + score + serialize, the worker's per-batch work with no Kafka (posts/s), measured before and
-  after the Kafka variants (the mean is what the ratios divide by);
+- in_process: validate + score + serialize, the worker's per-batch work with no Kafka (posts/s), measured before the
+  first round and after each (a round's ratios divide by the mean of the two around it);
 - end_to_end: the same backlog on a 4-partition topic, consumed by each variant as a consumer group of its own, from
   its first score to its last (posts/s, start-up excluded; read_committed; duplicates counted):
   - worker: `bizstream worker` (plain aiokafka, batched and pipelined);
@@ -13,8 +14,10 @@ Prints one JSON object:
   - worker_batch_256: the worker with batches of at most 256 posts (the default before: what batch size buys);
   - faust_take_events: the worker as it was before (bench/faust_worker.py), for the choice of client;
   - confluent_kafka: a plain librdkafka loop doing the same work (bench/confluent_worker.py), for the same choice;
-- ratios to in_process and to `worker`;
-- latency: produce → score consumed, at a fixed rate after the backlog (p50 / p99 in ms).
+- ratios to in_process and to `worker`: the median over --rounds rounds, each round running every variant once (the
+  machine is shared, and one run of a variant moves by ±10%);
+- latency: produce → score consumed, at a fixed rate after the backlog (p50 ... p99.9 and the maximum, in ms), once
+  the broker has been warmed up at that rate for --warm-up seconds (that phase's p50 / p99 are reported beside).
 Everything comes from the same posts on the same machine in the same run, so compare the ratios, not the absolute
 numbers across machines.
 """
@@ -26,10 +29,12 @@ import asyncio
 import gc
 import os
 import platform
+import statistics
 import sys
 import time
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -109,8 +114,13 @@ async def end_to_end(settings: Settings, n: int, since: dict[TopicPartition, int
     return {"posts_per_s": (n - 1) / (max(stamps.values()) - min(stamps.values())), "duplicates": records - n}
 
 
-async def latency(settings: Settings, rate: float, seconds: float) -> dict[str, float]:
-    records = make_posts(int(rate * seconds), "lat-")
+async def latency(settings: Settings, rate: float, seconds: float, warm_up_s: float) -> dict[str, Any]:
+    """Produce → score consumed at ``rate`` for ``warm_up_s`` and then ``seconds``; the percentiles are of the
+    second part. A broker that has just started is slow for its first seconds (its JIT compiles the paths small
+    requests take: p99 ~120 ms in the first 5 s on a fresh broker, ~40-60 ms after), and a deployed broker has long
+    been warm, so the warm-up's own p50 / p99 are reported beside, not mixed in."""
+    warm = int(rate * warm_up_s)
+    records = make_posts(warm + int(rate * seconds), "lat-")
     sent: dict[str, float] = {}
     arrived: dict[str, float] = {}
     consumer = AIOKafkaConsumer(topics.SCORES, bootstrap_servers=settings.kafka.bootstrap_servers, group_id=None, auto_offset_reset="latest")
@@ -146,13 +156,18 @@ async def latency(settings: Settings, rate: float, seconds: float) -> dict[str, 
     await asyncio.wait_for(receiver, timeout=60)
     await producer.stop()
     await consumer.stop()
-    delays = sorted(1000 * (arrived[k] - sent[k]) for k in sent)
+    if os.environ.get("BENCH_LATENCY_DUMP"):  # each post's send time and delay, to look at when the slow ones came
+        Path(os.environ["BENCH_LATENCY_DUMP"]).write_bytes(orjson.dumps([[sent[k] - started, arrived[k] - sent[k]] for k in sent]))
+
+    def percentiles(ids: range, qs: tuple[float, ...]) -> dict[str, float]:
+        delays = sorted(1000 * (arrived[f"lat-{i}"] - sent[f"lat-{i}"]) for i in ids)
+        return {f"p{q:g}_ms": round(delays[min(len(delays) - 1, int(len(delays) * q / 100))], 1) for q in qs}
+
     return {
-        "rate_posts_per_s": rate,
-        "n": len(delays),
-        "p50_ms": delays[len(delays) // 2],
-        "p99_ms": delays[min(len(delays) - 1, int(len(delays) * 0.99))],
-    }
+        "rate_posts_per_s": rate, "n": len(records) - warm,
+        **percentiles(range(warm, len(records)), (50, 90, 99, 99.9, 100)),
+        "warm_up": {"seconds": warm_up_s, **percentiles(range(warm), (50, 99))} if warm else None,
+    }  # fmt: skip
 
 
 VARIANTS = {
@@ -166,11 +181,11 @@ VARIANTS = {
 }
 
 
-def run_variant(settings: Settings, work: Path, name: str, n: int) -> dict[str, float]:
-    """One variant's end-to-end throughput on the whole backlog, as a consumer group of its own."""
+def run_variant(settings: Settings, work: Path, name: str, n: int, group: str) -> dict[str, float]:
+    """One variant's end-to-end throughput on the whole backlog, as the consumer group ``group`` (a new one)."""
     argv, env, processes = VARIANTS[name]
     since = asyncio.run(scores_end(settings))
-    env = {**env, "BIZSTREAM_WORKER__APP_ID": f"bench-{name}", "BIZSTREAM_SETFIT__STARTER": "false"}
+    env = {**env, "BIZSTREAM_WORKER__APP_ID": group, "BIZSTREAM_SETFIT__STARTER": "false"}
     with ExitStack() as stack:
         for i in range(processes):
             stack.enter_context(worker(settings, work, "worker", argv, f"{name}-{i}", **env))
@@ -181,39 +196,50 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--posts", type=int, default=20000)
     parser.add_argument("--rate", type=float, default=1000.0)
-    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--seconds", type=float, default=20.0, help="latency: how long it is measured")
+    parser.add_argument("--warm-up", type=float, default=10.0, help="latency: seconds at the rate before measuring")
+    parser.add_argument("--rounds", type=int, default=3, help="every variant this many times, interleaved (medians)")
     parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated, of {', '.join(VARIANTS)}")
     args = parser.parse_args()
 
     broker, settings, work = broker_settings("bench")
     settings = settings.replace(setfit={"starter": False})  # VADER alone: no SetFit model serves here
     records = make_posts(args.posts, "p")
-    # In-process is measured before and after the Kafka variants (the machine is shared: its speed drifts), and the
-    # ratios are to the mean of the two.
-    rate_before = in_process(settings, records)
-    results: dict[str, dict[str, float]] = {}
+    names = args.variants.split(",")
+    # The machine is shared and its speed drifts: in-process is measured before the first round and after each, every
+    # variant runs once per round, and a round's ratios are to the mean of the in-process runs around it. Reported:
+    # the median over rounds of each figure.
+    rates_in = [in_process(settings, records)]
+    rounds: list[dict[str, dict[str, float]]] = []
     with running(broker, settings):
         asyncio.run(publish(settings.kafka, topics.POSTS, records))
-        for name in args.variants.split(","):
-            results[name] = run_variant(settings, work, name, args.posts)
-        # The at-least-once workers' group: it has scored the backlog already, so this one starts at its end.
-        with worker(settings, work, log_name="latency", BIZSTREAM_SETFIT__STARTER="false", BIZSTREAM_WORKER__APP_ID="bench-worker"):
-            lat = asyncio.run(latency(settings, args.rate, args.seconds))
+        for r in range(args.rounds):
+            done = {name: run_variant(settings, work, name, args.posts, f"bench-{name}-{r}") for name in names}
+            rates_in.append(in_process(settings, records))
+            for result in done.values():
+                result["ratio_to_in_process"] = result["posts_per_s"] / statistics.mean(rates_in[-2:])
+                if "worker" in done:
+                    result["ratio_to_worker"] = result["posts_per_s"] / done["worker"]["posts_per_s"]
+            rounds.append(done)
+        # A group that has scored the backlog already, so this worker starts at its end.
+        with worker(settings, work, log_name="latency", BIZSTREAM_SETFIT__STARTER="false", BIZSTREAM_WORKER__APP_ID="bench-worker-0"):
+            lat = asyncio.run(latency(settings, args.rate, args.seconds, args.warm_up))
 
-    rate_after = in_process(settings, records)
-    rate_in = (rate_before + rate_after) / 2
-    for result in results.values():
-        result["ratio_to_in_process"] = result["posts_per_s"] / rate_in
-    base = results.get("worker", {}).get("posts_per_s")
+    def median(name: str, key: str) -> float:
+        return round(statistics.median(done[name][key] for done in rounds), 3)
+
     print(orjson.dumps({
         "benchmark": "throughput",
         "pipeline": "vader only",
         "posts": args.posts,
-        "in_process_posts_per_s": round(rate_in, 1),
-        "in_process_before_and_after": [round(rate_before, 1), round(rate_after, 1)],
-        "end_to_end": {name: {k: round(v, 3) for k, v in r.items()} for name, r in results.items()},
-        "ratio_to_worker": {name: round(r["posts_per_s"] / base, 3) for name, r in results.items()} if base else None,
-        "latency_bizstream_worker": {k: round(v, 1) for k, v in lat.items()},
+        "rounds": args.rounds,
+        "in_process_posts_per_s": [round(rate, 1) for rate in rates_in],
+        "end_to_end": {name: {"posts_per_s": median(name, "posts_per_s"), "ratio_to_in_process": median(name, "ratio_to_in_process"),
+                              "duplicates": sum(int(done[name]["duplicates"]) for done in rounds),
+                              "ratio_to_in_process_per_round": [round(done[name]["ratio_to_in_process"], 3) for done in rounds]}
+                       for name in names},
+        "ratio_to_worker": {name: median(name, "ratio_to_worker") for name in names} if "worker" in names else None,
+        "latency_bizstream_worker": lat,
         "settings": {"batch_size": settings.worker.batch_size, "batch_timeout_s": settings.worker.batch_timeout_s,
                      "partitions": settings.kafka.partitions},
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "processor": platform.processor() or platform.machine()},
