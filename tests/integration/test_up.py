@@ -49,7 +49,9 @@ def test_up_starts_everything_and_stops_cleanly(tmp_path: Path) -> None:
         up.send_signal(signal.SIGINT)  # Ctrl-C
         out, err = up.communicate(timeout=120)
     finally:
-        if up.poll() is None:
+        if up.poll() is None:  # failed: leave no agent or broker behind to slow the rest of the suite
+            for child in children(up.pid):
+                child.kill()
             up.kill()
     assert up.returncode == 0, err.decode()[-2000:]
     assert f"dashboard: http://127.0.0.1:{port}" in out.decode()
