@@ -166,7 +166,8 @@ class Worker:
             offsets = {tp: rs[-1].offset + 1 for tp, rs in fetched.items() if tp in owned and rs}
             batch = await self._send(handled, packer, offsets)
             await self._settle(idle=False)  # the previous batch, while this one is on the wire
-            self.inflight = batch
+            if not self.exactly_once:  # exactly-once: the open transaction is what is unsettled
+                self.inflight = batch
             self._account(len(records), handled, time.monotonic() - started)
 
     def _unsettled(self) -> bool:
