@@ -42,14 +42,24 @@ MIGRATIONS: tuple[str, ...] = (
 )
 
 
+LOCK_WAIT_S = 30.0  # how long a connection waits for another process's write (a migration, a batch of rows)
+
+
 def connect(path: Path) -> sqlite3.Connection:
-    """A connection in autocommit mode (explicit transactions with :func:`transaction`), WAL, schema migrated."""
+    """A connection in autocommit mode (explicit transactions with :func:`transaction`), WAL, schema migrated.
+
+    The schema version is read inside the write lock: processes started together on a new file (``bizstream up``
+    starts six) migrate one after the other, and each later one finds the schema already there. Read outside it, two
+    of them both saw version 0 and the second failed on "table ... already exists"."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    db = sqlite3.connect(path, isolation_level=None)
+    db = sqlite3.connect(path, isolation_level=None, timeout=LOCK_WAIT_S)
     db.execute("PRAGMA journal_mode=WAL")
-    (version,) = db.execute("PRAGMA user_version").fetchone()
-    for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-        db.executescript(f"BEGIN; {script}; PRAGMA user_version = {number}; COMMIT;")
+    with transaction(db):
+        (version,) = db.execute("PRAGMA user_version").fetchone()
+        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            for statement in filter(str.strip, script.split(";")):  # DDL only: no ';' inside a statement
+                db.execute(statement)
+            db.execute(f"PRAGMA user_version = {number}")
     return db
 
 
