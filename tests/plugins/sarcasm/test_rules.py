@@ -59,3 +59,17 @@ def test_a_caption_that_says_the_opposite_of_the_picture_is_sarcasm_and_both_tex
     both = fuse(Signals(text=0.5, image=-0.9, ocr=0.9))
     assert both.inverted and both.score == pytest.approx((0.5 * -0.5 + 0.3 * -0.9 + 0.1 * -0.9) / 0.9)
     assert fuse(Signals(image=-0.9, ocr=-0.6)).sarcasm_probability == 0.0  # "it's over" on a crash: meant
+
+
+def test_sarcasm_turns_praise_into_blame_and_keeps_blame() -> None:
+    # "love being stuck in traffic" (praise) meant as blame; "having the worst week" stays blame: sarcasm on its own is
+    # nearly always praise meant as blame (bench/inversion.py), so a bearish text is not turned bullish.
+    assert fuse(Signals(text=(0.1, 0.2, 0.7), text_sarcasm=0.9)).probabilities == pytest.approx({"bearish": 0.8, "neutral": 0.2, "bullish": 0.0})
+    assert fuse(Signals(text=-0.8, text_sarcasm=0.9)).label is Sentiment.BEARISH
+
+
+def test_blame_over_a_rising_chart_turns_into_praise() -> None:
+    # "it's over" written over a chart going up: the image says which way the words were meant.
+    fused = fuse(Signals(image=0.9, ocr=-0.9))
+    assert fused.inverted and fused.label is Sentiment.BULLISH
+    assert fused.score == pytest.approx((0.3 * 0.9 + 0.1 * 0.9) / 0.4)
