@@ -1,7 +1,7 @@
 """Active learning: learning curves of the labeler's strategy (hybrid with a cold start), plain entropy and random
 acquisition, with a simulated oracle that labels whatever each strategy asks for.
 
-    .venv/bin/python bench/active_learning.py --data ../shared/data/twitter_financial_news.csv [--seeds 3]
+    .venv/bin/python bench/active_learning.py --data ../shared/data/twitter_financial_news.csv [--seeds 10]
 
 The model is the one the fast path trains: a logistic-regression head on frozen all-MiniLM-L6-v2 embeddings
 (bizstream_plugins.setfit.model.Head). Labels are asked for in batches of 50 (one labeler session; the head is refit
@@ -88,7 +88,7 @@ def curve(strategy: str, seed: int, x: np.ndarray, y: list[str], x_test: np.ndar
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, required=True)
-    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--seeds", type=int, default=10)
     args = parser.parse_args()
     train, test = read(args.data, seed=42)
     encoder = TorchEncoder(default_body())
