@@ -12,6 +12,23 @@ _logging.getLogger("bitsandbytes.backends.cpu.ops").addFilter(
     lambda record: not str(record.msg).startswith("Failed to load CPU gemm_4bit_forward")
 )
 
+
+
+class _RetriedSendToDebug(_logging.Filter):
+    """aiokafka warns for every batch it sends again after a leadership change: NotLeaderForPartition in a new
+    topic's first milliseconds (the metadata names the leader before the leader has loaded the partition, so the
+    demo showed six such lines at start) or while a broker restarts. The producer retries by itself and a send that
+    finally fails raises to its caller, so there is nothing to act on: the line is logged at DEBUG instead."""
+
+    def filter(self, record: _logging.LogRecord) -> bool:
+        if record.levelno == _logging.WARNING and str(record.msg).startswith("Got error produce response"):
+            record.levelno, record.levelname = _logging.DEBUG, "DEBUG"
+            return _logging.getLogger(record.name).isEnabledFor(_logging.DEBUG)
+        return True
+
+
+_logging.getLogger("aiokafka.producer.sender").addFilter(_RetriedSendToDebug())
+
 from bizstream.analyzer import Analyzer, Prediction  # noqa: E402
 from bizstream.errors import (
     AnalyzerUnavailable,
