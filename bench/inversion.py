@@ -92,7 +92,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, required=True, help="the iSarcasmEval CSV (../shared/data/isarcasmeval_en.csv)")
     parser.add_argument("--base-rate", type=float, default=DEFAULT_BASE_RATE)
-    parser.add_argument("--fine-tune", action="store_true", help="fine-tune the sarcasm body as `bizstream train sarcasm` does by default")
+    parser.add_argument("--fine-tune", action="store_true", help="fine-tune the sarcasm body, as `bizstream train sarcasm --fine-tune` does")
     args = parser.parse_args()
     posts = labelled(args.data)
     settings = Settings()
