@@ -1,5 +1,5 @@
 """Multimodal fusion with sarcasm: text, image, thread context and the text read from the image (OCR) become one
-score, and text that the evidence says is sarcastic counts with its sign inverted.
+score, and text that the evidence says is sarcastic counts as what it means: praise read as blame.
 
 Sarcasm evidence, combined as a noisy OR of what is available:
 - incongruity: what the post says (its text, or the text written in its image) and what its image shows disagree
@@ -123,7 +123,7 @@ def fuse(signals: Signals, weights: ModalityWeights | None = None) -> Fused:
     if not parts:
         raise ValueError("nothing to fuse: no modality with a positive weight is present")
     if inverted:
-        praise = incongruous(signals, weights) and score_of(signals.image) > 0  # type: ignore[arg-type]
+        praise = signals.image is not None and score_of(signals.image) > 0 and incongruous(signals, weights)
         for name in ("text", "ocr"):
             if name in parts:
                 bearish, neutral, bullish = parts[name]
