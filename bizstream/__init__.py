@@ -13,7 +13,6 @@ _logging.getLogger("bitsandbytes.backends.cpu.ops").addFilter(
 )
 
 
-
 class _RetriedSendToDebug(_logging.Filter):
     """aiokafka warns for every batch it sends again after a leadership change: NotLeaderForPartition in a new
     topic's first milliseconds (the metadata names the leader before the leader has loaded the partition, so the
