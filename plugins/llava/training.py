@@ -133,7 +133,7 @@ def train(
                 batch["pixel_values"] = batch["pixel_values"].to(model.dtype if not quantize_4bit else torch.float16)
             loss = model(**batch).loss / grad_accum
             loss.backward()
-            step_loss += float(loss)
+            step_loss += float(loss.detach())
             micro += 1
             if micro % grad_accum == 0:
                 optimizer.step()
