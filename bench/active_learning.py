@@ -2,12 +2,14 @@
 acquisition, with a simulated oracle that labels whatever each strategy asks for.
 
     .venv/bin/python bench/active_learning.py --data ../shared/data/twitter_financial_news.csv [--seeds 10]
+        [--strategies hybrid entropy random hybrid_stale]
 
 The model is the one the fast path trains: a logistic-regression head on frozen all-MiniLM-L6-v2 embeddings
 (bizstream_plugins.setfit.model.Head). Labels are asked for in batches of 50 (one labeler session; the head is refit
 after each), from the whole unlabelled pool. Hybrid starts from the 30 typical posts cold start picks (k-means
 centres), entropy and random from 30 random ones. At 50, 100, 200, 400 and 800 labels the head is scored on the
-held-out part. Prints JSON: accuracy and macro-F1 per budget, strategy and seed, their means, the area under each
+held-out part. "hybrid_stale" (not run by default) ranks by the first model's probabilities throughout, as a
+labeler reading the probabilities posts were scored with would. Prints JSON: accuracy and macro-F1 per budget, strategy and seed, their means, the area under each
 mean accuracy curve (over log2 of the budget, normalised to [0, 1]), and how many labels random needs to reach what
 hybrid reaches with 200, in accuracy and in macro-F1.
 """
@@ -59,10 +61,13 @@ class HeadOnPool:
 
 def curve(strategy: str, seed: int, x: np.ndarray, y: list[str], x_test: np.ndarray, y_test: list[str]) -> list[dict[str, float]]:
     rnd = random.Random(seed)
-    labelled = cold_start_acquisition(x, START, seed) if strategy == "hybrid" else rnd.sample(range(len(y)), START)
+    hybrid = strategy.startswith("hybrid")
+    labelled = cold_start_acquisition(x, START, seed) if hybrid else rnd.sample(range(len(y)), START)
     points = []
+    first: Head | None = None
     while True:
         head = Head.fit(x[labelled], [y[i] for i in labelled], seed=seed)
+        first = first or head
         if len(labelled) in BUDGETS:
             predicted = [SENTIMENTS[i].value for i in head.predict_proba(x_test).argmax(axis=1)]
             points.append({
@@ -75,7 +80,7 @@ def curve(strategy: str, seed: int, x: np.ndarray, y: list[str], x_test: np.ndar
         taken = set(labelled)
         pool = [i for i in range(len(y)) if i not in taken]
         texts = [str(i) for i in pool]
-        model = HeadOnPool(head, x)
+        model = HeadOnPool(first if strategy == "hybrid_stale" else head, x)
         if strategy == "random":
             order = random_acquisition(texts, want, seed + len(labelled))
         elif strategy == "entropy":
@@ -89,14 +94,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, required=True)
     parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--strategies", nargs="+", default=["hybrid", "entropy", "random"],
+                        choices=["hybrid", "entropy", "random", "hybrid_stale"])  # fmt: skip
     args = parser.parse_args()
+    if not {"hybrid", "random"} <= set(args.strategies):
+        parser.error("--strategies must include hybrid and random (the target compares them)")
     train, test = read(args.data, seed=42)
     encoder = TorchEncoder(default_body())
     x = encoder.encode([t for t, _ in train])
     x_test = encoder.encode([t for t, _ in test])
     y, y_test = [label for _, label in train], [label for _, label in test]
 
-    runs: dict[str, list[list[dict[str, float]]]] = {s: [] for s in ("hybrid", "entropy", "random")}
+    runs: dict[str, list[list[dict[str, float]]]] = {s: [] for s in args.strategies}
     for seed in range(args.seeds):
         for strategy in runs:
             runs[strategy].append(curve(strategy, seed, x, y, x_test, y_test))

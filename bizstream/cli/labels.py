@@ -66,7 +66,7 @@ def labels_export(
 @app.command()
 def label(
     config: ConfigOption = None,
-    active_learning: Annotated[bool, typer.Option("--active-learning", help="Most useful posts first (uncertainty + diversity), not newest first.")] = False,
+    active_learning: Annotated[bool, typer.Option("--active-learning/--newest", help="The posts worth labelling first (what the serving model is least sure of, spread over what is said), or the newest first.")] = True,
     limit: Annotated[int, typer.Option(help="Posts in this session.")] = 50,
     labeler: Annotated[str, typer.Option(help="Your name, recorded with each label.", envvar="USER")] = "labeler",
 ) -> None:

@@ -81,7 +81,7 @@ def on_topic(cluster: Cluster) -> dict[str, int]:
 def test_labeler_through_stdin_undo_outage_resume(cluster: Cluster, tmp_path: Path) -> None:
     store_path = tmp_path / "bizstream.sqlite"
     seed_posts(store_path, 8)
-    first = label(cluster, store_path, "1u3\ns2x3u\nq\n")  # q0: 1, undo, 3 · q1: skip · q2: 2 · x · q3: 3, undo · quit
+    first = label(cluster, store_path, "1u3\ns2x3u\nq\n", "--newest")  # q0: 1, undo, 3 · q1: skip · q2: 2 · x · q3: 3, undo · quit
     assert first.returncode == 0, first.stderr
     said = first.stdout
     assert "in reply to q0" in said and "model: neutral" in said
@@ -94,17 +94,17 @@ def test_labeler_through_stdin_undo_outage_resume(cluster: Cluster, tmp_path: Pa
     assert on_topic(cluster) == {"q0": 3, "q2": 2}  # q3's label was sent and retracted: the topic agrees with SQLite
     assert "2 labelled" in said and "4 labels sent to bizstream.labels.v1, 2 retracted there" in said
 
-    second = label(cluster, store_path, "2q")  # resumes: q0, q2 labelled and q1 skipped are not shown again
+    second = label(cluster, store_path, "2q", "--newest")  # resumes: q0, q2 labelled and q1 skipped are not shown again
     assert second.returncode == 0, second.stderr
     assert {r.post_id: r.rating for r in store.rows()}["q3"] == 2
 
     cluster.broker.stop()  # the broker goes away
-    third = label(cluster, store_path, "11q")
+    third = label(cluster, store_path, "11q", "--newest")
     assert third.returncode == 0, third.stderr
     assert {r.post_id for r in store.rows()} >= {"q4", "q5"}  # kept locally
     assert "2 waiting for the broker" in third.stdout
     cluster.broker.start()  # and comes back
-    fourth = label(cluster, store_path, "q")  # the next session sends what waited
+    fourth = label(cluster, store_path, "q", "--newest")  # the next session sends what waited
     assert fourth.returncode == 0, fourth.stderr
     assert on_topic(cluster) == {"q0": 3, "q2": 2, "q3": 2, "q4": 1, "q5": 1}
 
@@ -112,6 +112,6 @@ def test_labeler_through_stdin_undo_outage_resume(cluster: Cluster, tmp_path: Pa
 def test_active_learning_order_without_a_broker_round_trip(cluster: Cluster, tmp_path: Path) -> None:
     store_path = tmp_path / "bizstream.sqlite"
     seed_posts(store_path, 12)
-    result = label(cluster, store_path, "3q", "--active-learning")
+    result = label(cluster, store_path, "3q")  # active learning is the default
     assert result.returncode == 0, result.stderr
     assert len(LabelStore(store_path).rows()) == 1

@@ -2,9 +2,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from bizstream.learning import suggest
+from bizstream.learning.acquisition import entropy
+from bizstream.learning.dataset import Split
+from bizstream.learning.registry import ModelMetadata, ModelRegistry
 from bizstream.learning.suggest import get_suggested_posts
 from bizstream.records import Post
 from bizstream.settings import Settings
@@ -46,3 +50,25 @@ def test_before_there_are_labels_hybrid_asks_for_typical_posts(tmp_path: Path) -
     ids = get_suggested_posts(settings, "ann", n=2, strategy="hybrid", seed=0)
     assert len(ids) == 2 and len(set(ids)) == 2  # two typical posts of the pool, not two of one kind
     assert not (set(ids) <= {"a0", "a1", "a2"}) and not (set(ids) <= {"b0", "b1"})
+
+
+def test_uncertainty_is_the_serving_models_not_the_one_posts_were_scored_with(
+    trained: tuple[ModelRegistry, ModelMetadata, Split], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # fmt: skip
+    monkeypatch.setattr(suggest, "COLD_START_LABELS", 0)
+    registry = trained[0]
+    settings = Settings().replace(store={"path": str(tmp_path / "db.sqlite")}, setfit={"registry": str(registry.root), "starter": False})
+    store = ScoredPostStore(LabelStore(settings.store_path))
+    texts = {"s0": "$BTC to the moon, buying more", "s1": "$ETH crashed, I lost everything", "s2": "what exchange lists $SOL?",
+             "s3": "hmm", "s4": "the weather is nice today", "s5": "$DOGE"}  # fmt: skip
+    store.add_posts([Post(id=k, text=v, thread_id="t") for k, v in texts.items()])
+    unsure, sure = {"bearish": 0.34, "neutral": 0.33, "bullish": 0.33}, {"bearish": 0.01, "neutral": 0.98, "bullish": 0.01}
+    store.add_scores([{"post_id": k, "thread_id": "t", "label": "neutral", "score": 0.0, "confidence": 0.5,
+                       "probabilities": unsure if k == "s0" else sure, "scored_at": 1.0} for k in texts])  # fmt: skip
+    learner = suggest.serving_setfit(settings)
+    assert learner is not None
+    now = entropy(learner.predict_proba(list(texts.values())))
+    expected = [list(texts)[i] for i in np.argsort(-now, kind="stable")]
+    assert expected[0] != "s0"  # scored as unsure, but what serves now is sure of it (it trained on such posts)
+    assert get_suggested_posts(settings, "ann", n=6, strategy="entropy") == expected
+    assert get_suggested_posts(settings, "ann", n=3, strategy="hybrid")[0] == expected[0]
