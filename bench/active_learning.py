@@ -9,9 +9,9 @@ The model is the one the fast path trains: a logistic-regression head on frozen 
 after each), from the whole unlabelled pool. Hybrid starts from the 30 typical posts cold start picks (k-means
 centres), entropy and random from 30 random ones. At 50, 100, 200, 400 and 800 labels the head is scored on the
 held-out part. "hybrid_stale" (not run by default) ranks by the first model's probabilities throughout, as a
-labeler reading the probabilities posts were scored with would. Prints JSON: accuracy and macro-F1 per budget, strategy and seed, their means, the area under each
-mean accuracy curve (over log2 of the budget, normalised to [0, 1]), and how many labels random needs to reach what
-hybrid reaches with 200, in accuracy and in macro-F1.
+labeler reading the probabilities posts were scored with would. Prints JSON: accuracy and macro-F1 per budget,
+strategy and seed, their means, the area under each mean accuracy curve (over log2 of the budget, normalised to
+[0, 1]), and how many labels random needs to reach what hybrid reaches with 200, in accuracy and in macro-F1.
 """
 
 from __future__ import annotations

@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 
-from bizstream.errors import BizstreamError
 from bizstream.learning.acquisition import cold_start_acquisition, entropy_acquisition, hybrid_acquisition, random_acquisition
 from bizstream.learning.embeddings import TorchEncoder, default_body
 from bizstream.learning.registry import ModelRegistry
@@ -52,7 +51,7 @@ def serving_setfit(settings: Settings) -> Any | None:
         return None
     try:
         return load_version(registry, version, settings.setfit.runtime, settings.setfit.max_seq_length).model
-    except BizstreamError as exc:
+    except Exception as exc:  # a missing or corrupt file (safetensors raises its own error), another class order
         log.warning("active learning falls back to the probabilities posts were scored with: SetFit %s: %s", version, exc)
         return None
 

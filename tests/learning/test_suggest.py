@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -72,3 +73,21 @@ def test_uncertainty_is_the_serving_models_not_the_one_posts_were_scored_with(
     assert expected[0] != "s0"  # scored as unsure, but what serves now is sure of it (it trained on such posts)
     assert get_suggested_posts(settings, "ann", n=6, strategy="entropy") == expected
     assert get_suggested_posts(settings, "ann", n=3, strategy="hybrid")[0] == expected[0]
+
+
+def test_a_serving_model_that_cannot_load_falls_back_to_the_scored_probabilities(
+    trained: tuple[ModelRegistry, ModelMetadata, Split], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:  # fmt: skip
+    registry = ModelRegistry(tmp_path / "registry")
+    shutil.copytree(trained[0].root, registry.root, symlinks=True)
+    version = registry.serving()
+    assert version is not None
+    (registry.version_dir(version) / "head.safetensors").write_bytes(b"not a head")
+    settings = Settings().replace(store={"path": str(tmp_path / "db.sqlite")}, setfit={"registry": str(registry.root), "starter": False})
+    store = ScoredPostStore(LabelStore(settings.store_path))
+    store.add_posts([Post(id=k, text=f"{k} to the moon", thread_id="t") for k in ("a", "b")])
+    unsure, sure = {"bearish": 0.34, "neutral": 0.33, "bullish": 0.33}, {"bearish": 0.01, "neutral": 0.01, "bullish": 0.98}
+    store.add_scores([{"post_id": k, "thread_id": "t", "label": "bullish", "score": 0.5, "confidence": 0.5,
+                       "probabilities": unsure if k == "b" else sure, "scored_at": 1.0} for k in ("a", "b")])  # fmt: skip
+    assert get_suggested_posts(settings, "ann", n=2, strategy="entropy") == ["b", "a"]
+    assert f"falls back to the probabilities posts were scored with: SetFit {version}" in caplog.text
