@@ -7,13 +7,14 @@ the sarcasm head and active learning's k-means all read texts through them.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import sqlite3
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -52,17 +53,27 @@ def _quiet_libraries() -> None:
 
 
 class TorchEncoder:
-    """sentence-transformers on torch; loads from a local directory with the hub offline and no remote code."""
+    """sentence-transformers on torch; loads from a local directory with the hub offline and no remote code. With
+    ``lazy``, only when first used: texts an EmbeddingCache already holds then cost no torch import."""
 
-    def __init__(self, body: str | Path, max_seq_length: int = 128, batch_size: int = 64, device: str = "cpu") -> None:
-        if Path(body).exists():
+    def __init__(
+        self, body: str | Path, max_seq_length: int = 128, batch_size: int = 64, device: str = "cpu", lazy: bool = False
+    ) -> None:  # fmt: skip
+        self.body, self.max_seq_length, self.batch_size, self.device = str(body), max_seq_length, batch_size, device
+        if not lazy:
+            self.model  # noqa: B018  # load now: a server must not pay for it in its first batch
+
+    @functools.cached_property
+    def model(self) -> Any:
+        """The SentenceTransformer, loaded on first use."""
+        if Path(self.body).exists():
             os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a local body must not reach for the hub
         from sentence_transformers import SentenceTransformer
 
         _quiet_libraries()
-        self.model = SentenceTransformer(str(body), device=device, trust_remote_code=False)
-        self.model.max_seq_length = max_seq_length
-        self.batch_size = batch_size
+        model = SentenceTransformer(self.body, device=self.device, trust_remote_code=False)
+        model.max_seq_length = self.max_seq_length
+        return model
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Mean-pooled, normalised embeddings."""
@@ -181,7 +192,10 @@ class EmbeddingCache:
             marks = ",".join("?" * len(chunk))
             for key, blob in self.db.execute(f"SELECT key, vector FROM embeddings WHERE key IN ({marks})", chunk):
                 found[key] = np.frombuffer(blob, dtype=np.float32)
-        missing = list(dict.fromkeys(i for i, k in enumerate(keys) if k not in found))
+        first: dict[bytes, int] = {}  # a text given twice is encoded once
+        for i, key in enumerate(keys):
+            first.setdefault(key, i)
+        missing = [i for key, i in first.items() if key not in found]
         if missing:
             vectors = encoder.encode([texts[i] for i in missing])
             with self.db:

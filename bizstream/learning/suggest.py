@@ -1,11 +1,11 @@
 """get_suggested_posts(): which unlabelled scored posts a person should label next, in priority order.
 
-Uncertainty is the learner's: the SetFit model that serves now (its head refits on every batch of labels) is asked
-again about every candidate, rather than reading the probabilities each post was scored with, which are as old as
-the post and fused with VADER. On the finance-tweet benchmark (bench/active_learning.py --strategies hybrid random
-hybrid_stale, 10 seeds) uncertainty frozen at the first model gave 0.706 accuracy / 0.605 macro-F1 at 200 labels
-against 0.726 / 0.625, and 0.717 / 0.631 against 0.747 / 0.658 at 400. The scored probabilities are used only when
-no SetFit model serves in this registry.
+Uncertainty is the learner's: the SetFit version that serves now (its head refits on every batch of labels) is asked
+again about every candidate, through its trainer, rather than reading the probabilities each post was scored with,
+which are as old as the post and fused with VADER. On the finance-tweet benchmark (bench/active_learning.py
+--strategies hybrid random hybrid_stale, 10 seeds) uncertainty frozen at the first model gave 0.706 accuracy / 0.605
+macro-F1 at 200 labels against 0.726 / 0.625, and 0.717 / 0.631 against 0.747 / 0.658 at 400. The scored
+probabilities are used only when no SetFit version serves or it cannot answer.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from bizstream.learning.acquisition import cold_start_acquisition, entropy_acquisition, hybrid_acquisition, random_acquisition
-from bizstream.learning.embeddings import TorchEncoder, default_body
+from bizstream.learning.embeddings import OnnxEncoder, TorchEncoder, default_body
 from bizstream.learning.registry import ModelRegistry
 from bizstream.records import SENTIMENTS
 from bizstream.settings import Settings
@@ -40,20 +40,34 @@ class Beliefs:
         return np.array([self.by_text[t] for t in texts], dtype=np.float64)
 
 
-def serving_setfit(settings: Settings) -> Any | None:
-    """The SetFit model (encoder and head) that serves now in this registry, on the configured runtime; None when
-    nothing serves here or it cannot be loaded (said in the log)."""
-    from bizstream_plugins.setfit.analyzer import load_version
+LEARNER = "setfit"  # the analyzer whose uncertainty says what to label: the one every batch of labels refits
 
+
+def current_beliefs(settings: Settings, texts: Sequence[str]) -> np.ndarray | None:
+    """(n, 3) probabilities of the learner's serving version for ``texts``, asked now through its trainer (the
+    plugin's own way to run a version); None when no version serves or it cannot answer (said in the log)."""
+    from bizstream.learning.trainers import load_trainers
+
+    trainer = load_trainers(settings).get(LEARNER)
+    version = trainer.registry.serving() if trainer is not None else None
+    if trainer is None or version is None:
+        return None
+    try:
+        return trainer.predict_proba(version, texts)
+    except Exception as exc:  # boundary: a missing or corrupt file (safetensors raises its own error), and so on
+        log.warning("active learning falls back to the probabilities posts were scored with: %s %s: %s", LEARNER, version, exc)
+        return None
+
+
+def embedder(settings: Settings) -> Any:
+    """The serving SetFit body (INT8 ONNX when exported), or the packaged MiniLM when nothing serves yet."""
     registry = ModelRegistry(settings.setfit_registry)
     version = registry.serving()
     if version is None:
-        return None
-    try:
-        return load_version(registry, version, settings.setfit.runtime, settings.setfit.max_seq_length).model
-    except Exception as exc:  # a missing or corrupt file (safetensors raises its own error), another class order
-        log.warning("active learning falls back to the probabilities posts were scored with: SetFit %s: %s", version, exc)
-        return None
+        return TorchEncoder(default_body())
+    body = registry.body_dir(registry.metadata(version).body_id)
+    onnx = body / "onnx" / "model.int8.onnx"
+    return OnnxEncoder(onnx, body / "tokenizer.json") if onnx.is_file() else TorchEncoder(body)
 
 
 def get_suggested_posts(
@@ -70,20 +84,14 @@ def get_suggested_posts(
     if strategy == "random":
         order = random_acquisition(texts, n, seed)
         return [candidates[i].post_id for i in order]
-    learner = serving_setfit(settings)
-    embeddings: np.ndarray | None = None
-    if learner is not None:
-        embeddings = learner.encoder.encode(texts)
-        model = Beliefs(texts, learner.head.predict_proba(embeddings))
-    else:
-        model = Beliefs(texts, np.array([[(p.probabilities or {}).get(c, 1 / 3) for c in SENTIMENTS] for p in candidates]))
+    beliefs = current_beliefs(settings, texts)
+    if beliefs is None:
+        beliefs = np.array([[(p.probabilities or {}).get(c, 1 / 3) for c in SENTIMENTS] for p in candidates])
+    model = Beliefs(texts, beliefs)
     if strategy == "entropy":
         order = entropy_acquisition(model, texts, n)
+    elif LabelStore(settings.store_path).count() < COLD_START_LABELS:
+        order = cold_start_acquisition(embedder(settings).encode(texts), n, seed)
     else:
-        if embeddings is None:
-            embeddings = TorchEncoder(default_body()).encode(texts)
-        if LabelStore(settings.store_path).count() < COLD_START_LABELS:
-            order = cold_start_acquisition(embeddings, n, seed)
-        else:
-            order = hybrid_acquisition(model, texts, embeddings, n, seed)
+        order = hybrid_acquisition(model, texts, embedder(settings).encode(texts), n, seed)
     return [candidates[i].post_id for i in order]

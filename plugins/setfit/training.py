@@ -79,7 +79,7 @@ def refit_head(
     base = registry.metadata(parent)
     started = time.monotonic()
     body_dir = registry.body_dir(base.body_id)
-    encoder = TorchEncoder(body_dir, max_seq_length=int(base.params.get("max_seq_length", 128)))
+    encoder = TorchEncoder(body_dir, max_seq_length=int(base.params.get("max_seq_length", 128)), lazy=True)
     prior = Head.load(registry.version_dir(parent) / "head.safetensors") if prior_strength > 0 else None
     return _finish(registry, split, encoder, body_dir, base.body_id, base.body_source, registry.new_version_id(),
                    parent, "head", started, {"seed": seed, "max_seq_length": base.params.get("max_seq_length", 128),
@@ -171,7 +171,7 @@ class SetfitTrainer:
         body = self.registry.body_dir(metadata.body_id)
         cache = EmbeddingCache(body)
         try:
-            embeddings = cache.encode(TorchEncoder(body, max_seq_length=int(metadata.params.get("max_seq_length", 128))),
+            embeddings = cache.encode(TorchEncoder(body, max_seq_length=int(metadata.params.get("max_seq_length", 128)), lazy=True),
                                       list(texts))  # fmt: skip
         finally:
             cache.close()

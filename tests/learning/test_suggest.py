@@ -11,6 +11,7 @@ from bizstream.learning.acquisition import entropy
 from bizstream.learning.dataset import Split
 from bizstream.learning.registry import ModelMetadata, ModelRegistry
 from bizstream.learning.suggest import get_suggested_posts
+from bizstream.learning.trainers import load_trainers
 from bizstream.records import Post
 from bizstream.settings import Settings
 from bizstream.store.labels import LabelRow, LabelStore
@@ -66,9 +67,7 @@ def test_uncertainty_is_the_serving_models_not_the_one_posts_were_scored_with(
     unsure, sure = {"bearish": 0.34, "neutral": 0.33, "bullish": 0.33}, {"bearish": 0.01, "neutral": 0.98, "bullish": 0.01}
     store.add_scores([{"post_id": k, "thread_id": "t", "label": "neutral", "score": 0.0, "confidence": 0.5,
                        "probabilities": unsure if k == "s0" else sure, "scored_at": 1.0} for k in texts])  # fmt: skip
-    learner = suggest.serving_setfit(settings)
-    assert learner is not None
-    now = entropy(learner.predict_proba(list(texts.values())))
+    now = entropy(load_trainers(settings)["setfit"].predict_proba(registry.serving(), list(texts.values())))
     expected = [list(texts)[i] for i in np.argsort(-now, kind="stable")]
     assert expected[0] != "s0"  # scored as unsure, but what serves now is sure of it (it trained on such posts)
     assert get_suggested_posts(settings, "ann", n=6, strategy="entropy") == expected
@@ -90,4 +89,4 @@ def test_a_serving_model_that_cannot_load_falls_back_to_the_scored_probabilities
     store.add_scores([{"post_id": k, "thread_id": "t", "label": "bullish", "score": 0.5, "confidence": 0.5,
                        "probabilities": unsure if k == "b" else sure, "scored_at": 1.0} for k in ("a", "b")])  # fmt: skip
     assert get_suggested_posts(settings, "ann", n=2, strategy="entropy") == ["b", "a"]
-    assert f"falls back to the probabilities posts were scored with: SetFit {version}" in caplog.text
+    assert f"falls back to the probabilities posts were scored with: setfit {version}" in caplog.text
