@@ -83,15 +83,15 @@ def get_suggested_posts(
     texts = [p.text for p in candidates]
     if strategy == "random":
         order = random_acquisition(texts, n, seed)
-        return [candidates[i].post_id for i in order]
-    beliefs = current_beliefs(settings, texts)
-    if beliefs is None:
-        beliefs = np.array([[(p.probabilities or {}).get(c, 1 / 3) for c in SENTIMENTS] for p in candidates])
-    model = Beliefs(texts, beliefs)
-    if strategy == "entropy":
-        order = entropy_acquisition(model, texts, n)
-    elif LabelStore(settings.store_path).count() < COLD_START_LABELS:
+    elif strategy == "hybrid" and LabelStore(settings.store_path).count() < COLD_START_LABELS:
         order = cold_start_acquisition(embedder(settings).encode(texts), n, seed)
     else:
-        order = hybrid_acquisition(model, texts, embedder(settings).encode(texts), n, seed)
+        beliefs = current_beliefs(settings, texts)
+        if beliefs is None:
+            beliefs = np.array([[(p.probabilities or {}).get(c, 1 / 3) for c in SENTIMENTS] for p in candidates])
+        model = Beliefs(texts, beliefs)
+        if strategy == "entropy":
+            order = entropy_acquisition(model, texts, n)
+        else:
+            order = hybrid_acquisition(model, texts, embedder(settings).encode(texts), n, seed)
     return [candidates[i].post_id for i in order]
