@@ -11,7 +11,9 @@ instead of entropy, BADGE, entropy-weighted k-means, stratifying by predicted cl
 predicted class, a random share of 20-30%, typical posts of uncovered clusters up to 100 or 200 labels, batches of 25,
 k-center greedy (core-set) instead of k-means (0.619 macro-F1), disagreement of 5 bootstrapped heads (BALD; 0.591);
 and self-training, the head's confident guesses on the pool added as half-weight labels for every strategy alike (at
-0.9 confidence none qualified before 400 labels; at 0.7 hybrid fell to 0.610 at 200 and random to 0.631 at 800).
+0.9 confidence none qualified before 400 labels; at 0.7 hybrid fell to 0.610 at 200 and random to 0.631 at 800);
+contrastive active learning (CAL: the KL divergence from the predictions on a post's 10 nearest labelled posts; 0.558
+alone, and as the pick within hybrid's clusters 0.628 against 0.620, within run-to-run noise, and behind at 400).
 
 Works with any model that gives class probabilities (``predict_proba(texts)``); the embeddings are passed in, so
 any analyzer with an encoder can be used.
