@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -78,10 +79,14 @@ def label(
     settings = load(config)
     store = ScoredPostStore(LabelStore(settings.store_path))
     if active_learning:
-        from bizstream.learning.suggest import get_suggested_posts
+        from bizstream.learning.suggest import LEARNER, suggest
 
-        chosen = [store.get(post_id) for post_id in get_suggested_posts(settings, labeler, limit)]
-        queue = [p for p in chosen if p is not None]
+        queue = []
+        for suggestion in suggest(settings, labeler, limit):
+            post = store.get(suggestion.post_id)
+            if post is not None:
+                belief = suggestion.belief()
+                queue.append(post if belief is None else replace(post, opinions=post.opinions | {f"{LEARNER} now": belief}))
     else:
         queue = store.unlabelled(labeler, limit)
     session = LabelSession(settings, labeler, queue)

@@ -1,4 +1,5 @@
-"""get_suggested_posts(): which unlabelled scored posts a person should label next, in priority order.
+"""suggest(): which unlabelled scored posts a person should label next, in priority order, with what the serving model
+believes of each now (the labeler shows it beside what each analyzer said when the post was scored).
 
 Uncertainty is the learner's: the SetFit version that serves now (its head refits on every batch of labels) is asked
 again about every candidate, through its trainer, rather than reading the probabilities each post was scored with,
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -43,8 +45,24 @@ class Beliefs:
 LEARNER = "setfit"  # the analyzer whose uncertainty says what to label: the one every batch of labels refits
 
 
-def current_beliefs(settings: Settings, texts: Sequence[str]) -> np.ndarray | None:
-    """(n, 3) probabilities of the learner's serving version for ``texts``, asked now through its trainer (the
+@dataclass(frozen=True)
+class Suggestion:
+    """A post to label, and what the learner's serving version believes of it now (None when it was not asked)."""
+
+    post_id: str
+    version: str | None = None
+    now: dict[str, float] | None = None  # sentiment -> probability
+
+    def belief(self) -> str | None:
+        """In a few words, for the labeler: "bullish 71% (<version>)"."""
+        if self.now is None:
+            return None
+        label = max(self.now.items(), key=lambda item: item[1])[0]
+        return f"{label} {self.now[label]:.0%} ({self.version})"
+
+
+def current_beliefs(settings: Settings, texts: Sequence[str]) -> tuple[str, np.ndarray] | None:
+    """The learner's serving version and its (n, 3) probabilities for ``texts``, asked now through its trainer (the
     plugin's own way to run a version); None when no version serves or it cannot answer (said in the log)."""
     from bizstream.learning.trainers import load_trainers
 
@@ -53,10 +71,11 @@ def current_beliefs(settings: Settings, texts: Sequence[str]) -> np.ndarray | No
     if trainer is None or version is None:
         return None
     try:
-        return trainer.predict_proba(version, texts)
+        probabilities = trainer.predict_proba(version, texts)
     except Exception as exc:  # boundary: a missing or corrupt file (safetensors raises its own error), and so on
         log.warning("active learning falls back to the probabilities posts were scored with: %s %s: %s", LEARNER, version, exc)
         return None
+    return None if probabilities is None else (version, probabilities)
 
 
 def embedder(settings: Settings) -> Any:
@@ -73,8 +92,16 @@ def embedder(settings: Settings) -> Any:
 def get_suggested_posts(
     settings: Settings, labeler: str, n: int = 50, strategy: str = "hybrid", pool: int = 2000, seed: int = 0
 ) -> list[str]:
-    """Post ids to label next, best first: never one already labelled (by anyone) or skipped by this labeler. Hybrid
-    asks for typical posts of the pool (cold start) until there are COLD_START_LABELS human labels."""
+    """The post ids of :func:`suggest`."""
+    return [s.post_id for s in suggest(settings, labeler, n, strategy, pool, seed)]
+
+
+def suggest(
+    settings: Settings, labeler: str, n: int = 50, strategy: str = "hybrid", pool: int = 2000, seed: int = 0
+) -> list[Suggestion]:
+    """Posts to label next, best first: never one already labelled (by anyone) or skipped by this labeler. Hybrid
+    asks for typical posts of the pool (cold start) until there are COLD_START_LABELS human labels; entropy and hybrid
+    after it ask the serving model about every candidate, and what it said comes with each suggestion."""
     if strategy not in STRATEGIES:
         raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
     candidates = ScoredPostStore(LabelStore(settings.store_path)).unlabelled(labeler, pool)
@@ -82,16 +109,20 @@ def get_suggested_posts(
         return []
     texts = [p.text for p in candidates]
     if strategy == "random":
-        order = random_acquisition(texts, n, seed)
-    elif strategy == "hybrid" and LabelStore(settings.store_path).count() < COLD_START_LABELS:
-        order = cold_start_acquisition(embedder(settings).encode(texts), n, seed)
+        return [Suggestion(candidates[i].post_id) for i in random_acquisition(texts, n, seed)]
+    if strategy == "hybrid" and LabelStore(settings.store_path).count() < COLD_START_LABELS:
+        return [Suggestion(candidates[i].post_id) for i in cold_start_acquisition(embedder(settings).encode(texts), n, seed)]
+    asked = current_beliefs(settings, texts)
+    if asked is None:
+        beliefs = np.array([[(p.probabilities or {}).get(c, 1 / 3) for c in SENTIMENTS] for p in candidates])
     else:
-        beliefs = current_beliefs(settings, texts)
-        if beliefs is None:
-            beliefs = np.array([[(p.probabilities or {}).get(c, 1 / 3) for c in SENTIMENTS] for p in candidates])
-        model = Beliefs(texts, beliefs)
-        if strategy == "entropy":
-            order = entropy_acquisition(model, texts, n)
-        else:
-            order = hybrid_acquisition(model, texts, embedder(settings).encode(texts), n, seed)
-    return [candidates[i].post_id for i in order]
+        beliefs = asked[1]
+    model = Beliefs(texts, beliefs)
+    if strategy == "entropy":
+        order = entropy_acquisition(model, texts, n)
+    else:
+        order = hybrid_acquisition(model, texts, embedder(settings).encode(texts), n, seed)
+    if asked is None:
+        return [Suggestion(candidates[i].post_id) for i in order]
+    return [Suggestion(candidates[i].post_id, asked[0], {c.value: round(float(beliefs[i][k]), 4) for k, c in enumerate(SENTIMENTS)})
+            for i in order]  # fmt: skip

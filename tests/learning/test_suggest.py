@@ -72,6 +72,21 @@ def test_uncertainty_is_the_serving_models_not_the_one_posts_were_scored_with(
     assert expected[0] != "s0"  # scored as unsure, but what serves now is sure of it (it trained on such posts)
     assert get_suggested_posts(settings, "ann", n=6, strategy="entropy") == expected
     assert get_suggested_posts(settings, "ann", n=3, strategy="hybrid")[0] == expected[0]
+    # What the serving model believes now comes with each suggestion, and the labeler shows it.
+    first = suggest.suggest(settings, "ann", n=1, strategy="entropy")[0]
+    probabilities = load_trainers(settings)["setfit"].predict_proba(registry.serving(), [texts[first.post_id]])[0]
+    assert first.version == registry.serving() and first.now is not None
+    assert np.allclose([first.now[c] for c in ("bearish", "neutral", "bullish")], probabilities, atol=1e-4)
+    from typer.testing import CliRunner
+
+    from bizstream.cli import app
+
+    for name, value in {"STORE__PATH": str(settings.store_path), "SETFIT__REGISTRY": str(registry.root), "SETFIT__STARTER": "false",
+                        "KAFKA__BOOTSTRAP_SERVERS": "127.0.0.1:1"}.items():  # fmt: skip
+        monkeypatch.setenv(f"BIZSTREAM_{name}", value)
+    shown = CliRunner().invoke(app, ["label", "--labeler", "ann", "--limit", "1"], input="q")
+    assert shown.exit_code == 0, shown.output
+    assert f"setfit now: {first.belief()}" in shown.output and f"({first.version})" in shown.output
 
 
 def test_a_serving_model_that_cannot_load_falls_back_to_the_scored_probabilities(
