@@ -82,7 +82,9 @@ def label(
         from bizstream.learning.suggest import LEARNER, suggest
 
         queue = []
-        for suggestion in suggest(settings, labeler, limit):
+        with err.status("choosing the posts worth labelling: asking the serving model about them"):
+            suggestions = suggest(settings, labeler, limit)
+        for suggestion in suggestions:
             post = store.get(suggestion.post_id)
             if post is not None:
                 belief = suggestion.belief()

@@ -67,13 +67,17 @@ def current_beliefs(settings: Settings, texts: Sequence[str]) -> tuple[str, np.n
     from bizstream.learning.trainers import load_trainers
 
     trainer = load_trainers(settings).get(LEARNER)
-    version = trainer.registry.serving() if trainer is not None else None
-    if trainer is None or version is None:
+    if trainer is None:
         return None
+    version = None
     try:
+        trainer.load()  # with nothing serving yet, the starter is installed (as a worker or the trainer would)
+        version = trainer.registry.serving()
         probabilities = trainer.predict_proba(version, texts)
     except Exception as exc:  # boundary: a missing or corrupt file (safetensors raises its own error), and so on
         log.warning("active learning falls back to the probabilities posts were scored with: %s %s: %s", LEARNER, version, exc)
+        return None
+    if version is None:
         return None
     return None if probabilities is None else (version, probabilities)
 

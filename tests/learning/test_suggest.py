@@ -20,7 +20,8 @@ from bizstream.store.scored import ScoredPostStore
 
 def test_suggestions_skip_labelled_posts_and_rank_uncertain_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(suggest, "COLD_START_LABELS", 1)  # past the cold start (one label is enough here)
-    settings = Settings().replace(store={"path": str(tmp_path / "db.sqlite")}, setfit={"registry": str(tmp_path / "none")})
+    settings = Settings().replace(store={"path": str(tmp_path / "db.sqlite")},
+                                  setfit={"registry": str(tmp_path / "none"), "starter": False})  # nothing serves: as scored  # fmt: skip
     labels = LabelStore(settings.store_path)
     store = ScoredPostStore(labels)
     texts = {f"s{i}": text for i, text in enumerate(["moon soon", "rekt again", "wen lambo", "which wallet", "dump it", "ok"])}
@@ -105,3 +106,19 @@ def test_a_serving_model_that_cannot_load_falls_back_to_the_scored_probabilities
                        "probabilities": unsure if k == "b" else sure, "scored_at": 1.0} for k in ("a", "b")])  # fmt: skip
     assert get_suggested_posts(settings, "ann", n=2, strategy="entropy") == ["b", "a"]
     assert f"falls back to the probabilities posts were scored with: setfit {version}" in caplog.text
+
+
+def test_with_nothing_serving_yet_the_labeler_asks_the_starter(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As a worker or the trainer would, the labeler installs the starter on first use rather than rank by scores."""
+    from bizstream_plugins.setfit.starter import VERSION
+
+    monkeypatch.setattr(suggest, "COLD_START_LABELS", 0)
+    settings = Settings().replace(store={"path": str(tmp_path / "db.sqlite")}, setfit={"registry": str(tmp_path / "registry")})
+    store = ScoredPostStore(LabelStore(settings.store_path))
+    texts = {"up": "$NVDA shares soar to a record high after earnings beat", "down": "$TSLA stock plunges after deliveries miss"}
+    store.add_posts([Post(id=k, text=v, thread_id="t") for k, v in texts.items()])
+    store.add_scores([{"post_id": k, "thread_id": "t", "label": "neutral", "score": 0.0, "confidence": 0.34,
+                       "probabilities": {"bearish": 0.33, "neutral": 0.34, "bullish": 0.33}, "scored_at": 1.0} for k in texts])  # fmt: skip
+    said = {s.post_id: s for s in suggest.suggest(settings, "ann", n=2, strategy="entropy")}
+    assert {s.version for s in said.values()} == {VERSION}
+    assert (said["up"].belief() or "").startswith("bullish") and (said["down"].belief() or "").startswith("bearish")
