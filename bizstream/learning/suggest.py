@@ -77,9 +77,7 @@ def current_beliefs(settings: Settings, texts: Sequence[str]) -> tuple[str, np.n
     except Exception as exc:  # boundary: a missing or corrupt file (safetensors raises its own error), and so on
         log.warning("active learning falls back to the probabilities posts were scored with: %s %s: %s", LEARNER, version, exc)
         return None
-    if version is None:
-        return None
-    return None if probabilities is None else (version, probabilities)
+    return None if version is None or probabilities is None else (version, probabilities)
 
 
 def embedder(settings: Settings) -> Any:
@@ -126,7 +124,6 @@ def suggest(
         order = entropy_acquisition(model, texts, n)
     else:
         order = hybrid_acquisition(model, texts, embedder(settings).encode(texts), n, seed)
-    if asked is None:
-        return [Suggestion(candidates[i].post_id) for i in order]
-    return [Suggestion(candidates[i].post_id, asked[0], {c.value: round(float(beliefs[i][k]), 4) for k, c in enumerate(SENTIMENTS)})
-            for i in order]  # fmt: skip
+    version = asked[0] if asked else None
+    return [Suggestion(candidates[i].post_id, version, {c.value: round(float(p), 4) for c, p in zip(SENTIMENTS, beliefs[i], strict=True)}
+                       if version else None) for i in order]  # fmt: skip
