@@ -1,5 +1,6 @@
-"""SetFit inference: torch fp32 vs ONNX fp32 vs ONNX INT8 on the same posts in one run, label agreement, and the
-throughput of the VADER + SetFit cascade.
+"""SetFit inference: torch fp32 vs ONNX fp32 vs ONNX INT8 on the same posts in one run, label agreement, the
+throughput of the VADER + SetFit cascade, and batch dependence: whether a post gets the same label alone as in a
+batch (INT8's activations are quantized with one scale per batch, so its other posts move its embedding).
 
     .venv/bin/python bench/inference.py [--data CSV] [--posts 2000]
 
@@ -98,6 +99,14 @@ def main() -> None:
     precise.encoder = OnnxEncoder(work / "ffn-out.int8.onnx", registry.body_dir(trained.body_id) / "tokenizer.json", batch_size=args.batch)
     probabilities["onnx-int8-ffn-out-fp32"], runs["onnx-int8-ffn-out-fp32"] = timed(precise.predict_proba, texts)
     labels = {k: v.argmax(axis=1) for k, v in probabilities.items()}
+    alone = {}
+    few = texts[: min(len(texts), 500)]
+    for runtime in ("onnx-fp32", "onnx-int8"):
+        single = load_version(registry, trained.version, runtime, 128, batch_size=1).model
+        p_alone, rate = timed(single.predict_proba, few)
+        alone[runtime] = {"label_agreement_alone_vs_batched": round(float((p_alone.argmax(axis=1) == labels[runtime][: len(few)]).mean()), 4),
+                          "max_abs_probability_diff": round(float(np.abs(p_alone - probabilities[runtime][: len(few)]).max()), 4),
+                          "posts_per_s_one_at_a_time": round(rate, 1)}  # fmt: skip
 
     settings = Settings()
     vader = VaderAnalyzer()
@@ -125,6 +134,7 @@ def main() -> None:
         "label_agreement_with_torch": {k: round(float((v == labels["torch"]).mean()), 4) for k, v in labels.items()},
         "max_abs_probability_diff_vs_torch": {k: round(float(np.abs(v - probabilities["torch"]).max()), 4) for k, v in probabilities.items()},
         "pipelines": cascade_rates,
+        "batch_dependence": {"posts": len(few), **alone},
         "model_bytes": {"onnx-fp32": (registry.body_dir(trained.body_id) / "onnx" / "model.onnx").stat().st_size,
                         "onnx-int8": (registry.body_dir(trained.body_id) / "onnx" / "model.int8.onnx").stat().st_size},
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
