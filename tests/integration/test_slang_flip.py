@@ -94,17 +94,18 @@ def test_slang_flip_drift_retrain_promote(cluster: Cluster, trained: tuple[Model
     probe = [(MOON.format(c=c) + " now", "bearish") for c in ["$NEAR", "$TIA", "$SUI", "$APT"]]
     texts, labels = [t for t, _ in probe], [y for _, y in probe]
     assert accuracy(SetfitTrainer(registry), serving, texts, labels) > accuracy(SetfitTrainer(registry), first.version, texts, labels)
-    promoted = {"version": serving}
 
     # And the workers moved on to the new model while scores kept flowing: the batch that notices the promotion
-    # starts loading it in the background and is itself scored by the old model; later batches get the new one.
+    # starts loading it in the background and is itself scored by the old model; later batches get the new one. A
+    # drift job still queued from the flip may promote once more meanwhile (CI, 2026-11-27: 54 s after the version
+    # probed above), so the workers must serve what serves now, whichever version that is, and not the first model.
     versions: set[str] = set()
-    for wave in range(4):
+    for wave in range(6):
         later = posts(10_000 + 1000 * wave, flipped=True, rounds=1)
         cluster.produce(topics.POSTS, ((b"t", orjson.dumps({"id": i, "text": t})) for i, t, _ in later))
         want = {i for i, _, _ in later}
         messages = cluster.wait_for(topics.SCORES, lambda m, want=want: want <= set(scores_by_id(m)), timeout_s=120)
         versions = {scores_by_id(messages)[i]["analyzers"]["setfit"]["model_version"] for i in want}
-        if versions == {promoted["version"]}:
+        if versions == {registry.serving()}:
             break
-    assert versions == {promoted["version"]}
+    assert versions == {registry.serving()} and first.version not in versions
