@@ -90,10 +90,11 @@ class TorchEncoder:
             model = SentenceTransformer(self.body, device=self.device, trust_remote_code=False, local_files_only=True,
                                         model_kwargs={"use_safetensors": True})  # fmt: skip
         except OSError as exc:  # not a folder, not in the local cache, or no safetensors weights
-            raise AnalyzerUnavailable(
-                f"the sentence body {self.body!r} must be a local folder (or already in the local Hugging Face cache) "
-                f"with safetensors weights: {str(exc).splitlines()[0]}"
-            ) from None
+            if Path(self.body).exists():
+                raise AnalyzerUnavailable(f"the sentence body {self.body} cannot be loaded (safetensors weights only): "
+                                          f"{str(exc).splitlines()[0]}") from None  # fmt: skip
+            raise AnalyzerUnavailable(f"the sentence body {self.body!r} must be a local folder, or a hub id already in "
+                                      "the local Hugging Face cache: bizstream downloads no weights") from None  # fmt: skip
         model.max_seq_length = self.max_seq_length
         return model
 
