@@ -91,13 +91,6 @@ def embedder(settings: Settings) -> Any:
     return OnnxEncoder(onnx, body / "tokenizer.json") if onnx.is_file() else TorchEncoder(body)
 
 
-def get_suggested_posts(
-    settings: Settings, labeler: str, n: int = 50, strategy: str = "hybrid", pool: int = 2000, seed: int = 0
-) -> list[str]:
-    """The post ids of :func:`suggest`."""
-    return [s.post_id for s in suggest(settings, labeler, n, strategy, pool, seed)]
-
-
 def suggest(
     settings: Settings, labeler: str, n: int = 50, strategy: str = "hybrid", pool: int = 2000, seed: int = 0
 ) -> list[Suggestion]:

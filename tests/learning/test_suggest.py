@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -10,12 +11,16 @@ from bizstream.learning import suggest
 from bizstream.learning.acquisition import entropy
 from bizstream.learning.dataset import Split
 from bizstream.learning.registry import ModelMetadata, ModelRegistry
-from bizstream.learning.suggest import get_suggested_posts
 from bizstream.learning.trainers import load_trainers
 from bizstream.records import Post
 from bizstream.settings import Settings
 from bizstream.store.labels import LabelRow, LabelStore
 from bizstream.store.scored import ScoredPostStore
+
+
+def get_suggested_posts(settings: Settings, labeler: str, **options: Any) -> list[str]:
+    """The post ids suggest() gives, in its order."""
+    return [s.post_id for s in suggest.suggest(settings, labeler, **options)]
 
 
 def test_suggestions_skip_labelled_posts_and_rank_uncertain_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
