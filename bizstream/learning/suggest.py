@@ -4,8 +4,8 @@ believes of each now (the labeler shows it beside what each analyzer said when t
 Uncertainty is the learner's: the SetFit version that serves now (its head refits on every batch of labels) is asked
 again about every candidate, through its trainer, rather than reading the probabilities each post was scored with,
 which are as old as the post and fused with VADER. On the finance-tweet benchmark (bench/active_learning.py
---strategies hybrid random hybrid_stale, 10 seeds) uncertainty frozen at the first model gave 0.706 accuracy / 0.605
-macro-F1 at 200 labels against 0.726 / 0.625, and 0.717 / 0.631 against 0.747 / 0.658 at 400. The scored
+--strategies hybrid random hybrid_stale, 10 seeds) uncertainty frozen at the first model gave 0.708 accuracy / 0.603
+macro-F1 at 200 labels against 0.721 / 0.618, and 0.720 / 0.633 against 0.746 / 0.656 at 400. The scored
 probabilities are used only when no SetFit version serves or it cannot answer.
 """
 
