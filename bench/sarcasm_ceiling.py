@@ -138,7 +138,7 @@ def main() -> None:
         key: round(statistics.mean(r[key] for r in runs if r["lr"] == lr and r["class_weighted"] == weighted), 4)
         for key in ("test_f1", "test_f1_best_threshold")} for lr, weighted in settings}  # fmt: skip
     print(orjson.dumps({"benchmark": "sarcasm_ceiling", "data": args.data.name, "device": args.device,
-                        "body": f"{Path(body).name}, every layer trained", "epochs": args.epochs, "base_rate": BASE_RATE, "anchor_best_system": 0.605,
+                        "body": f"{Path(body).name if args.body else 'all-MiniLM-L6-v2'}, every layer trained", "epochs": args.epochs, "base_rate": BASE_RATE, "anchor_best_system": 0.605,
                         "mean": mean, "runs": runs}, option=orjson.OPT_INDENT_2).decode())  # fmt: skip
 
 
