@@ -17,9 +17,9 @@ alone, and as the pick within hybrid's clusters 0.628 against 0.620, within run-
 ALFA-Mix (the candidates whose prediction flips when mixed towards a labelled class's mean embedding; 0.619),
 information density (entropy times the mean similarity to the 20 nearest pool posts; 0.623), the most central
 instead of the most uncertain post of each cluster (0.618), batches of 10 (0.616); for every strategy alike, the
-head's C from 0.3 to 10 (at 0.3 hybrid 0.620, random at 800 0.634; 1 is the default) and embeddings centred on the pool's mean (0.605). What limits
-macro-F1 is the learner, a linear head on a frozen body: trained on all 9,540 pool labels it reaches 0.691, and on
-67 random labels of each class 0.588.
+head's C from 0.3 to 10 (at 0.3 hybrid 0.620, random at 800 0.634; 1 is the default) and embeddings centred on the
+pool's mean (0.605). What limits macro-F1 is the learner, a linear head on a frozen body: trained on all 9,540 pool
+labels it reaches 0.691, and on 67 random labels of each class 0.588.
 
 Works with any model that gives class probabilities (``predict_proba(texts)``); the embeddings are passed in, so
 any analyzer with an encoder can be used.
