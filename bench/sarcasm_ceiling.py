@@ -49,12 +49,13 @@ def run(train: list[tuple[str, bool]], test: list[tuple[str, bool]], body: str, 
     import torch
     from transformers import AutoModel, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(body)
+    tokenizer = AutoTokenizer.from_pretrained(body, local_files_only=True)
 
     class Classifier(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.body = AutoModel.from_pretrained(body, trust_remote_code=False, use_safetensors=True, dtype=torch.float32)
+            self.body = AutoModel.from_pretrained(body, local_files_only=True, trust_remote_code=False, use_safetensors=True,
+                                                  dtype=torch.float32)
             self.drop = torch.nn.Dropout(0.1)
             self.out = torch.nn.Linear(self.body.config.hidden_size, 2)
 
@@ -123,6 +124,8 @@ def main() -> None:
     parser.add_argument("--first-seed", type=int, default=0, help="seeds run from here (to add runs to earlier ones)")
     parser.add_argument("--max-examples", type=int, default=0, help="use only this many train and test posts (a quick check)")
     args = parser.parse_args()
+    if args.body and not Path(args.body, "config.json").is_file():
+        parser.error(f"--body {args.body}: not a local model folder (bizstream downloads no weights)")
     body = args.body or str(default_body())
     with args.data.open(newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
