@@ -2,7 +2,7 @@
 acquisition, with a simulated oracle that labels whatever each strategy asks for.
 
     .venv/bin/python bench/active_learning.py --data ../shared/data/twitter_financial_news.csv [--seeds 10]
-        [--strategies hybrid entropy random hybrid_stale]
+        [--strategies hybrid entropy random hybrid_stale] [--fine-tune-seeds 3]
 
 The model is the one the fast path trains: a logistic-regression head on frozen all-MiniLM-L6-v2 embeddings
 (bizstream_plugins.setfit.model.Head). Labels are asked for in batches of 50 (one labeler session; the head is refit
@@ -12,6 +12,10 @@ held-out part. "hybrid_stale" (not run by default) ranks by the first model's pr
 labeler reading the probabilities posts were scored with would. Prints JSON: accuracy and macro-F1 per budget,
 strategy and seed, their means, the area under each mean accuracy curve (over log2 of the budget, normalised to
 [0, 1]), and how many labels random needs to reach what hybrid reaches with 200, in accuracy and in macro-F1.
+
+--fine-tune-seeds N asks whether the slow path changes the answer: for the first N seeds, the labels hybrid chose by
+200 and random's by 200 and 800 each train a fresh body the way the trainer's full fine-tune does (SetFit, the
+setfit.profile settings), and that model is scored on the same held-out part ("fine_tuned" in the JSON).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import math
 import random
 import statistics
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -40,9 +45,11 @@ from bizstream.learning.acquisition import (  # noqa: E402
     hybrid_acquisition,
     random_acquisition,
 )
-from bizstream.learning.embeddings import TorchEncoder, default_body
+from bizstream.learning.embeddings import TorchEncoder, default_body, fine_tune  # noqa: E402
 from bizstream.records import SENTIMENTS  # noqa: E402
-from bizstream_plugins.setfit.model import Head
+from bizstream.settings import Settings  # noqa: E402
+from bizstream_plugins.setfit.model import Head  # noqa: E402
+from bizstream_plugins.setfit.training import PROFILES  # noqa: E402
 
 BUDGETS = [50, 100, 200, 400, 800]
 START = 30  # labels before the first model
@@ -59,23 +66,31 @@ class HeadOnPool:
         return self.head.predict_proba(self.embeddings[[int(t) for t in texts]])
 
 
-def curve(strategy: str, seed: int, x: np.ndarray, y: list[str], x_test: np.ndarray, y_test: list[str]) -> list[dict[str, float]]:
+def scored(labels: int, y_test: list[str], probabilities: np.ndarray) -> dict[str, float]:
+    predicted = [SENTIMENTS[i].value for i in probabilities.argmax(axis=1)]
+    return {
+        "labels": labels, "accuracy": round(float(accuracy_score(y_test, predicted)), 4),
+        "macro_f1": round(float(f1_score(y_test, predicted, labels=[s.value for s in SENTIMENTS], average="macro", zero_division=0)), 4),
+    }  # fmt: skip
+
+
+def curve(
+    strategy: str, seed: int, x: np.ndarray, y: list[str], x_test: np.ndarray, y_test: list[str]
+) -> tuple[list[dict[str, float]], dict[int, list[int]]]:  # fmt: skip
+    """The learning curve, and which pool posts were labelled at each budget."""
     rnd = random.Random(seed)
     hybrid = strategy.startswith("hybrid")
     labelled = cold_start_acquisition(x, START, seed) if hybrid else rnd.sample(range(len(y)), START)
-    points = []
+    points, chosen = [], {}
     first: Head | None = None
     while True:
         head = Head.fit(x[labelled], [y[i] for i in labelled], seed=seed)
         first = first or head
         if len(labelled) in BUDGETS:
-            predicted = [SENTIMENTS[i].value for i in head.predict_proba(x_test).argmax(axis=1)]
-            points.append({
-                "labels": len(labelled), "accuracy": round(float(accuracy_score(y_test, predicted)), 4),
-                "macro_f1": round(float(f1_score(y_test, predicted, labels=[s.value for s in SENTIMENTS], average="macro", zero_division=0)), 4),
-            })  # fmt: skip
+            points.append(scored(len(labelled), y_test, head.predict_proba(x_test)))
+            chosen[len(labelled)] = list(labelled)
         if len(labelled) >= BUDGETS[-1]:
-            return points
+            return points, chosen
         want = min(BATCH, min(b for b in BUDGETS if b > len(labelled)) - len(labelled))
         taken = set(labelled)
         pool = [i for i in range(len(y)) if i not in taken]
@@ -94,6 +109,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, required=True)
     parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--fine-tune-seeds", type=int, default=0,
+                        help="for this many seeds, also fine-tune the body (SetFit, the 'cpu' profile of the trainer's full "
+                             "path) on hybrid's 200 labels and random's 200 and 800: ~10 min a seed on 2 cores")  # fmt: skip
     parser.add_argument("--strategies", nargs="+", default=["hybrid", "entropy", "random"],
                         choices=["hybrid", "entropy", "random", "hybrid_stale"])  # fmt: skip
     args = parser.parse_args()
@@ -106,10 +124,17 @@ def main() -> None:
     y, y_test = [label for _, label in train], [label for _, label in test]
 
     runs: dict[str, list[list[dict[str, float]]]] = {s: [] for s in args.strategies}
+    fine_tuned: dict[str, list[dict[str, float]]] = {"hybrid": [], "random": []}
     for seed in range(args.seeds):
         for strategy in runs:
-            runs[strategy].append(curve(strategy, seed, x, y, x_test, y_test))
-            print(orjson.dumps({"strategy": strategy, "seed": seed, "curve": runs[strategy][-1]}).decode(), file=sys.stderr)
+            points, chosen = curve(strategy, seed, x, y, x_test, y_test)
+            runs[strategy].append(points)
+            print(orjson.dumps({"strategy": strategy, "seed": seed, "curve": points}).decode(), file=sys.stderr)
+            for budget in ((200,) if strategy == "hybrid" else (200, 800) if strategy == "random" else ()):
+                if seed < args.fine_tune_seeds:
+                    texts, labels = [train[i][0] for i in chosen[budget]], [y[i] for i in chosen[budget]]
+                    fine_tuned[strategy].append({"seed": seed, **fine_tuned_point(texts, labels, test, seed)})
+                    print(orjson.dumps({"strategy": strategy, "fine_tuned": fine_tuned[strategy][-1]}).decode(), file=sys.stderr)
 
     mean = {s: [{"labels": b, "accuracy": round(statistics.mean(r[k]["accuracy"] for r in rs), 4),
                  "macro_f1": round(statistics.mean(r[k]["macro_f1"] for r in rs), 4)} for k, b in enumerate(BUDGETS)]
@@ -135,7 +160,32 @@ def main() -> None:
         "random_labels_to_reach_hybrid_at_200": {m: random_needs(m) for m in ("accuracy", "macro_f1")},
         "target_hybrid_200_matches_random_800": {m: hybrid_200[m] >= random_800[m] for m in ("accuracy", "macro_f1")},
         "runs": runs,
+        **({"fine_tuned": fine_tuned_summary(fine_tuned)} if args.fine_tune_seeds else {}),
     }, option=orjson.OPT_INDENT_2).decode())  # fmt: skip
+
+
+def fine_tuned_point(texts: list[str], labels: list[str], test: list[tuple[str, str]], seed: int) -> dict[str, float]:
+    """The slow path on the same labels: a fresh body fine-tuned contrastively as the trainer's full path does, a head
+    fitted on its embeddings, scored on the held-out part."""
+    profile = PROFILES[Settings().setfit.profile]
+    encoder = TorchEncoder(default_body())
+    started = time.perf_counter()
+    fine_tune(encoder, texts, [SENTIMENTS.index(label) for label in labels], profile.batch_size,
+              profile.num_epochs, profile.num_iterations, seed)  # fmt: skip
+    seconds = round(time.perf_counter() - started)
+    head = Head.fit(encoder.encode(texts), labels, seed=seed)
+    return {**scored(len(texts), [label for _, label in test], head.predict_proba(encoder.encode([t for t, _ in test]))),
+            "fine_tune_seconds": seconds}  # fmt: skip
+
+
+def fine_tuned_summary(fine_tuned: dict[str, list[dict[str, float]]]) -> dict[str, object]:
+    """Means per strategy and budget, and whether hybrid's 200 fine-tuned matches random's 800 fine-tuned."""
+    mean = {f"{s}_at_{b}": {m: round(statistics.mean(p[m] for p in points if p["labels"] == b), 4) for m in ("accuracy", "macro_f1")}
+            for s, points in fine_tuned.items() for b in sorted({int(p["labels"]) for p in points})}  # fmt: skip
+    return {
+        "profile": Settings().setfit.profile, "seeds": len(fine_tuned["hybrid"]), "mean": mean, "runs": fine_tuned,
+        "target_hybrid_200_matches_random_800": {m: mean["hybrid_at_200"][m] >= mean["random_at_800"][m] for m in ("accuracy", "macro_f1")},
+    }  # fmt: skip
 
 
 if __name__ == "__main__":
