@@ -110,8 +110,9 @@ def main() -> None:
     parser.add_argument("--data", type=Path, required=True)
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--fine-tune-seeds", type=int, default=0,
-                        help="for this many seeds, also fine-tune the body (SetFit, the 'cpu' profile of the trainer's full "
-                             "path) on hybrid's 200 labels and random's 200 and 800: ~10 min a seed on 2 cores")  # fmt: skip
+                        help="for this many seeds, also fine-tune the body as the trainer's full path does (SetFit, the "
+                             "setfit.profile settings) on hybrid's 200 labels and random's 200 and 800: ~11 min a seed "
+                             "on 2 cores with the 'cpu' profile")  # fmt: skip
     parser.add_argument("--strategies", nargs="+", default=["hybrid", "entropy", "random"],
                         choices=["hybrid", "entropy", "random", "hybrid_stale"])  # fmt: skip
     args = parser.parse_args()
