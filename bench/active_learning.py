@@ -54,6 +54,7 @@ from bizstream_plugins.setfit.training import PROFILES  # noqa: E402
 BUDGETS = [50, 100, 200, 400, 800]
 START = 30  # labels before the first model
 BATCH = 50  # labels asked for per round (the labeler's default)
+FINE_TUNED_AT = {"hybrid": (200,), "random": (200, 800)}  # --fine-tune-seeds: the budgets the target compares
 
 
 class HeadOnPool:
@@ -125,17 +126,16 @@ def main() -> None:
     y, y_test = [label for _, label in train], [label for _, label in test]
 
     runs: dict[str, list[list[dict[str, float]]]] = {s: [] for s in args.strategies}
-    fine_tuned: dict[str, list[dict[str, float]]] = {"hybrid": [], "random": []}
+    fine_tuned: dict[str, list[dict[str, float]]] = {strategy: [] for strategy in FINE_TUNED_AT}
     for seed in range(args.seeds):
         for strategy in runs:
             points, chosen = curve(strategy, seed, x, y, x_test, y_test)
             runs[strategy].append(points)
             print(orjson.dumps({"strategy": strategy, "seed": seed, "curve": points}).decode(), file=sys.stderr)
-            for budget in ((200,) if strategy == "hybrid" else (200, 800) if strategy == "random" else ()):
-                if seed < args.fine_tune_seeds:
-                    texts, labels = [train[i][0] for i in chosen[budget]], [y[i] for i in chosen[budget]]
-                    fine_tuned[strategy].append({"seed": seed, **fine_tuned_point(texts, labels, test, seed)})
-                    print(orjson.dumps({"strategy": strategy, "fine_tuned": fine_tuned[strategy][-1]}).decode(), file=sys.stderr)
+            for budget in FINE_TUNED_AT.get(strategy, ()) if seed < args.fine_tune_seeds else ():
+                texts, labels = [train[i][0] for i in chosen[budget]], [y[i] for i in chosen[budget]]
+                fine_tuned[strategy].append({"seed": seed, **fine_tuned_point(texts, labels, test, seed)})
+                print(orjson.dumps({"strategy": strategy, "fine_tuned": fine_tuned[strategy][-1]}).decode(), file=sys.stderr)
 
     mean = {s: [{"labels": b, "accuracy": round(statistics.mean(r[k]["accuracy"] for r in rs), 4),
                  "macro_f1": round(statistics.mean(r[k]["macro_f1"] for r in rs), 4)} for k, b in enumerate(BUDGETS)]

@@ -100,7 +100,7 @@ def test_slang_flip_drift_retrain_promote(cluster: Cluster, trained: tuple[Model
     # drift job still queued from the flip may promote once more meanwhile (CI, 2026-11-27: 54 s after the version
     # probed above), so the workers must serve what serves now, whichever version that is, and not the first model.
     versions: set[str] = set()
-    now = first.version
+    now: str | None = None
     for wave in range(6):
         later = posts(10_000 + 1000 * wave, flipped=True, rounds=1)
         cluster.produce(topics.POSTS, ((b"t", orjson.dumps({"id": i, "text": t})) for i, t, _ in later))
