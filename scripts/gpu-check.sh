@@ -30,7 +30,7 @@ import bitsandbytes, peft, transformers
 print(f"{torch.cuda.get_device_name()} · torch {torch.__version__} (CUDA {torch.version.cuda}) · transformers "
       f"{transformers.__version__} · peft {peft.__version__} · bitsandbytes {bitsandbytes.__version__}")
 EOF
-  "$1" -m pytest -p no:cacheprovider -v -rA "${TESTS[@]}"
+  "$1" -m pytest -p no:cacheprovider -v -rfEs "${TESTS[@]}"
 }
 
 case "${1:-}" in
