@@ -1,7 +1,10 @@
-"""Shared fixtures: settings that keep files in tmp folders, and a small SetFit model trained on a separable set."""
+"""Shared fixtures: settings that keep files in tmp folders, and a small SetFit model trained on a separable set; and
+where Kafka is for every test that starts no broker of its own (NO_BROKER, child_env)."""
 
 from __future__ import annotations
 
+import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -14,12 +17,32 @@ from bizstream_plugins.setfit.training import TrainProfile, train_full
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# Where no broker is: a port this session holds bound but never listens on, so a connection to it is refused at once.
+# Every bizstream a test runs, in this process or in a child (child_env), talks to it unless the test starts a broker
+# of its own; so no test reaches a broker a developer runs at the default 127.0.0.1:9092. Before, tests that train or
+# label announced into it: a worker under `bizstream up` swapped to a head test_starter had trained on 73 templates.
+_HELD = socket.socket()
+_HELD.bind(("127.0.0.1", 0))
+NO_BROKER = f"127.0.0.1:{_HELD.getsockname()[1]}"
+os.environ["BIZSTREAM_KAFKA__BOOTSTRAP_SERVERS"] = NO_BROKER
+
+
+def child_env(*, bare: bool = False, **variables: str) -> dict[str, str]:
+    """The environment of a bizstream child process: this one's without its BIZSTREAM_ settings (bare: PATH alone, so
+    nothing of the developer's shell, COLUMNS say, reaches it), Kafka at NO_BROKER, then ``variables``, which may name
+    a test's own broker."""
+    env = {"PATH": "/usr/bin:/bin"} if bare else {k: v for k, v in os.environ.items() if not k.startswith("BIZSTREAM_")}
+    env["BIZSTREAM_KAFKA__BOOTSTRAP_SERVERS"] = NO_BROKER
+    env.update(variables)
+    return env
+
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     """Default settings, with the cache in tmp_path and without the starter model (tests/plugins/setfit/test_starter.py
     tests it; elsewhere SetFit serves only what a test trains)."""
-    return Settings().replace(broker={"cache_dir": str(tmp_path / "cache")}, setfit={"starter": False, "export_onnx": False})
+    return Settings().replace(broker={"cache_dir": str(tmp_path / "cache")}, kafka={"bootstrap_servers": NO_BROKER},
+                              setfit={"starter": False, "export_onnx": False})  # fmt: skip
 
 BULLISH = ["{c} to the moon, buying more", "{c} is pumping, huge gains", "{c} breakout, all time high soon",
            "loading up on {c}, so bullish", "{c} rocket, we are all rich"]  # fmt: skip

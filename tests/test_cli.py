@@ -11,7 +11,7 @@ import typer
 from typer.testing import CliRunner
 
 from bizstream.cli import app
-from tests.conftest import ROOT
+from tests.conftest import NO_BROKER, ROOT, child_env
 
 runner = CliRunner()
 
@@ -41,7 +41,7 @@ def test_the_spec_commands_exist() -> None:
 
 
 def test_score_offline_scores_good_lines_and_rejects_bad_ones(tmp_path: Path) -> None:
-    env = {"BIZSTREAM_BROKER__CACHE_DIR": str(tmp_path / "cache"), "BIZSTREAM_SETFIT__STARTER": "false", "PATH": "/usr/bin:/bin"}
+    env = child_env(bare=True, BIZSTREAM_BROKER__CACHE_DIR=str(tmp_path / "cache"), BIZSTREAM_SETFIT__STARTER="false")
     posts = tmp_path / "posts.jsonl"
     posts.write_bytes(b'{"id": "a", "text": "this coin is going to moon"}\nnot json\n{"id": "b", "text": "rekt"}\n')
     result = subprocess.run([sys.executable, "-m", "bizstream", "score", str(posts)], capture_output=True, cwd=ROOT, env=env)
@@ -56,7 +56,7 @@ def test_score_offline_scores_good_lines_and_rejects_bad_ones(tmp_path: Path) ->
 
 
 def test_bad_settings_give_one_clear_line(tmp_path: Path) -> None:
-    env = {"BIZSTREAM_WORKER__BATCH_SIZE": "-3", "PATH": "/usr/bin:/bin"}
+    env = child_env(bare=True, BIZSTREAM_WORKER__BATCH_SIZE="-3")
     result = subprocess.run([sys.executable, "-m", "bizstream", "plugins"], capture_output=True, text=True, env=env, cwd=ROOT)
     assert result.returncode == 1
     assert "error: worker.batch_size must be >= 1, got -3" in result.stderr
@@ -64,7 +64,7 @@ def test_bad_settings_give_one_clear_line(tmp_path: Path) -> None:
 
 
 def test_broker_status_says_stopped(tmp_path: Path) -> None:
-    env = {"BIZSTREAM_BROKER__CACHE_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    env = child_env(bare=True, BIZSTREAM_BROKER__CACHE_DIR=str(tmp_path))
     result = subprocess.run([sys.executable, "-m", "bizstream", "broker", "status"], capture_output=True, text=True, env=env, cwd=ROOT)
     assert result.returncode == 1
     assert result.stdout.startswith("stopped")
@@ -73,17 +73,30 @@ def test_broker_status_says_stopped(tmp_path: Path) -> None:
 def test_produce_without_a_broker_says_what_to_do(tmp_path: Path) -> None:
     posts = tmp_path / "p.jsonl"
     posts.write_text('{"id": "a", "text": "x"}\n')
-    env = {"BIZSTREAM_KAFKA__BOOTSTRAP_SERVERS": "127.0.0.1:1", "PATH": "/usr/bin:/bin"}
+    env = child_env(bare=True)
     for command in (["produce", str(posts)], ["consume", "scores"]):
         result = subprocess.run([sys.executable, "-m", "bizstream", *command], capture_output=True, text=True, env=env, cwd=ROOT, timeout=60)
         assert result.returncode == 1
         (line,) = result.stderr.strip().splitlines()  # one line: no aiokafka ERROR line before it
-        assert "cannot reach Kafka at 127.0.0.1:1" in line and "bizstream broker start" in line
+        assert f"cannot reach Kafka at {NO_BROKER}" in line and "bizstream broker start" in line
+
+
+def test_no_test_reaches_a_broker_a_developer_runs() -> None:
+    # Tests that train, promote or label announce on Kafka. With a developer's `bizstream up` at the default
+    # 127.0.0.1:9092 they announced into it, and its worker served a test's model; every test's bizstream, in this
+    # process and in a child, is now pointed where nothing listens.
+    from bizstream.settings import KafkaSettings, load_settings
+
+    assert load_settings().kafka.bootstrap_servers == NO_BROKER != KafkaSettings().bootstrap_servers
+    code = "from bizstream.settings import load_settings; print(load_settings().kafka.bootstrap_servers)"
+    for env in (child_env(), child_env(bare=True)):
+        seen = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT)
+        assert seen.stdout.strip() == NO_BROKER, seen.stderr
 
 
 @pytest.mark.parametrize("columns", ["80", "400"])
 def test_unavailable_reasons_are_whole_sentences_with_their_setting_names(tmp_path: Path, columns: str) -> None:
-    env = {"BIZSTREAM_BROKER__CACHE_DIR": str(tmp_path), "BIZSTREAM_SETFIT__STARTER": "false", "PATH": "/usr/bin:/bin", "COLUMNS": columns}
+    env = child_env(bare=True, BIZSTREAM_BROKER__CACHE_DIR=str(tmp_path), BIZSTREAM_SETFIT__STARTER="false", COLUMNS=columns)
     result = subprocess.run([sys.executable, "-m", "bizstream", "plugins"], capture_output=True, text=True, env=env, cwd=ROOT)
     assert result.returncode == 0, result.stderr
     said = " ".join(result.stdout.split())  # however the width wrapped it
@@ -92,14 +105,14 @@ def test_unavailable_reasons_are_whole_sentences_with_their_setting_names(tmp_pa
 
 
 def test_an_error_message_keeps_its_brackets() -> None:
-    env = {"BIZSTREAM_NOPE__X": "3", "PATH": "/usr/bin:/bin"}
+    env = child_env(bare=True, BIZSTREAM_NOPE__X="3")
     result = subprocess.run([sys.executable, "-m", "bizstream", "plugins"], capture_output=True, text=True, env=env, cwd=ROOT)
     assert result.returncode == 1 and "unknown settings section [nope] in the environment" in result.stderr
 
 
 @pytest.mark.parametrize("command", [["score"], ["produce"], ["labels", "import"]])
 def test_a_missing_input_file_is_one_line_at_once(command: list[str], tmp_path: Path) -> None:
-    env = {"BIZSTREAM_BROKER__CACHE_DIR": str(tmp_path / "cache"), "PATH": "/usr/bin:/bin"}
+    env = child_env(bare=True, BIZSTREAM_BROKER__CACHE_DIR=str(tmp_path / "cache"))
     result = subprocess.run([sys.executable, "-m", "bizstream", *command, str(tmp_path / "nope.jsonl")], capture_output=True,
                             text=True, cwd=ROOT, env=env)  # fmt: skip
     assert result.returncode == 1 and result.stderr.strip().splitlines() == [f"error: no such file: {tmp_path / 'nope.jsonl'}"]
@@ -108,8 +121,8 @@ def test_a_missing_input_file_is_one_line_at_once(command: list[str], tmp_path: 
 def test_version_and_a_fusion_weight_for_no_analyzer(tmp_path: Path) -> None:
     result = runner.invoke(app, ["--version"])
     assert result.exit_code == 0 and result.output.startswith("bizstream 0.")
-    env = {"BIZSTREAM_BROKER__CACHE_DIR": str(tmp_path / "cache"), "BIZSTREAM_SETFIT__STARTER": "false",
-           "BIZSTREAM_FUSION__WEIGHTS__VADR": "0.5", "PATH": "/usr/bin:/bin"}  # fmt: skip
+    env = child_env(bare=True, BIZSTREAM_BROKER__CACHE_DIR=str(tmp_path / "cache"), BIZSTREAM_SETFIT__STARTER="false",
+                    BIZSTREAM_FUSION__WEIGHTS__VADR="0.5")  # fmt: skip
     posts = tmp_path / "posts.jsonl"
     posts.write_bytes(b'{"id": "a", "text": "moon"}\n')
     scored = subprocess.run([sys.executable, "-m", "bizstream", "score", str(posts)], capture_output=True, text=True, cwd=ROOT, env=env)
@@ -126,7 +139,7 @@ def test_labels_import_says_how_many_are_new(tmp_path: Path, monkeypatch: pytest
 
 
 def test_no_bitsandbytes_kernel_noise(tmp_path: Path) -> None:
-    env = {"BIZSTREAM_BROKER__CACHE_DIR": str(tmp_path / "cache"), "BIZSTREAM_SETFIT__STARTER": "false", "PATH": "/usr/bin:/bin"}
+    env = child_env(bare=True, BIZSTREAM_BROKER__CACHE_DIR=str(tmp_path / "cache"), BIZSTREAM_SETFIT__STARTER="false")
     code = "import bizstream, setfit, peft"  # what loading SetFit or CryptoBERT imports
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env)
     assert result.returncode == 0 and "pip install kernels" not in result.stderr
@@ -138,7 +151,6 @@ def test_an_empty_labeler_says_why(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     from bizstream.store.scored import ScoredPostStore
 
     monkeypatch.setenv("BIZSTREAM_STORE__PATH", str(tmp_path / "db.sqlite"))
-    monkeypatch.setenv("BIZSTREAM_KAFKA__BOOTSTRAP_SERVERS", "127.0.0.1:1")  # no broker: nothing to send anyway
     empty = runner.invoke(app, ["label", "--labeler", "ann"], input="q")
     assert "no scored posts are stored yet; run `bizstream sink`" in empty.output
     labels = LabelStore(tmp_path / "db.sqlite")
@@ -153,7 +165,7 @@ def test_an_empty_labeler_says_why(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
 
 def test_score_shows_a_table_for_people(tmp_path: Path) -> None:
-    env = {"BIZSTREAM_BROKER__CACHE_DIR": str(tmp_path / "cache"), "BIZSTREAM_SETFIT__STARTER": "false", "PATH": "/usr/bin:/bin"}
+    env = child_env(bare=True, BIZSTREAM_BROKER__CACHE_DIR=str(tmp_path / "cache"), BIZSTREAM_SETFIT__STARTER="false")
     posts = tmp_path / "posts.jsonl"
     posts.write_bytes(b'{"id": "a", "text": "this coin is going to moon"}\n{"id": "b", "text": "rekt"}\n')
     result = subprocess.run([sys.executable, "-m", "bizstream", "score", "--table", str(posts)], capture_output=True, text=True, cwd=ROOT, env=env)
@@ -166,8 +178,8 @@ def test_score_shows_a_table_for_people(tmp_path: Path) -> None:
 def test_an_analyzer_busy_in_torch_at_exit_does_not_abort_the_process(tmp_path: Path) -> None:
     # Finalizing the interpreter under a thread inside torch aborts it: "terminate called without an active
     # exception", exit 134, and whatever was still buffered is lost.
-    env = {"BIZSTREAM_BROKER__CACHE_DIR": str(tmp_path / "cache"), "BIZSTREAM_SETFIT__STARTER": "false", "PATH": "/usr/bin:/bin",
-           "BIZSTREAM_PLUGINS__LOAD": '["tests.fixtures.native"]', "BIZSTREAM_WORKER__ANALYZER_TIMEOUT_S": "0.5"}  # fmt: skip
+    env = child_env(bare=True, BIZSTREAM_BROKER__CACHE_DIR=str(tmp_path / "cache"), BIZSTREAM_SETFIT__STARTER="false",
+                    BIZSTREAM_PLUGINS__LOAD='["tests.fixtures.native"]', BIZSTREAM_WORKER__ANALYZER_TIMEOUT_S="0.5")  # fmt: skip
     posts = tmp_path / "posts.jsonl"
     posts.write_bytes(b'{"id": "a", "text": "this coin is going to moon"}\n')
     result = subprocess.run([sys.executable, "-m", "bizstream", "score", str(posts)], capture_output=True, text=True, cwd=ROOT, env=env)

@@ -11,7 +11,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, child_env
 
 pytestmark = pytest.mark.slow
 
@@ -36,7 +36,7 @@ def test_installed_package_is_discovered_and_scores(tmp_path: Path) -> None:
         [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--target", str(site), str(source)],
         check=True,
     )  # fmt: skip
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BIZSTREAM_")}
+    env = child_env()
     env["PYTHONPATH"] = os.pathsep.join([str(site), str(ROOT)])
     env["BIZSTREAM_BROKER__CACHE_DIR"] = str(tmp_path / "cache")
     env["BIZSTREAM_SETFIT__STARTER"] = "false"

@@ -16,7 +16,7 @@ from bizstream.errors import ConfigError
 from bizstream.hookspecs import hookimpl
 from bizstream.plugins import get_plugin_manager, load_analyzers
 from bizstream.settings import Settings
-from tests.conftest import ROOT
+from tests.conftest import ROOT, child_env
 from tests.fixtures.analyzers import ConstantAnalyzer, UnavailableAnalyzer
 
 
@@ -141,7 +141,7 @@ def test_serving_the_defaults_imports_neither_torch_nor_transformers(tmp_path: P
     code = ("import sys; from bizstream.plugins import load_pipeline; from bizstream.settings import load_settings; "
             "p = load_pipeline(load_settings(None), report=lambda s: None); "
             "print(sorted(a.name for a in p.analyzers), [m for m in ('torch', 'transformers') if m in sys.modules])")  # fmt: skip
-    env = {"BIZSTREAM_BROKER__CACHE_DIR": str(tmp_path / "cache"), "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1"}
+    env = child_env(bare=True, BIZSTREAM_BROKER__CACHE_DIR=str(tmp_path / "cache"), HF_HUB_OFFLINE="1")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "['ocr', 'setfit', 'vader'] []"  # the starter installed and served, no torch

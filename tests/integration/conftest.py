@@ -24,7 +24,7 @@ from bizstream.settings import BrokerSettings, Settings
 from bizstream.stream import topics
 from bizstream.stream.broker import LocalBroker, free_port
 from bizstream.stream.client import Message, ensure_topics, publish, read
-from tests.conftest import ROOT
+from tests.conftest import ROOT, child_env
 
 pytestmark = pytest.mark.integration
 
@@ -41,7 +41,7 @@ class Cluster:
 
     def env(self, **extra: str) -> dict[str, str]:
         """Environment for a bizstream process that talks to this cluster."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith("BIZSTREAM_")}
+        env = child_env()
         env.update(
             BIZSTREAM_KAFKA__BOOTSTRAP_SERVERS=self.settings.kafka.bootstrap_servers,
             BIZSTREAM_KAFKA__PARTITIONS=str(self.settings.kafka.partitions),

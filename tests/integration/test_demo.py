@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,13 +9,13 @@ from pathlib import Path
 import pytest
 
 from bizstream.stream.broker import free_port
-from tests.conftest import ROOT
+from tests.conftest import ROOT, child_env
 
 pytestmark = pytest.mark.integration
 
 
 def test_the_plain_demo_scores_every_sample_post_and_stops_what_it_started(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BIZSTREAM_")}
+    env = child_env()
     port = free_port()
     env.update(BIZSTREAM_BROKER__CACHE_DIR=str(tmp_path / "cache"), BIZSTREAM_BROKER__PORT=str(port),
                BIZSTREAM_BROKER__CONTROLLER_PORT=str(free_port()), BIZSTREAM_KAFKA__BOOTSTRAP_SERVERS=f"127.0.0.1:{port}",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -10,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, child_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def test_the_loop_demo_retrains_promotes_and_serves_the_better_model(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BIZSTREAM_")}
+    env = child_env()
     env.update(BIZSTREAM_BROKER__CACHE_DIR=str(tmp_path / "cache"), COLUMNS="200")
     done = subprocess.run([sys.executable, "-m", "bizstream", "demo", "--loop"], capture_output=True, text=True, env=env,
                           cwd=ROOT, timeout=900)  # fmt: skip

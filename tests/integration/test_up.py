@@ -3,7 +3,6 @@ Ctrl-C; a process that dies is reported, not silently ignored."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -15,7 +14,7 @@ import psutil
 import pytest
 
 from bizstream.stream.broker import free_port
-from tests.conftest import ROOT
+from tests.conftest import ROOT, child_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -25,7 +24,7 @@ def children(pid: int) -> list[psutil.Process]:
 
 
 def test_up_starts_everything_and_stops_cleanly(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BIZSTREAM_")}
+    env = child_env()
     port = free_port()
     env.update(BIZSTREAM_BROKER__CACHE_DIR=str(tmp_path / "cache"), BIZSTREAM_BROKER__PORT=str(free_port()),
                BIZSTREAM_BROKER__CONTROLLER_PORT=str(free_port()), BIZSTREAM_SETFIT__STARTER="false")  # fmt: skip

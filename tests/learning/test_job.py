@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import subprocess
@@ -17,7 +16,7 @@ from bizstream.learning.replay import ReplayBuffer
 from bizstream.settings import Settings
 from bizstream.store.labels import LabelRow, LabelStore
 from bizstream.store.trainer_state import TrainerState
-from tests.conftest import ROOT, separable
+from tests.conftest import ROOT, child_env, separable
 
 FLIP = {"bullish": 3, "bearish": 1, "neutral": 2}
 
@@ -76,12 +75,11 @@ def test_a_killed_job_leaves_the_serving_model_and_resumes(trained: tuple[ModelR
     serving = registry.serving()
     store = LabelStore(settings.store_path)
     store.add(label_rows(["$BTC", "$ETH", "$SOL", "$DOGE", "$ADA", "$XRP"], flip=False, at=1000.0))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BIZSTREAM_")}
+    env = child_env()
     env.update(
         BIZSTREAM_BROKER__CACHE_DIR=str(tmp_path / "cache"), BIZSTREAM_STORE__PATH=str(settings.store_path),
         BIZSTREAM_SETFIT__REGISTRY=str(registry.root), BIZSTREAM_TRACKING__ENABLED="false",
         BIZSTREAM_TRAINER__MODE="full",  # a contrastive fine-tune: long enough to be killed in the middle
-        BIZSTREAM_KAFKA__BOOTSTRAP_SERVERS="127.0.0.1:1",
     )  # fmt: skip
     job = subprocess.Popen([sys.executable, "-m", "bizstream.learning.job"], env=env, cwd=ROOT,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip

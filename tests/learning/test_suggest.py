@@ -87,8 +87,7 @@ def test_uncertainty_is_the_serving_models_not_the_one_posts_were_scored_with(
 
     from bizstream.cli import app
 
-    for name, value in {"STORE__PATH": str(settings.store_path), "SETFIT__REGISTRY": str(registry.root), "SETFIT__STARTER": "false",
-                        "KAFKA__BOOTSTRAP_SERVERS": "127.0.0.1:1"}.items():  # fmt: skip
+    for name, value in {"STORE__PATH": str(settings.store_path), "SETFIT__REGISTRY": str(registry.root), "SETFIT__STARTER": "false"}.items():
         monkeypatch.setenv(f"BIZSTREAM_{name}", value)
     shown = CliRunner().invoke(app, ["label", "--labeler", "ann", "--limit", "1"], input="q")
     assert shown.exit_code == 0, shown.output

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +14,7 @@ from bizstream.learning.dataset import Split
 from bizstream.learning.registry import ModelMetadata, ModelRegistry
 from bizstream.learning.tracking import log_training
 from bizstream.settings import Settings
-from tests.conftest import ROOT, separable
+from tests.conftest import ROOT, child_env, separable
 
 
 def test_training_runs_are_tracked_in_mlflow(trained: tuple[ModelRegistry, ModelMetadata, Split], tmp_path: Path) -> None:
@@ -34,7 +33,7 @@ def test_training_runs_are_tracked_in_mlflow(trained: tuple[ModelRegistry, Model
 
 @pytest.mark.slow
 def test_train_elsewhere_import_refit_rollback(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BIZSTREAM_")}
+    env = child_env()
     env.update(BIZSTREAM_BROKER__CACHE_DIR=str(tmp_path / "cache"), BIZSTREAM_TRACKING__ENABLED="false",
                BIZSTREAM_SETFIT__STARTER="false")  # this test trains the first model itself
 

@@ -97,19 +97,18 @@ def test_lora_training_changes_the_adapters_which_round_trip(tiny: Path, tmp_pat
 
 
 def test_train_cryptobert_registers_gates_and_serves_the_onnx_export(tiny: Path, tmp_path: Path) -> None:
-    import os
     import subprocess
     import sys
 
     import orjson
 
     from bizstream_plugins.cryptobert.model import registry_at
-    from tests.conftest import ROOT
+    from tests.conftest import ROOT, child_env
 
     labels = tmp_path / "labels.jsonl"
     rows = [{"post_id": f"x{i}", "text": t, "label": y} for i, (y, t) in enumerate((y, t) for y, ts in TEXTS.items() for t in ts * 4)]
     labels.write_bytes(b"".join(orjson.dumps(row) + b"\n" for row in rows))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BIZSTREAM_")}
+    env = child_env()
     env.update(BIZSTREAM_BROKER__CACHE_DIR=str(tmp_path / "cache"), BIZSTREAM_PLUGINS__OPTIONS__CRYPTOBERT__MODEL=str(tiny),
                BIZSTREAM_TRACKING__ENABLED="false", COLUMNS="200")  # fmt: skip
 

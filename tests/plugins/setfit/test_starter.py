@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -18,7 +17,7 @@ from bizstream.records import Post, Sentiment
 from bizstream.testing import check_analyzer
 from bizstream_plugins.setfit.analyzer import SetfitAnalyzer
 from bizstream_plugins.setfit.starter import HEAD_FILE, INFO_FILE, VERSION, install_starter
-from tests.conftest import ROOT, separable
+from tests.conftest import ROOT, child_env, separable
 
 
 def test_the_shipped_starter_records_where_it_came_from_and_is_intact() -> None:
@@ -56,7 +55,7 @@ def test_it_never_replaces_a_model_that_serves(trained: tuple[ModelRegistry, Mod
 
 
 def test_train_setfit_fast_works_from_the_starter_right_after_labels_import(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BIZSTREAM_")}
+    env = child_env()
     env.update(BIZSTREAM_BROKER__CACHE_DIR=str(tmp_path / "cache"), BIZSTREAM_TRACKING__ENABLED="false", COLUMNS="200")
     texts, labels = separable()
     labels_file = tmp_path / "labels.jsonl"
