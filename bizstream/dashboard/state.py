@@ -30,7 +30,7 @@ class DashboardState:
         self.config = config
         self.publish = publish  # each change, to the live page (server-sent events)
         self.windows: OrderedDict[str, dict[str, dict[str, Any]]] = OrderedDict()  # ticker -> "kind/size" -> window
-        self.history: dict[str, OrderedDict[float, dict[str, Any]]] = {}  # ticker -> start -> 1-minute window
+        self.history: dict[str, dict[float, dict[str, Any]]] = {}  # ticker -> start -> 1-minute window, as they came
         self.posts: deque[dict[str, Any]] = deque(maxlen=config.recent_posts)
         self.texts: OrderedDict[str, str] = OrderedDict()
         self.drift: deque[dict[str, Any]] = deque(maxlen=MAX_EVENTS)
@@ -61,7 +61,7 @@ class DashboardState:
             gone, _ = self.windows.popitem(last=False)
             self.history.pop(gone, None)
         if w["kind"] == "tumbling" and int(w["window_s"]) == min(60, int(w["window_s"])):
-            history = self.history.setdefault(ticker, OrderedDict())
+            history = self.history.setdefault(ticker, {})
             history[float(w["start"])] = w
             for start in sorted(history)[: max(len(history) - self.config.history_windows, 0)]:
                 del history[start]
@@ -113,13 +113,14 @@ class DashboardState:
         return sorted(rows, key=lambda r: (-r["posts"], r["ticker"]))[:limit]
 
     def ticker(self, name: str) -> dict[str, Any] | None:
-        """One ticker: its latest windows and its 1-minute history (time, posts, mean score) for the chart."""
+        """One ticker: its latest windows and its 1-minute history (time, posts, mean score) for the chart, oldest
+        first: windows come in the order posts arrive, which is not their time order (a backfill, a late post)."""
         views = self.windows.get(name.upper())
         if views is None:
             return None
-        history = self.history.get(name.upper(), OrderedDict())
+        history = sorted(self.history.get(name.upper(), {}).items())
         return {"ticker": name.upper(), "windows": views,
-                "history": [{"start": start, "posts": w["posts"], "mean_score": w["mean_score"]} for start, w in history.items()]}  # fmt: skip
+                "history": [{"start": start, "posts": w["posts"], "mean_score": w["mean_score"]} for start, w in history]}  # fmt: skip
 
     def stats(self) -> dict[str, Any]:
         """Scores per second over the last minute, and how far behind the workers are."""
