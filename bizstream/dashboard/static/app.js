@@ -45,15 +45,22 @@ async function showTicker(ticker) {
   state.ticker = ticker;
   const data = await getJSON("/api/tickers/" + encodeURIComponent(ticker));
   $("chart-title").textContent = ticker + ": sentiment and volume by minute";
-  const x = data.history.map((h) => new Date(h.start * 1000));
+  // Minutes without posts break the line: a straight line across them would draw a sentiment nobody posted.
+  const minutes = [];
+  data.history.forEach((h, i) => {
+    if (i && h.start - data.history[i - 1].start > 60) minutes.push({ start: h.start - 30, posts: null, mean_score: null });
+    minutes.push(h);
+  });
+  const x = minutes.map((h) => new Date(h.start * 1000));
+  const most = Math.max(1, ...data.history.map((h) => h.posts)); // post counts get whole-number ticks, not 0.263
   Plotly.react("chart", [
-    { x, y: data.history.map((h) => h.posts), type: "bar", width: 48000, name: "posts", yaxis: "y2", marker: { color: "#3a4a5e" } },
-    { x, y: data.history.map((h) => h.mean_score), type: "scatter", mode: "lines+markers", name: "mean score", line: { color: "#4cd07d" } },
+    { x, y: minutes.map((h) => h.posts), type: "bar", width: 48000, name: "posts", yaxis: "y2", marker: { color: "#3a4a5e" } },
+    { x, y: minutes.map((h) => h.mean_score), type: "scatter", mode: "lines+markers", name: "mean score", line: { color: "#4cd07d" } },
   ], {
-    margin: { t: 10, r: 50, b: 40, l: 50 }, paper_bgcolor: "#181c22", plot_bgcolor: "#181c22", font: { color: "#e6e6e6" },
+    margin: { t: 30, r: 50, b: 50, l: 50 }, paper_bgcolor: "#181c22", plot_bgcolor: "#181c22", font: { color: "#e6e6e6" },
     yaxis: { title: { text: "mean score" }, range: [-1, 1] },
-    yaxis2: { title: { text: "posts" }, overlaying: "y", side: "right", rangemode: "tozero" },
-    legend: { orientation: "h" },
+    yaxis2: { title: { text: "posts" }, overlaying: "y", side: "right", range: [0, most * 1.05], dtick: Math.ceil(most / 5) },
+    legend: { orientation: "h", x: 0, y: 1.02, yanchor: "bottom" }, // above the plot: below, it hid the dates
   }, { displayModeBar: false, responsive: true });
 }
 
