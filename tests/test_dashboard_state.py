@@ -27,3 +27,22 @@ def test_a_tickers_chart_history_is_in_time_order_and_keeps_the_latest_windows()
     assert ticker["history"] == [{"start": 360.0, "posts": 7, "mean_score": -0.5},
                                  {"start": 480.0, "posts": 8, "mean_score": 0.48},
                                  {"start": 600.0, "posts": 10, "mean_score": 0.6}]  # fmt: skip
+
+
+def score(post_id: str, setfit: str, fusion: str) -> bytes:
+    result = {"probabilities": {"bearish": 0.2, "neutral": 0.6, "bullish": 0.2}, "label": "neutral", "score": 0.0}
+    return orjson.dumps({"post_id": post_id, "label": "neutral", "score": 0.0, "confidence": 0.6, "fusion": fusion,
+                         "analyzers": {"setfit": {**result, "model_version": setfit},
+                                       "vader": {**result, "model_version": "vader-3.3.2+slang"}, "cryptobert": None}})  # fmt: skip
+
+
+def test_stats_say_what_scored_the_latest_post() -> None:
+    # On a fresh install no decision is ever announced (the starter serves), so the page said "no decisions yet" and
+    # nothing about what served; the Scores say it, from whichever machine scored them, and show a swap at once.
+    state = DashboardState(DashboardSettings())
+    assert state.stats()["serving"] == {}
+    state.take(topics.SCORES, score("a", "v0-starter", "weights"))
+    assert state.stats()["serving"] == {"fusion": "weights", "setfit": "v0-starter", "vader": "vader-3.3.2+slang"}
+    state.take(topics.SCORES, score("b", "v20261127-180000-abcdef", "v20261127-180001-fedcba"))
+    assert state.stats()["serving"]["setfit"] == "v20261127-180000-abcdef"
+    assert state.stats()["serving"]["fusion"] == "v20261127-180001-fedcba"

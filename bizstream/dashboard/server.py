@@ -6,7 +6,8 @@ aiohttp (already here through faust) serves:
   PyPI, so nothing comes from a CDN);
 - ``/api/tickers?window=rolling|tumbling/60|tumbling/3600``: the leaderboard; ``/api/tickers/{ticker}``: one ticker's
   latest windows and 1-minute history; ``/api/posts``: the latest scored posts; ``/api/drift``, ``/api/models``:
-  drift events and model decisions; ``/api/stats``: scores per second and the workers' lag;
+  drift events and model decisions; ``/api/stats``: scores per second, the workers' lag, and the version of each
+  analyzer (and of the fusion) that scored the latest post;
 - ``/api/events``: server-sent events (``ticker``, ``post``, ``drift``, ``model``, ``stats``) — the page's live feed.
 
 One aiokafka consumer without a group follows the topics: tickers, drift and models from their start, posts and scores

@@ -37,6 +37,7 @@ class DashboardState:
         self.models: deque[dict[str, Any]] = deque(maxlen=MAX_EVENTS)
         self.arrivals: deque[list[int]] = deque()  # [second, scores that arrived in it], over the last minute
         self.lag: dict[str, int] = {}  # the workers' consumer group: partition -> messages behind
+        self.serving: dict[str, str] = {}  # analyzer (and "fusion") -> the version that scored the latest post
         self.following = False  # whether it reads the topics now
 
     def take(self, topic: str, raw: bytes) -> None:
@@ -84,6 +85,11 @@ class DashboardState:
             self.arrivals.append([second, 1])
         while self.arrivals[0][0] < second - 60:
             self.arrivals.popleft()
+        for name, result in (s.get("analyzers") or {}).items():  # what the workers serve, on whichever machine
+            if isinstance(result, dict) and result.get("model_version"):
+                self.serving[str(name)] = str(result["model_version"])
+        if s.get("fusion"):
+            self.serving["fusion"] = str(s["fusion"])
         post = {"post_id": s["post_id"], "text": self.texts.get(str(s["post_id"]), ""), "label": s["label"],
                 "score": float(s["score"]), "confidence": float(s["confidence"]), "tickers": s.get("tickers") or [],
                 "sarcasm": s.get("sarcasm_probability"), "scored_at": s.get("scored_at")}  # fmt: skip
@@ -123,9 +129,11 @@ class DashboardState:
                 "history": [{"start": start, "posts": w["posts"], "mean_score": w["mean_score"]} for start, w in history]}  # fmt: skip
 
     def stats(self) -> dict[str, Any]:
-        """Scores per second over the last minute, and how far behind the workers are."""
+        """Scores per second over the last minute, how far behind the workers are, and what scored the latest post
+        (each analyzer's model version, and what fused them): on a fresh install no decision has been announced yet,
+        and a swap shows here from the first post the new version scores."""
         now = time.time()
         recent = [(second, n) for second, n in self.arrivals if second >= now - 60]
         span = max(now - recent[0][0], 1.0) if recent else 60.0
         return {"scores_per_s": round(sum(n for _, n in recent) / span, 2), "worker_lag": sum(self.lag.values()), "lag_by_partition": self.lag,
-                "tickers": len(self.windows), "updated_at": now}  # fmt: skip
+                "tickers": len(self.windows), "serving": dict(sorted(self.serving.items())), "updated_at": now}  # fmt: skip

@@ -79,6 +79,7 @@ def test_the_dashboard_shows_tickers_and_new_posts_live(cluster: Cluster, tmp_pa
         wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, '#posts tr[data-post="d99"]'))
         row = browser.find_element(By.CSS_SELECTOR, '#posts tr[data-post="d99"]').text
         assert "DOGE" in row and "bullish" in row
+        wait.until(lambda b: "vader vader-" in b.find_element(By.ID, "serving").text)  # what scored it, live
         browser.save_screenshot(str(tmp_path / "dashboard.png"))
         errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
         assert errors == [], errors

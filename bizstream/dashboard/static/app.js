@@ -102,6 +102,8 @@ function prepend(listId, text) {
 
 function showStats(s) {
   $("stats").textContent = `${fmt(s.scores_per_s, 1)} scores/s · workers ${s.worker_lag} posts behind · ${s.tickers} tickers`;
+  const serving = Object.entries(s.serving || {});
+  if (serving.length) $("serving").textContent = "serving: " + serving.map(([name, version]) => `${name} ${version}`).join(" · ");
 }
 
 let leaderboardDue = null;
