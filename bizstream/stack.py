@@ -60,21 +60,25 @@ class Stack:
             self.check()
             time.sleep(poll_s)
 
-    def stop(self, timeout_s: float = 30.0) -> None:
-        """SIGTERM to every child that runs, then wait; kill what has not stopped after ``timeout_s``."""
+    def stop(self, timeout_s: float = 30.0) -> list[str]:
+        """SIGTERM to every child that runs, then wait; kill what has not stopped after ``timeout_s``. Returns the
+        names of those that had to be killed."""
         for child in self.children.values():
             if child.poll() is None:
                 child.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + timeout_s
-        for child in self.children.values():
+        killed = []
+        for name, child in self.children.items():
             try:
                 child.wait(timeout=max(deadline - time.monotonic(), 0.1))
             except subprocess.TimeoutExpired:
                 child.kill()
                 child.wait()
+                killed.append(name)
         for sig, handler in self.handlers.items():
             signal.signal(sig, handler)  # type: ignore[arg-type]
         self.handlers = {}
+        return killed
 
 
 def _interrupt(signum: int, frame: object) -> None:

@@ -342,9 +342,11 @@ def up(
     except KeyboardInterrupt:
         err.print("[bold]>[/] stopping")
     finally:
-        stack.stop()
+        killed = stack.stop()
         if started_broker:
             broker.stop()
+        stopped = ", ".join(stack.children) + (" and Kafka" if started_broker else " (Kafka was running before: left up)")
+        err.print(f"[bold]>[/] stopped {stopped}" + (f"; {', '.join(killed)} had to be killed (see {stack.logs})" if killed else ""))
 
 
 def _pipeline(settings: Settings) -> Pipeline:
