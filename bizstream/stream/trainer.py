@@ -136,7 +136,8 @@ def create_trainer_app(settings: Settings) -> faust.App:
                 continue
             if isinstance(row, Label):  # taken back by its labeler (undo after it was sent)
                 gone = store.retract(row.post_id, row.labeler, row.labeled_at)
-                log.info("label of post %s by %s retracted (%d forgotten)", row.post_id, row.labeler, gone)
+                log.info("label of post %s by %s retracted (%s)", row.post_id, row.labeler,
+                         f"{gone} forgotten" if gone else "not in this store: a labeler sharing it took it back already")  # fmt: skip
                 continue
             try:
                 store.add([row])
