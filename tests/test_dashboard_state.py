@@ -46,3 +46,10 @@ def test_stats_say_what_scored_the_latest_post() -> None:
     state.take(topics.SCORES, score("b", "v20261127-180000-abcdef", "v20261127-180001-fedcba"))
     assert state.stats()["serving"]["setfit"] == "v20261127-180000-abcdef"
     assert state.stats()["serving"]["fusion"] == "v20261127-180001-fedcba"
+
+
+def test_an_image_only_post_is_shown_as_one() -> None:
+    state = DashboardState(DashboardSettings())
+    state.take(topics.POSTS, orjson.dumps({"id": "meme-1", "text": "", "image": {"path": "data/images/meme-1.png"}}))
+    state.take(topics.SCORES, score("meme-1", "v0-starter", "weights"))
+    assert state.posts[0]["text"] == "[image]"  # not a blank row

@@ -69,7 +69,7 @@ class DashboardState:
         self.publish("ticker", w)
 
     def _post(self, post: dict[str, Any]) -> None:
-        post_id, text = str(post["id"]), str(post.get("text", ""))[:500]
+        post_id, text = str(post["id"]), str(post.get("text", ""))[:500] or ("[image]" if post.get("image") else "")
         self.texts[post_id] = text
         while len(self.texts) > TEXTS:
             self.texts.popitem(last=False)
