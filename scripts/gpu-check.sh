@@ -39,13 +39,12 @@ fetch() {  # $1: folder; the rest: names, pinned, for the CPython versions an im
   done
 }
 
-scratch() {  # $1: wheels folder; the rest: names. Installs them into a scratch folder and prints its path
+scratch() {  # $1: wheels folder; the rest: names, each there in the one version fetch chose (no venv there to ask)
   local dir=$1 site
   shift
   site=$(mktemp -d)
-  # shellcheck disable=SC2046  # one argument per pinned package
-  "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$site" --find-links "$dir" \
-    $(for name in "$@"; do pinned "$name"; done)
+  "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$site" --find-links "$dir" "$@" \
+    >&2 || return 1
   ln -s "$PWD/plugins" "$site/bizstream_plugins"  # what the project's install maps plugins/ to
   echo "$site"
 }
