@@ -345,8 +345,9 @@ def up(
         killed = stack.stop()
         if started_broker:
             broker.stop()
-        stopped = ", ".join(stack.children) + (" and Kafka" if started_broker else " (Kafka was running before: left up)")
-        err.print(f"[bold]>[/] stopped {stopped}" + (f"; {', '.join(killed)} had to be killed (see {stack.logs})" if killed else ""))
+        stopped = ", ".join([*stack.children, *(["Kafka"] if started_broker else [])]) or "nothing (none had started)"
+        err.print(f"[bold]>[/] stopped {stopped}" + ("" if started_broker else "; Kafka was running before, so it is left up")
+                  + (f"; {', '.join(killed)} had to be killed (see {stack.logs})" if killed else ""))  # fmt: skip
 
 
 def _pipeline(settings: Settings) -> Pipeline:

@@ -54,6 +54,6 @@ def test_up_starts_everything_and_stops_cleanly(tmp_path: Path) -> None:
             up.kill()
     assert up.returncode == 0, err.decode()[-2000:]
     assert f"dashboard: http://127.0.0.1:{port}" in out.decode()
-    assert "stopped worker, sink, monitor, trainer, tickers, dashboard and Kafka" in err.decode()
+    assert "stopped worker, sink, monitor, trainer, tickers, dashboard, Kafka" in err.decode()
     assert not [c for c in started if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]  # every agent stopped
     assert not [p for p in psutil.process_iter(["cmdline"]) if str(tmp_path) in " ".join(p.info["cmdline"] or [])]  # and Kafka
