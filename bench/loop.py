@@ -8,7 +8,7 @@ SetFit), and "starter_no_pseudo", the defaults with trainer.pseudo_labels off, s
 measured rather than assumed. The held-out part of the file (which the starter never trained on) is split in two: a
 stream of posts, and an evaluation set of --eval posts no step ever sees. Every stream post is remembered as the
 trainer agent remembers the posts it reads (the pool pseudo-labels come from); --batches x --batch-size of them are
-labelled, one batch per round. Each round stores --batch-size labels and runs the trainer's job
+labelled, one batch per round: each round stores its labels and runs the trainer's job
 (``bizstream.learning.job.run_training_job``, as the trainer agent does every trainer.retrain_after labels: head refit
 on new labels + replay, gated against the serving model on the persistent evaluation holdout; then the learned
 fusion, fitted and gated on the same holdout), then scores the evaluation set with the pipeline the worker would
