@@ -94,6 +94,19 @@ def test_no_test_reaches_a_broker_a_developer_runs() -> None:
         assert seen.stdout.strip() == NO_BROKER, seen.stderr
 
 
+def test_a_mistyped_topic_alias_is_refused_and_labels_are_keyed_by_post() -> None:
+    # `--topic lables` published to a new topic named "lables"; and labels went unkeyed (round-robin), where the labels
+    # topic is keyed by post id so that a label and its retraction stay in order.
+    from bizstream.cli.stream import _key
+    from bizstream.stream import topics
+
+    said = runner.invoke(app, ["produce", "--topic", "lables", str(ROOT / "data" / "sample_labels.jsonl")])
+    assert said.exit_code == 1 and "no topic alias 'lables': use one of posts, scores" in str(said.exception)  # one line (main)
+    assert topics.resolve("labels") == topics.LABELS and topics.resolve("someone.elses.topic") == "someone.elses.topic"
+    label = b'{"post_id": "p1", "rating": 3, "labeler": "ann", "text": "moon"}'
+    assert _key(label, topics.LABELS) == b"p1" and _key(b'{"id": "p2", "thread_id": "t1"}', topics.POSTS) == b"t1"
+
+
 @pytest.mark.parametrize("columns", ["80", "400"])
 def test_unavailable_reasons_are_whole_sentences_with_their_setting_names(tmp_path: Path, columns: str) -> None:
     env = child_env(bare=True, BIZSTREAM_BROKER__CACHE_DIR=str(tmp_path), BIZSTREAM_SETFIT__STARTER="false", COLUMNS=columns)

@@ -118,17 +118,19 @@ def dashboard(
 def produce(
     file: Annotated[Path, typer.Argument(help="JSON lines, one post per line ('-' for stdin).", allow_dash=True)],
     config: ConfigOption = None,
-    topic: Annotated[str, typer.Option(help="Topic or alias.")] = "posts",
+    topic: Annotated[str, typer.Option(help="Topic or alias (posts, labels, …).")] = "posts",
 ) -> None:
-    """Publish posts, one JSON object per line, keyed by thread id. Lines are sent as they are: the worker validates."""
+    """Publish JSON lines as they are (the agents validate): posts keyed by thread id, labels by post id, as those
+    topics are keyed, so a label and its retraction stay in order."""
     from bizstream.stream import topics
     from bizstream.stream.client import ensure_topics, publish
 
+    name = topics.resolve(topic)
     settings = load(config)
-    records = [(_thread_key(line), line) for line in _lines(readable(file))]
+    records = [(_key(line, name), line) for line in _lines(readable(file))]
     asyncio.run(ensure_topics(settings.kafka))
-    sent = asyncio.run(publish(settings.kafka, topics.resolve(topic), records))
-    err.print(f"published {sent} messages to {topics.resolve(topic)}")
+    sent = asyncio.run(publish(settings.kafka, name, records))
+    err.print(f"published {sent} messages to {name}")
 
 
 @app.command()
@@ -148,11 +150,12 @@ def consume(
     from bizstream.stream import topics
     from bizstream.stream.client import read
 
+    name = topics.resolve(topic)
     settings = load(config)
 
     async def run() -> int:
         n = 0
-        async for message in read(settings.kafka, topics.resolve(topic), count, timeout, None if follow else idle, from_end):
+        async for message in read(settings.kafka, name, count, timeout, None if follow else idle, from_end):
             try:
                 line = orjson.dumps(orjson.loads(message.value))
             except orjson.JSONDecodeError:
@@ -166,7 +169,7 @@ def consume(
         n = asyncio.run(run())
     except KeyboardInterrupt:
         return
-    err.print(f"{n} messages from {topics.resolve(topic)}")
+    err.print(f"{n} messages from {name}")
 
 
 @app.command()
@@ -366,14 +369,17 @@ def _lines(file: Path) -> Iterator[bytes]:
                 yield line
 
 
-def _thread_key(line: bytes) -> bytes | None:
+def _key(line: bytes, topic: str) -> bytes | None:
+    """The key a line gets on its topic: a label's post id, anything else's thread id (else its id)."""
+    from bizstream.stream import topics
+
     try:
         obj = orjson.loads(line)
     except orjson.JSONDecodeError:
         return None
     if not isinstance(obj, dict):
         return None
-    key = obj.get("thread_id") or obj.get("id")
+    key = obj.get("post_id") if topic == topics.LABELS else obj.get("thread_id") or obj.get("id")
     return str(key).encode() if isinstance(key, (str, int)) else None
 
 

@@ -19,5 +19,10 @@ ALIASES: dict[str, str] = {name.split(".")[1]: name for name in ALL}
 
 
 def resolve(name: str) -> str:
-    """A full topic name from a short alias ("scores") or a full name (any topic, bizstream's or not)."""
-    return ALIASES.get(name, name)
+    """A full topic name from a short alias ("scores") or a full name (any topic, bizstream's or not: one with a dot).
+    A name that is neither is a mistyped alias (`--topic lables`), refused rather than published to as a new topic."""
+    if name in ALIASES or "." in name:
+        return ALIASES.get(name, name)
+    from bizstream.errors import BizstreamError
+
+    raise BizstreamError(f"no topic alias {name!r}: use one of {', '.join(ALIASES)}, or a full topic name (with a dot)")
