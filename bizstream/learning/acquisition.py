@@ -3,25 +3,29 @@
 Hybrid (the labeler's default): the ``prefilter`` x n most uncertain posts (entropy), k-means on their embeddings
 into n clusters, and the most uncertain post of each — uncertain, but not n near-copies of one confusing post. Cold
 start (before there are labels to learn from): the posts nearest the centres of n k-means clusters of the pool, so
-the first labels cover what is being said. Plain entropy and random orders are here to compare against. Measured
-in bench/active_learning.py, in batches of 50 (what one labeler session asks for): on finance tweets the hybrid with
-a cold start reaches with 200 labels the accuracy random reaches with 800, but not its macro-F1 (0.618 against 0.639,
+the first labels cover what is being said. Plain entropy and random orders are here to compare against. Measured in
+bench/active_learning.py, in batches of 50 (what one labeler session asks for): on finance tweets the hybrid with a
+cold start reaches with 200 labels the accuracy random reaches with 800, but not its macro-F1 (0.618 against 0.639,
 10 seeds; at 400 labels 0.656). Tried and no better at 200 labels: prefilters of 5x to 190x (the whole pool), margin
 instead of entropy, BADGE, entropy-weighted k-means, stratifying by predicted class, weighting by the rarity of the
-predicted class, a random share of 20-30%, typical posts of uncovered clusters up to 100 or 200 labels, batches of 25,
-k-center greedy (core-set) instead of k-means (0.619 macro-F1), disagreement of 5 bootstrapped heads (BALD; 0.591);
-and self-training, the head's confident guesses on the pool added as half-weight labels for every strategy alike (at
-0.9 confidence none qualified before 400 labels; at 0.7 hybrid fell to 0.610 at 200 and random to 0.631 at 800);
-contrastive active learning (CAL: the KL divergence from the predictions on a post's 10 nearest labelled posts; 0.558
-alone, and as the pick within hybrid's clusters 0.628 against 0.620, within run-to-run noise, and behind at 400);
-ALFA-Mix (the candidates whose prediction flips when mixed towards a labelled class's mean embedding; 0.619),
-information density (entropy times the mean similarity to the 20 nearest pool posts; 0.623), the most central
-instead of the most uncertain post of each cluster (0.618), batches of 10 (0.616); for every strategy alike, the
-head's C from 0.3 to 10 (at 0.3 hybrid 0.620, random at 800 0.634; 1 is the default) and embeddings centred on the
-pool's mean (0.605), and label spreading over a 10-nearest-neighbour graph of the pool (0.486). What limits macro-F1
-is the learner, a linear head on a frozen body: trained on all 9,540 pool labels it reaches 0.691, and on 67 random
-labels of each class 0.588. Fine-tuning the body on the chosen labels (``--fine-tune-seeds``) widens the gap: hybrid's
-200 0.606, random's 800 0.700.
+predicted class, a random share of 20-30%, typical posts of uncovered clusters up to 100 or 200 labels, batches of
+25, k-center greedy (core-set) instead of k-means (0.619 macro-F1), disagreement of 5 bootstrapped heads (BALD;
+0.591); and self-training, the head's confident guesses on the pool added as half-weight labels for every strategy
+alike (at 0.9 confidence none qualified before 400 labels; at 0.7 hybrid fell to 0.610 at 200 and random to 0.631 at
+800); contrastive active learning (CAL: the KL divergence from the predictions on a post's 10 nearest labelled
+posts; 0.558 alone, and as the pick within hybrid's clusters 0.628 against 0.620, within run-to-run noise, and
+behind at 400); ALFA-Mix (the candidates whose prediction flips when mixed towards a labelled class's mean
+embedding; 0.619), information density (entropy times the mean similarity to the 20 nearest pool posts; 0.623), the
+most central instead of the most uncertain post of each cluster (0.618), batches of 10 (0.616); for every strategy
+alike, the head's C from 0.3 to 10 (at 0.3 hybrid 0.620, random at 800 0.634; 1 is the default) and embeddings
+centred on the pool's mean (0.605), and label spreading over a 10-nearest-neighbour graph of the pool (0.486);
+templated examples ("This sentence is bearish.", SetFit's zero-shot trick) in every training set (0.621 and 0.617 at
+weights 1 and 5, but random at 800 rises to 0.641 and 0.646), VADER's scores as extra features (0.621; random
+0.645), class weights from the pool's class prior instead of the labelled set's (0.575 with the true prior: hybrid's
+labels are already balanced, and its minority-class recall is not a threshold problem), and offsets chosen for the
+best plug-in macro-F1 on the pool (0.537). What limits macro-F1 is the learner, a linear head on a frozen body:
+trained on all 9,540 pool labels it reaches 0.691, and on 67 random labels of each class 0.588. Fine-tuning the body
+on the chosen labels (``--fine-tune-seeds``) widens the gap: hybrid's 200 0.606, random's 800 0.700.
 
 Works with any model that gives class probabilities (``predict_proba(texts)``); the embeddings are passed in, so
 any analyzer with an encoder can be used.
