@@ -158,8 +158,8 @@ def run_loop_demo(
     started = time.time()
     posts = [orjson.loads(line) for line in SAMPLE_POSTS.read_bytes().splitlines() if line.strip()]
     texts = {str(p["id"]): str(p.get("text", "")) for p in posts}
-    # The trainer learns from labelled text: a label for an image-only meme would be refused (dead-lettered), and the
-    # rounds are sized by the labels that count.
+    # The trainer learns from labelled text: it passes over a label of an image-only meme, and the rounds are sized by
+    # the labels that count.
     truth = {i: y for i, y in _labels(SAMPLE_LABELS).items() if texts.get(i, "").strip()}
     holdout = {i for i in truth if in_holdout(i, settings.trainer.eval_share)}
     work = settings.broker.cache_path / "demo-loop"

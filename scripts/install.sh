@@ -47,3 +47,5 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/python -m pip install --quiet -e ".[test,bench]"
   touch "$stamp"
 fi
+# pip's last words are often a setuptools warning about editable installs: say plainly that it worked.
+echo ">> bizstream is installed in .venv (.venv/bin/bizstream --help)"

@@ -151,6 +151,15 @@ def test_labels_import_says_how_many_are_new(tmp_path: Path, monkeypatch: pytest
     assert "2 new, 0 already there" in first.output and "0 new, 2 already there" in again.output
 
 
+def test_the_sample_labels_import_cleanly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README's own step: labels of image-only memes are passed over in one line, not rejected row by row."""
+    monkeypatch.setenv("BIZSTREAM_STORE__PATH", str(tmp_path / "db.sqlite"))
+    result = runner.invoke(app, ["labels", "import", str(ROOT / "data" / "sample_labels.jsonl")])
+    assert result.exit_code == 0, result.output
+    assert "rejected" not in result.output.replace("0 rows rejected", "")
+    assert "labels of posts with no text (image-only posts" in result.output
+
+
 def test_no_bitsandbytes_kernel_noise(tmp_path: Path) -> None:
     env = child_env(bare=True, BIZSTREAM_BROKER__CACHE_DIR=str(tmp_path / "cache"), BIZSTREAM_SETFIT__STARTER="false")
     code = "import bizstream, setfit, peft"  # what loading SetFit or CryptoBERT imports

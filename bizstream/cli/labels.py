@@ -40,6 +40,8 @@ def labels_import(
     imported = store.add(report.rows)  # one transaction: every good row, or none if anything fails underneath
     for line, message in report.errors:
         err.print(f"{file}:{line}: {message}")
+    if (skipped := report.skipped()) is not None:
+        out.print(skipped)
     new = store.count() - before
     out.print(f"imported {imported} labels into {settings.store_path}: {new} new, {imported - new} already there "
               f"({len(report.errors)} rows rejected; {store.count()} in all)")  # fmt: skip

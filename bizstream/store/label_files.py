@@ -18,24 +18,42 @@ from bizstream.records import Sentiment
 from bizstream.store.labels import LabelRow
 
 
+class NoText(ValueError):
+    """A good label of a post that has no text (an image-only post): nothing a text model can learn from."""
+
+
 @dataclass(frozen=True)
 class LabelFile:
-    """The rows of a label file that can be imported, and for each bad row its line number and why."""
+    """The rows of a label file that can be imported, for each bad row its line number and why, and the line numbers
+    of labels of posts without text (valid, but not training material: skipped, not errors)."""
 
     rows: list[LabelRow]
     errors: list[tuple[int, str]]
+    without_text: list[int]
+
+    def skipped(self) -> str | None:
+        """One line on the labels passed over, or None when there were none."""
+        if not self.without_text:
+            return None
+        lines = ", ".join(str(n) for n in self.without_text[:5]) + (", ..." if len(self.without_text) > 5 else "")
+        return (f"skipped {len(self.without_text)} labels of posts with no text (image-only posts; line {lines}): a text "
+                "model has nothing to learn from them")  # fmt: skip
 
 
 def read_label_file(path: Path, labeler: str = "import") -> LabelFile:
-    """CSV (by extension) or JSON lines: `text` plus `label` (bearish/neutral/bullish) or `rating` (1..3)."""
+    """CSV (by extension) or JSON lines: `text` plus `label` (bearish/neutral/bullish) or `rating` (1..3). A row with a
+    `post_id` and an empty `text` is an image-only post's label: counted in ``without_text``, not imported."""
     rows: list[LabelRow] = []
     errors: list[tuple[int, str]] = []
+    without_text: list[int] = []
     for line, record in _records(path):
         try:
             rows.append(_row(record, labeler))
+        except NoText:
+            without_text.append(line)
         except ValueError as exc:
             errors.append((line, str(exc)))
-    return LabelFile(rows, errors)
+    return LabelFile(rows, errors, without_text)
 
 
 def _records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -69,6 +87,9 @@ def _row(record: dict[str, Any], labeler: str) -> LabelRow:
         raise ValueError(record["__error__"])
     text = record.get("text")
     if not isinstance(text, str) or not text.strip():
+        if text in (None, "") and (record.get("post_id") or record.get("id")):
+            _rating(record)  # a bad rating is still an error
+            raise NoText()
         raise ValueError("'text' must be a non-empty string")
     rating = _rating(record)
     post_id = record.get("post_id") or record.get("id") or "sha1-" + hashlib.sha1(text.encode()).hexdigest()[:16]

@@ -83,10 +83,11 @@ class ScoredPostStore:
         return cursor.rowcount
 
     def unlabelled(self, labeler: str, limit: int) -> list[PostForLabeling]:
-        """Scored posts with text that nobody has labelled and this labeler has not skipped, newest first."""
+        """Scored posts with text that nobody has labelled and this labeler has not skipped, newest first. An
+        image-only post is not offered: its label would teach a text model nothing (the trainer passes over it)."""
         query = (
             f"SELECT {COLUMNS} FROM scored_posts "
-            "WHERE text IS NOT NULL AND label IS NOT NULL "
+            f"WHERE {WITH_TEXT} AND label IS NOT NULL "
             "AND post_id NOT IN (SELECT post_id FROM training_labels) "
             "AND post_id NOT IN (SELECT post_id FROM labeler_skips WHERE labeler = ?) "
             "ORDER BY seen_at DESC, post_id DESC LIMIT ?"
@@ -99,7 +100,7 @@ class ScoredPostStore:
             "SELECT COUNT(*), SUM(post_id IN (SELECT post_id FROM training_labels)), "
             "SUM(post_id NOT IN (SELECT post_id FROM training_labels) "
             "AND post_id IN (SELECT post_id FROM labeler_skips WHERE labeler = ?)) "
-            "FROM scored_posts WHERE text IS NOT NULL AND label IS NOT NULL"
+            f"FROM scored_posts WHERE {WITH_TEXT} AND label IS NOT NULL"
         )
         total, labelled, skipped = self.db.execute(query, (labeler,)).fetchone()
         return int(total), int(labelled or 0), int(skipped or 0)
@@ -130,6 +131,7 @@ def _image_ref(post: Post) -> str | None:
 
 
 COLUMNS = "post_id, thread_id, text, image, reply_to, label, confidence, probabilities, seen_at, score_json"
+WITH_TEXT = "TRIM(COALESCE(text, '')) != ''"  # seen by the sink (text is NULL until then) and not image-only
 
 
 def _post(row: tuple[Any, ...]) -> PostForLabeling:

@@ -101,12 +101,14 @@ def due(settings: Settings, store: LabelStore, state: TrainerState) -> str | Non
     return t.mode
 
 
-def label_row(label: Label) -> LabelRow | Label:
-    """The training_labels row of a Label (the trainer needs the text: the labeler sends it); a retraction as it is."""
+def label_row(label: Label) -> LabelRow | Label | None:
+    """The training_labels row of a Label (the trainer needs the text: the labeler sends it); a retraction as it is;
+    None for a label without text (an image-only post's): a valid Label that the monitor uses, but nothing a text
+    model can learn from, so not bad input to dead-letter either."""
     if label.retracted:
         return label
     if not label.text or not label.text.strip():
-        raise InvalidRecord(f"label for post {label.post_id!r} has no text; the trainer can only learn from labelled text")
+        return None
     return LabelRow(label.post_id, label.text, label.rating, label.labeler, None, label.source, label.labeled_at)
 
 
@@ -131,8 +133,13 @@ def create_trainer_app(settings: Settings) -> faust.App:
     async def collect(stream: faust.StreamT[bytes]) -> None:
         """Store labels (idempotent per post and labeler) and count the new ones."""
         async for event in stream.events():
-            row = await decode_or_dead_letter(event, lambda raw: label_row(Label.from_json(raw, settings.limits)), deadletter)
+            label = await decode_or_dead_letter(event, lambda raw: Label.from_json(raw, settings.limits), deadletter)
+            if label is None:
+                continue
+            row = label_row(label)
             if row is None:
+                log.info("label of post %s has no text (an image-only post?): the monitor uses it, but there is nothing "
+                         "for a text model to learn from", label.post_id)  # fmt: skip
                 continue
             if isinstance(row, Label):  # taken back by its labeler (undo after it was sent)
                 gone = store.retract(row.post_id, row.labeler, row.labeled_at)

@@ -48,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     store.add(report.rows)
     for line, message in report.errors:
         print(f"{args.labels}:{line}: {message}", file=sys.stderr)
+    if (skipped := report.skipped()) is not None:
+        print(skipped, file=sys.stderr)
     registry = ModelRegistry(args.out)
     metadata = train_full(
         registry, Split.from_dataset(store.dataset(seed=args.seed)), args.body or str(default_body()),

@@ -12,7 +12,7 @@ from bizstream.learning.acquisition import entropy
 from bizstream.learning.dataset import Split
 from bizstream.learning.registry import ModelMetadata, ModelRegistry
 from bizstream.learning.trainers import load_trainers
-from bizstream.records import Post
+from bizstream.records import Image, Post
 from bizstream.settings import Settings
 from bizstream.store.labels import LabelRow, LabelStore
 from bizstream.store.scored import ScoredPostStore
@@ -31,9 +31,11 @@ def test_suggestions_skip_labelled_posts_and_rank_uncertain_first(tmp_path: Path
     store = ScoredPostStore(labels)
     texts = {f"s{i}": text for i, text in enumerate(["moon soon", "rekt again", "wen lambo", "which wallet", "dump it", "ok"])}
     store.add_posts([Post(id=k, text=v, thread_id="t") for k, v in texts.items()])
+    store.add_posts([Post(id="meme", text="", thread_id="t", image=Image(path="chart.png"))])  # no text: never suggested
     sure, unsure = {"bearish": 0.01, "neutral": 0.01, "bullish": 0.98}, {"bearish": 0.34, "neutral": 0.33, "bullish": 0.33}
     store.add_scores([{"post_id": k, "thread_id": "t", "label": "bullish", "score": 0.5, "confidence": 0.5,
-                       "probabilities": unsure if k in ("s2", "s4") else sure, "scored_at": 1.0} for k in texts])  # fmt: skip
+                       "probabilities": unsure if k in ("s2", "s4", "meme") else sure, "scored_at": 1.0}
+                      for k in [*texts, "meme"]])  # fmt: skip
     labels.add([LabelRow("s4", "dump it", 1, "someone")])  # labelled by anyone: never suggested
     store.skip("s5", "ann")  # skipped by this labeler: not again
     for strategy in ("entropy", "hybrid", "random"):
