@@ -174,7 +174,7 @@ def test_an_empty_labeler_says_why(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
     monkeypatch.setenv("BIZSTREAM_STORE__PATH", str(tmp_path / "db.sqlite"))
     empty = runner.invoke(app, ["label", "--labeler", "ann"], input="q")
-    assert "no scored posts are stored yet; run `bizstream sink`" in empty.output
+    assert "no scored posts with text are stored yet; run `bizstream sink`" in empty.output
     labels = LabelStore(tmp_path / "db.sqlite")
     store = ScoredPostStore(labels)
     store.add_posts([Post(id=f"p{i}", text=f"post {i}", thread_id="t") for i in range(3)])
@@ -183,7 +183,7 @@ def test_an_empty_labeler_says_why(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     labels.add([LabelRow("p0", "post 0", 2, "import"), LabelRow("p1", "post 1", 2, "import")])
     store.skip("p2", "ann")
     done = runner.invoke(app, ["label", "--labeler", "ann"], input="q")
-    assert "all 3 scored posts are labelled (2) or skipped by ann (1)" in done.output
+    assert "all 3 scored posts with text are labelled (2) or skipped by ann (1)" in done.output
 
 
 def test_score_shows_a_table_for_people(tmp_path: Path) -> None:

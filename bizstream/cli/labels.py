@@ -98,10 +98,10 @@ def label(
     if session.current is None:
         total, labelled, skipped = store.tally(labeler)
         if total == 0:
-            out.print("nothing to label: no scored posts are stored yet; run `bizstream sink` beside the worker (it keeps "
-                      "what the worker scores for the labeler)")  # fmt: skip
+            out.print("nothing to label: no scored posts with text are stored yet; run `bizstream sink` beside the worker "
+                      "(it keeps what the worker scores for the labeler)")  # fmt: skip
         else:
-            out.print(f"nothing to label: all {total} scored posts are labelled ({labelled}) or skipped by {labeler} "
+            out.print(f"nothing to label: all {total} scored posts with text are labelled ({labelled}) or skipped by {labeler} "
                       f"({skipped}); new ones appear here as the worker scores them")  # fmt: skip
         return
     keys = _keys()
