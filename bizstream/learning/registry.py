@@ -222,7 +222,9 @@ class ModelRegistry:
         try:
             return ModelMetadata(**json.loads(path.read_text()))
         except FileNotFoundError:
-            raise RegistryError(f"no model version {version!r} in {self.versions}") from None
+            known = sorted(p.name for p in self.versions.iterdir() if p.is_dir()) if self.versions.is_dir() else []
+            hint = f"the newest: {', '.join(known[-3:])}; `bizstream models list` shows them all" if known else "it holds none yet"
+            raise RegistryError(f"no model version {version!r} in {self.versions} ({hint})") from None
         except (TypeError, ValueError) as exc:
             raise RegistryError(f"{path} is malformed: {exc}") from None
 
