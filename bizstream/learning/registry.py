@@ -223,7 +223,9 @@ class ModelRegistry:
             return ModelMetadata(**json.loads(path.read_text()))
         except FileNotFoundError:
             known = sorted(p.name for p in self.versions.iterdir() if p.is_dir()) if self.versions.is_dir() else []
-            hint = f"the newest: {', '.join(known[-3:])}; `bizstream models list` shows them all" if known else "it holds none yet"
+            hint = "it holds none yet"
+            if known:
+                hint = f"the newest: {', '.join(known[-3:])}; `bizstream models list` shows them all"
             raise RegistryError(f"no model version {version!r} in {self.versions} ({hint})") from None
         except (TypeError, ValueError) as exc:
             raise RegistryError(f"{path} is malformed: {exc}") from None
