@@ -22,10 +22,12 @@ def broker_start(config: ConfigOption = None) -> None:
 
     settings = load(config)
     broker = LocalBroker(settings.broker)
-    err.print(f"starting Kafka {settings.broker.kafka_version} (data and logs in {broker.directory}) ...")
+    running = broker.status().ready
+    if not running:
+        err.print(f"starting Kafka {settings.broker.kafka_version} (data and logs in {broker.directory}) ...")
     status = broker.start()
     asyncio.run(ensure_topics(dataclasses.replace(settings.kafka, bootstrap_servers=status.bootstrap_servers)))
-    out.print(f"Kafka is up on {status.bootstrap_servers} (pid {status.pid})")
+    out.print(f"Kafka {'was already' if running else 'is'} up on {status.bootstrap_servers} (pid {status.pid})")
 
 
 @broker_app.command("stop")
