@@ -4,11 +4,11 @@ consume), scoring a file offline (score) and the end-to-end demo."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import os
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
@@ -19,6 +19,7 @@ from rich.table import Table
 
 from bizstream.cli.app import ConfigOption, LogLevelOption, agent_logging, app, err, load, out, prepare_agent, readable, run_faust
 from bizstream.errors import BizstreamError
+from bizstream.files import post_lines
 from bizstream.settings import Settings
 
 if TYPE_CHECKING:
@@ -116,18 +117,21 @@ def dashboard(
 
 @app.command()
 def produce(
-    file: Annotated[Path, typer.Argument(help="JSON lines, one post per line ('-' for stdin).", allow_dash=True)],
+    file: Annotated[Path, typer.Argument(help="JSON lines, one message per line ('-' for stdin), or posts as CSV (a `text` column).", allow_dash=True)],
     config: ConfigOption = None,
     topic: Annotated[str, typer.Option(help="Topic or alias (posts, labels, …).")] = "posts",
 ) -> None:
-    """Publish JSON lines as they are (the agents validate): posts keyed by thread id, labels by post id, as those
-    topics are keyed, so a label and its retraction stay in order."""
+    """Publish JSON lines as they are (the agents validate), or a posts CSV's rows as JSON objects: posts keyed by
+    thread id, labels by post id, as those topics are keyed, so a label and its retraction stay in order."""
     from bizstream.stream import topics
     from bizstream.stream.client import ensure_topics, publish
 
     name = topics.resolve(topic)
+    if name != topics.POSTS and file.suffix.lower() == ".csv":
+        raise BizstreamError(f"{file}: only posts are read from CSV; give {name} as JSON lines (a label CSV goes into the "
+                             "local store with `bizstream labels import`)")  # fmt: skip
     settings = load(config)
-    records = [(_key(line, name), line) for line in _lines(readable(file))]
+    records = [(_key(line, name), line) for line in post_lines(readable(file))]
     asyncio.run(ensure_topics(settings.kafka))
     sent = asyncio.run(publish(settings.kafka, name, records))
     err.print(f"published {sent} messages to {name}")
@@ -174,7 +178,7 @@ def consume(
 
 @app.command()
 def score(
-    file: Annotated[Path, typer.Argument(help="JSON lines, one post per line ('-' for stdin).", allow_dash=True)],
+    file: Annotated[Path, typer.Argument(help="JSON lines, one post per line ('-' for stdin), or CSV with a `text` column.", allow_dash=True)],
     config: ConfigOption = None,
     allow_rejects: Annotated[bool, typer.Option("--allow-rejects", help="Exit 0 even when some lines were rejected.")] = False,
     as_json: Annotated[Optional[bool], typer.Option("--json/--table", help="Scores as JSON lines (the default when piped) or a table for people (the default on a terminal).", show_default=False)] = None,
@@ -185,7 +189,8 @@ def score(
 
     table = not as_json if as_json is not None else sys.stdout.isatty()
 
-    readable(file)
+    lines = post_lines(readable(file))
+    first = next(lines, None)  # a CSV without a `text` column says so here, before any plugin loads
     settings = load(config)
     pipeline = _pipeline(settings)
     batch: list[Message] = []
@@ -207,7 +212,7 @@ def score(
         batch.clear()
 
     try:
-        for number, raw in enumerate(_lines(file), start=1):
+        for number, raw in enumerate(itertools.chain([] if first is None else [first], lines), start=1):
             batch.append(Message(raw, None, str(file), 0, number))
             if len(batch) >= sizer.size:  # the worker's batch sizes: a batch fits its analyzers' time budget
                 flush()
@@ -358,15 +363,6 @@ def _pipeline(settings: Settings) -> Pipeline:
     from bizstream.plugins import load_pipeline
 
     return load_pipeline(settings, report=lambda s: err.print(f"[yellow]{s.name} unavailable:[/] {escape(s.reason or '')}"))
-
-
-def _lines(file: Path) -> Iterator[bytes]:
-    stream = sys.stdin.buffer if str(file) == "-" else file.open("rb")
-    with stream:
-        for line in stream:
-            line = line.rstrip(b"\r\n")
-            if line.strip():
-                yield line
 
 
 def _key(line: bytes, topic: str) -> bytes | None:

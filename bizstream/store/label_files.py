@@ -3,9 +3,6 @@ one is reported by its line number with why."""
 
 from __future__ import annotations
 
-import csv
-import hashlib
-import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from bizstream.errors import BizstreamError
+from bizstream.files import csv_records, text_id
 from bizstream.records import Sentiment
 from bizstream.store.labels import LabelRow
 
@@ -57,21 +54,10 @@ def read_label_file(path: Path, labeler: str = "import") -> LabelFile:
 
 
 def _records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    text = path.read_text(encoding="utf-8")
     if path.suffix.lower() == ".csv":
-        # strict: a quote left open is an error, not every following row silently merged into one text
-        reader = csv.DictReader(io.StringIO(text), strict=True)
-        columns = reader.fieldnames or []
-        if "text" not in columns or not {"label", "rating"} & set(columns):
-            raise BizstreamError(f"{path}: a label CSV needs a `text` column and a `label` or `rating` column; "
-                                 f"its header has {', '.join(repr(c) for c in columns) or 'nothing'}")  # fmt: skip
-        try:
-            for record in reader:
-                yield reader.line_num, record
-        except csv.Error as exc:
-            raise BizstreamError(f"{path}:{reader.line_num}: not valid CSV ({exc}; an unclosed quote?)") from None
+        yield from csv_records(path, "text", ("label", "rating"), what="label CSV")
         return
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
             continue
         try:
@@ -92,7 +78,7 @@ def _row(record: dict[str, Any], labeler: str) -> LabelRow:
             raise NoText()
         raise ValueError("'text' must be a non-empty string")
     rating = _rating(record)
-    post_id = record.get("post_id") or record.get("id") or "sha1-" + hashlib.sha1(text.encode()).hexdigest()[:16]
+    post_id = record.get("post_id") or record.get("id") or text_id(text)
     source = record.get("source") or "human"
     if source not in ("human", "pseudo"):
         raise ValueError(f"'source' must be human or pseudo, got {source!r}")

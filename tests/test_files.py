@@ -1,0 +1,69 @@
+"""Posts from files: JSON lines as they are, or a CSV's rows as posts; labels from the same CSV join its posts."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+
+from bizstream.errors import BizstreamError
+from bizstream.files import post_lines, text_id
+from bizstream.records import Post
+from bizstream.settings import Settings
+from bizstream.store.label_files import read_label_file
+from tests.conftest import ROOT, child_env
+
+
+def test_a_csv_of_posts_reads_as_the_posts_topic_carries_them(tmp_path: Path) -> None:
+    posts = tmp_path / "posts.csv"
+    posts.write_text('id,text,thread_id,image,label,subreddit\n'
+                     'a1,"moon soon, $BTC",t1,,bullish,CryptoCurrency\n'
+                     ',rekt again,,,bearish,\n'
+                     'm1,,,memes/chart.png,,\n'
+                     'u1,look,,https://example.org/x.png,,\n', encoding="utf-8")  # fmt: skip
+    limits = Settings().limits
+    read = [Post.from_json(raw, limits) for raw in post_lines(posts)]
+    assert [(p.id, p.text, p.thread_id) for p in read] == [
+        ("a1", "moon soon, $BTC", "t1"), (text_id("rekt again"), "rekt again", text_id("rekt again")), ("m1", "", "m1"), ("u1", "look", "u1"),
+    ]  # fmt: skip
+    assert read[0].meta == {"label": "bullish", "subreddit": "CryptoCurrency"}  # what a post has no field for is kept
+    assert read[2].image is not None and read[2].image.path == "memes/chart.png"
+    assert read[3].image is not None and read[3].image.url == "https://example.org/x.png"
+    # labels imported from a CSV without ids get the ids its posts were scored under, so the two join
+    labels = tmp_path / "labels.csv"
+    labels.write_text("text,label\nrekt again,bearish\n", encoding="utf-8")
+    assert read_label_file(labels).rows[0].post_id == read[1].id
+
+
+def test_json_lines_pass_as_they_are(tmp_path: Path) -> None:
+    posts = tmp_path / "posts.jsonl"
+    posts.write_bytes(b'{"id": "a", "text": "x"}\r\n\n  \nnot json\n')
+    assert list(post_lines(posts)) == [b'{"id": "a", "text": "x"}', b"not json"]  # the worker's validation judges them
+
+
+@pytest.mark.parametrize(("content", "error"), [
+    ("tweet,sentiment\nx,y\n", "a posts CSV needs a `text` column; its header has 'tweet', 'sentiment'"),
+    ('text\n"moon soon\nrekt\n', "not valid CSV .*an unclosed quote"),
+])  # fmt: skip
+def test_a_csv_that_cannot_be_posts_is_one_error(tmp_path: Path, content: str, error: str) -> None:
+    posts = tmp_path / "posts.csv"
+    posts.write_text(content, encoding="utf-8")
+    with pytest.raises(BizstreamError, match=error):
+        list(post_lines(posts))
+
+
+def test_score_reads_a_csv_and_refuses_a_wrong_one_before_loading_plugins(tmp_path: Path) -> None:
+    env = child_env(bare=True, BIZSTREAM_BROKER__CACHE_DIR=str(tmp_path / "cache"), BIZSTREAM_SETFIT__STARTER="false")
+    posts = tmp_path / "posts.csv"
+    posts.write_text('text,label\n"this coin is going to moon",bullish\nrekt,bearish\n', encoding="utf-8")
+    result = subprocess.run([sys.executable, "-m", "bizstream", "score", "--json", str(posts)], capture_output=True, cwd=ROOT, env=env)
+    assert result.returncode == 0, result.stderr
+    assert [orjson.loads(line)["label"] for line in result.stdout.splitlines()] == ["bullish", "bearish"]
+    wrong = tmp_path / "wrong.csv"
+    wrong.write_text("tweet\nx\n", encoding="utf-8")
+    refused = subprocess.run([sys.executable, "-m", "bizstream", "score", str(wrong)], capture_output=True, text=True, cwd=ROOT, env=env)
+    assert refused.returncode == 1
+    assert refused.stderr.strip().splitlines() == [f"error: {wrong}: a posts CSV needs a `text` column; its header has 'tweet'"]
