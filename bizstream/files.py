@@ -26,7 +26,7 @@ def text_id(text: str) -> str:
 
 def csv_records(path: Path, need: str, one_of: tuple[str, ...] = (), what: str = "CSV") -> Iterator[tuple[int, dict[str, str]]]:
     """(line number, row) for each row of a CSV that has a ``need`` column and, when given, one of ``one_of``."""
-    reader = csv.DictReader(io.StringIO(path.read_text(encoding="utf-8")), strict=True)
+    reader = csv.DictReader(io.StringIO(path.read_text(encoding="utf-8-sig")), strict=True)  # -sig: Excel writes a BOM
     columns = reader.fieldnames or []
     if need not in columns or (one_of and not set(one_of) & set(columns)):
         wanted = f"a `{need}` column" + (f" and a {' or '.join(f'`{c}`' for c in one_of)} column" if one_of else "")

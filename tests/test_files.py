@@ -38,6 +38,12 @@ def test_a_csv_of_posts_reads_as_the_posts_topic_carries_them(tmp_path: Path) ->
     assert read_label_file(labels).rows[0].post_id == read[1].id
 
 
+def test_a_csv_saved_by_a_spreadsheet_reads_too(tmp_path: Path) -> None:
+    posts = tmp_path / "posts.csv"
+    posts.write_bytes("\ufefftext,id\r\nwagmi,p1\r\n".encode())  # a byte-order mark and CRLF, as Excel saves them
+    assert [orjson.loads(raw) for raw in post_lines(posts)] == [{"text": "wagmi", "id": "p1"}]
+
+
 def test_json_lines_pass_as_they_are(tmp_path: Path) -> None:
     posts = tmp_path / "posts.jsonl"
     posts.write_bytes(b'{"id": "a", "text": "x"}\r\n\n  \nnot json\n')
