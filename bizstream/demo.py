@@ -14,8 +14,10 @@ from pathlib import Path
 
 import orjson
 
-from bizstream.records import Sentiment
-from bizstream.settings import PROJECT_ROOT, KafkaSettings, Settings
+from bizstream.errors import InvalidRecord
+from bizstream.files import post_lines
+from bizstream.records import Post, Sentiment
+from bizstream.settings import PROJECT_ROOT, KafkaSettings, LimitSettings, Settings
 from bizstream.stack import Stack
 from bizstream.stream import topics
 from bizstream.stream.broker import LocalBroker
@@ -47,13 +49,10 @@ def run_demo(
     say: Callable[[str], None] = print,
 ) -> DemoResult:
     """Start what is needed, stream ``posts_file`` through a worker, collect the scores, stop what it started."""
-    lines = [line for line in posts_file.read_bytes().splitlines() if line.strip()]
-    texts = {}
-    keys = []
-    for line in lines:
-        obj = orjson.loads(line)
-        texts[str(obj["id"])] = obj.get("text", "")
-        keys.append(str(obj.get("thread_id") or obj["id"]).encode())
+    lines, keys, texts, rejected = read_posts(posts_file, settings.limits)
+    if rejected:
+        say(f"{len(rejected)} of the {len(lines)} lines are not valid posts; the worker dead-letters them "
+            f"(the first, line {rejected[0][0]}: {rejected[0][1]})")  # fmt: skip
     broker = LocalBroker(settings.broker)
     started_broker = not broker.status().running
     say(f"starting Kafka {settings.broker.kafka_version} on {broker.bootstrap_servers} (first run fetches it with Maven)")
@@ -78,6 +77,27 @@ def run_demo(
     judged = [s for s in scores if s["post_id"] in truth]
     agreement = sum(s["label"] == truth[str(s["post_id"])] for s in judged) / len(judged) if judged else None
     return DemoResult(produced, scores, dead, seconds, Counter(str(s["label"]) for s in scores), agreement)
+
+
+def read_posts(path: Path, limits: LimitSettings) -> tuple[list[bytes], list[bytes | None], dict[str, str], list[tuple[int, str]]]:
+    """A posts file (JSON lines or CSV) as the demo publishes it: every line, its key (the thread id; None for a line
+    that is not a valid post), the text of each valid post by id, and (line number, why) for each invalid one, which
+    is published all the same for the worker to dead-letter, but not waited for."""
+    lines: list[bytes] = []
+    keys: list[bytes | None] = []
+    texts: dict[str, str] = {}
+    rejected: list[tuple[int, str]] = []
+    for number, line in enumerate(post_lines(path), start=1):
+        lines.append(line)
+        try:
+            post = Post.from_json(line, limits)
+        except InvalidRecord as exc:
+            keys.append(None)
+            rejected.append((number, str(exc)))
+            continue
+        keys.append(post.thread_id.encode())
+        texts[post.id] = post.text
+    return lines, keys, texts, rejected
 
 
 async def _collect(

@@ -73,3 +73,13 @@ def test_score_reads_a_csv_and_refuses_a_wrong_one_before_loading_plugins(tmp_pa
     refused = subprocess.run([sys.executable, "-m", "bizstream", "score", str(wrong)], capture_output=True, text=True, cwd=ROOT, env=env)
     assert refused.returncode == 1
     assert refused.stderr.strip().splitlines() == [f"error: {wrong}: a posts CSV needs a `text` column; its header has 'tweet'"]
+
+
+def test_the_demo_publishes_every_line_and_waits_only_for_the_posts(tmp_path: Path) -> None:
+    from bizstream.demo import read_posts
+
+    posts = tmp_path / "posts.jsonl"
+    posts.write_bytes(b'{"id": "a", "text": "moon", "thread_id": "t"}\nnot json\n{"id": "b", "text": ""}\n')
+    lines, keys, texts, rejected = read_posts(posts, Settings().limits)
+    assert len(lines) == 3 and keys == [b"t", None, None] and texts == {"a": "moon"}
+    assert [n for n, _ in rejected] == [2, 3] and "not valid JSON" in rejected[0][1] and "nothing to score" in rejected[1][1]
