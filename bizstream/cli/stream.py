@@ -286,8 +286,9 @@ def demo(
         f"{result.agreement:.1%}" if result.agreement is not None else "-", f"{result.seconds:.1f}",
     )  # fmt: skip
     out.print(table)
-    if len(result.scores) < result.produced:
-        raise BizstreamError(f"only {len(result.scores)} of {result.produced} posts were scored within {timeout:.0f} s")
+    if len(result.scores) + result.dead_letters < result.produced:  # every line is scored or dead-lettered
+        raise BizstreamError(f"only {len(result.scores)} of {result.produced} posts were scored "
+                             f"({result.dead_letters} dead-lettered) within {timeout:.0f} s")  # fmt: skip
 
 
 def _loop_demo(settings: Settings, timeout_s: float, keep_dashboard: bool) -> None:
