@@ -18,6 +18,8 @@ import orjson
 
 from bizstream.errors import BizstreamError
 
+BOM = "\ufeff".encode()  # what Excel and Notepad may put before UTF-8 text
+
 
 def text_id(text: str) -> str:
     """The id of a post known only by its text."""
@@ -55,7 +57,9 @@ def post_lines(path: Path) -> Iterator[bytes]:
         return
     stream = sys.stdin.buffer if str(path) == "-" else path.open("rb")
     with stream:
-        for line in stream:
+        for number, line in enumerate(stream):
             line = line.rstrip(b"\r\n")
+            if number == 0:
+                line = line.removeprefix(BOM)
             if line.strip():
                 yield line
