@@ -27,34 +27,45 @@ def text_id(text: str) -> str:
 
 
 def csv_records(path: Path, need: str, one_of: tuple[str, ...] = (), what: str = "CSV") -> Iterator[tuple[int, dict[str, str]]]:
-    """(line number, row) for each row of a CSV that has a ``need`` column and, when given, one of ``one_of``."""
+    """(line number, row) for each row of a CSV that has a ``need`` column and, when given, one of ``one_of``. The
+    header is checked at once, before the first row is asked for."""
     reader = csv.DictReader(io.StringIO(path.read_text(encoding="utf-8-sig")), strict=True)  # -sig: Excel writes a BOM
     columns = reader.fieldnames or []
     if need not in columns or (one_of and not set(one_of) & set(columns)):
         wanted = f"a `{need}` column" + (f" and a {' or '.join(f'`{c}`' for c in one_of)} column" if one_of else "")
         raise BizstreamError(f"{path}: a {what} needs {wanted}; its header has {', '.join(repr(c) for c in columns) or 'nothing'}")
-    try:
-        for record in reader:
-            yield reader.line_num, record
-    except csv.Error as exc:
-        raise BizstreamError(f"{path}:{reader.line_num}: not valid CSV ({exc}; an unclosed quote?)") from None
+
+    def rows() -> Iterator[tuple[int, dict[str, str]]]:
+        try:
+            for record in reader:
+                yield reader.line_num, record
+        except csv.Error as exc:
+            raise BizstreamError(f"{path}:{reader.line_num}: not valid CSV ({exc}; an unclosed quote?)") from None
+
+    return rows()
 
 
 def post_lines(path: Path) -> Iterator[bytes]:
     """One post per item, as the JSON bytes the posts topic carries: the non-empty lines of a JSON-lines file ('-':
     stdin) as they are, or each row of a CSV as an object of its text and its other non-empty cells (a `text` column
-    is needed; `id` defaults to :func:`text_id`; an `image` cell is a URL or a path; columns a post does not have go
-    to its meta)."""
+    is needed, checked at once; `id` defaults to :func:`text_id`; an `image` cell is a URL or a path; columns a post
+    does not have go to its meta)."""
     if str(path) != "-" and path.suffix.lower() == ".csv":
-        for _, row in csv_records(path, "text", what="posts CSV"):
-            post: dict[str, object] = {k: v for k, v in row.items() if k and (v not in (None, "") or k == "text")}
-            if "id" not in post and isinstance(post.get("text"), str):
-                post["id"] = text_id(str(post["text"]))
-            image = post.get("image")
-            if isinstance(image, str):
-                post["image"] = {"url": image} if image.startswith(("http://", "https://")) else {"path": image}
-            yield orjson.dumps(post)
-        return
+        return (_csv_post(row) for _, row in csv_records(path, "text", what="posts CSV"))
+    return _json_lines(path)
+
+
+def _csv_post(row: dict[str, str]) -> bytes:
+    post: dict[str, object] = {k: v for k, v in row.items() if k and (v not in (None, "") or k == "text")}
+    if "id" not in post and isinstance(post.get("text"), str):
+        post["id"] = text_id(str(post["text"]))
+    image = post.get("image")
+    if isinstance(image, str):
+        post["image"] = {"url": image} if image.startswith(("http://", "https://")) else {"path": image}
+    return orjson.dumps(post)
+
+
+def _json_lines(path: Path) -> Iterator[bytes]:
     stream = sys.stdin.buffer if str(path) == "-" else path.open("rb")
     with stream:
         for number, line in enumerate(stream):

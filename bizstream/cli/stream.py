@@ -4,7 +4,6 @@ consume), scoring a file offline (score) and the end-to-end demo."""
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import os
 import sys
@@ -189,8 +188,7 @@ def score(
 
     table = not as_json if as_json is not None else sys.stdout.isatty()
 
-    lines = post_lines(readable(file))
-    first = next(lines, None)  # a CSV without a `text` column says so here, before any plugin loads
+    lines = post_lines(readable(file))  # a CSV without a `text` column says so here, before any plugin loads
     settings = load(config)
     pipeline = _pipeline(settings)
     batch: list[Message] = []
@@ -212,7 +210,7 @@ def score(
         batch.clear()
 
     try:
-        for number, raw in enumerate(itertools.chain([] if first is None else [first], lines), start=1):
+        for number, raw in enumerate(lines, start=1):
             batch.append(Message(raw, None, str(file), 0, number))
             if len(batch) >= sizer.size:  # the worker's batch sizes: a batch fits its analyzers' time budget
                 flush()
