@@ -13,20 +13,27 @@ _logging.getLogger("bitsandbytes.backends.cpu.ops").addFilter(
 )
 
 
-class _RetriedSendToDebug(_logging.Filter):
-    """aiokafka warns for every batch it sends again after a leadership change: NotLeaderForPartition in a new
-    topic's first milliseconds (the metadata names the leader before the leader has loaded the partition, so the
-    demo showed six such lines at start) or while a broker restarts. The producer retries by itself and a send that
-    finally fails raises to its caller, so there is nothing to act on: the line is logged at DEBUG instead."""
+class _RetriedToDebug(_logging.Filter):
+    """aiokafka logs what it retries by itself after a leadership change: NotLeaderForPartition in a new topic's first
+    milliseconds (the metadata names the leader before the leader has loaded the partition, so the demo showed six
+    such lines at start) or while a broker restarts. The producer warns for every batch it sends again (a send that
+    finally fails raises to its caller); a consumer's offset lookup says ERROR and tries again. There is nothing to act
+    on: those lines are logged at DEBUG instead. Any other error of the consumer's still shows."""
 
     def filter(self, record: _logging.LogRecord) -> bool:
-        if record.levelno == _logging.WARNING and str(record.msg).startswith("Got error produce response"):
+        message = str(record.msg)
+        retried = (record.levelno == _logging.WARNING and message.startswith("Got error produce response")) or (
+            message.startswith("Failed fetch offsets from")
+            and any(getattr(arg, "invalid_metadata", False) for arg in (record.args if isinstance(record.args, tuple) else ()))
+        )
+        if retried:
             record.levelno, record.levelname = _logging.DEBUG, "DEBUG"
             return _logging.getLogger(record.name).isEnabledFor(_logging.DEBUG)
         return True
 
 
-_logging.getLogger("aiokafka.producer.sender").addFilter(_RetriedSendToDebug())
+for _name in ("aiokafka.producer.sender", "aiokafka.consumer.fetcher"):
+    _logging.getLogger(_name).addFilter(_RetriedToDebug())
 
 from bizstream.analyzer import Analyzer, Prediction  # noqa: E402
 from bizstream.errors import (

@@ -20,3 +20,13 @@ def test_a_send_aiokafka_retries_by_itself_is_debug_not_a_warning(caplog: pytest
     caplog.set_level(logging.DEBUG, logger="aiokafka.producer.sender")
     sender.warning(retried, "TopicPartition(topic='bizstream.posts.v1', partition=1)", "NotLeaderForPartitionError")
     assert [r.levelname for r in caplog.records] == ["DEBUG"]
+
+
+def test_an_offset_lookup_retried_after_a_leadership_change_is_debug_other_errors_still_show(caplog: pytest.LogCaptureFixture) -> None:
+    from aiokafka.errors import NotLeaderForPartitionError, UnknownError
+
+    fetcher = logging.getLogger("aiokafka.consumer.fetcher")
+    caplog.set_level(logging.INFO, logger="aiokafka.consumer.fetcher")
+    fetcher.error("Failed fetch offsets from %s: %s", 1, NotLeaderForPartitionError())  # a new topic's first moments
+    fetcher.error("Failed fetch offsets from %s: %s", 1, UnknownError())
+    assert [r.levelname for r in caplog.records] == ["ERROR"] and "UnknownError" in caplog.records[0].getMessage()
