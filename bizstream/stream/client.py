@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
+from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
 
 from bizstream.errors import BrokerError
 from bizstream.settings import KafkaSettings
@@ -44,7 +44,8 @@ class Message:
 
 
 async def ensure_topics(kafka: KafkaSettings, names: Sequence[str] = topics.ALL) -> None:
-    """Create bizstream's topics with the configured partition count; ones that exist are left alone."""
+    """Create bizstream's topics with the configured partition count; ones that exist are left alone. Returns once
+    every partition has a leader and consumer groups have a coordinator, so the agents started next begin quietly."""
     admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap_servers)
     try:
         with _quiet_start():
@@ -67,6 +68,7 @@ async def ensure_topics(kafka: KafkaSettings, names: Sequence[str] = topics.ALL)
             except TopicAlreadyExistsError:
                 pass  # another process created them first
         await _wait_for_leaders(admin, list(names), timeout_s=30.0)
+        await _wait_for_coordinator(admin, timeout_s=30.0)
     finally:
         await admin.close()
 
@@ -80,6 +82,20 @@ async def _wait_for_leaders(admin: AIOKafkaAdminClient, names: list[str], timeou
             return
         if time.monotonic() > deadline:
             raise BrokerError(f"topics {names} still have partitions without a leader after {timeout_s:.0f} s")
+        await asyncio.sleep(0.2)
+
+
+async def _wait_for_coordinator(admin: AIOKafkaAdminClient, timeout_s: float) -> None:
+    """Until the broker names a group coordinator. A fresh broker creates its offsets topic at the first such request
+    and answers "not available" meanwhile; a consumer retries that on its own, but logs it at ERROR first."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            await admin.find_coordinator("bizstream-ready")
+            return
+        except KafkaError as error:
+            if not error.retriable or time.monotonic() > deadline:
+                raise BrokerError(f"the broker names no consumer group coordinator: {error}") from None
         await asyncio.sleep(0.2)
 
 
