@@ -30,6 +30,7 @@ import fcntl
 import functools
 import gc
 import logging
+import math
 import os
 import random
 import signal
@@ -159,6 +160,8 @@ class Worker:
             records = [r for tp, rs in fetched.items() if tp in owned for r in rs]
             if not records:
                 await self._settle()
+                if wait_ms:  # waited, and nothing came
+                    self.progress.idle()
                 return
             started = time.monotonic()
             packer = _Packer(self.producer, {t: sorted(await self.producer.partitions_for(t)) for t in (topics.SCORES, topics.DEADLETTER)})
@@ -341,13 +344,19 @@ def run_worker(settings: Settings, make_pipeline: Callable[[], Pipeline]) -> Non
 
 
 class Progress:
-    """The worker's progress line: every ``every`` posts at info, every batch at debug."""
+    """The worker's progress line: every ``every`` posts at info, and when a wait for posts comes back empty with
+    posts not yet reported (a backlog of 405 sample posts is said once it is done; a trickle at most once a minute);
+    every batch at debug."""
 
-    def __init__(self, every: int) -> None:
+    IDLE_LINE_EVERY_S = 60.0
+
+    def __init__(self, every: int, clock: Callable[[], float] = time.monotonic) -> None:
         self.every = every
+        self.clock = clock
         self.scored = self.dead = 0
         self.window = [0, 0.0]  # posts handled and seconds spent handling them since the last line
         self.latency: dict[str, list[float]] = {}  # analyzer -> [ms, posts] since the last line
+        self.last_line = -math.inf
 
     def add(self, scored: int, dead: int, scores: Sequence[Score], seconds: float) -> None:
         """Count a batch that took ``seconds`` (scoring and producing); log the line when it is due."""
@@ -365,12 +374,21 @@ class Progress:
                 else:
                     metrics.ANALYZER_ERRORS.labels(name).inc()
         log.debug("batch: %d scored, %d dead-lettered in %.3f s", scored, dead, seconds)
+        if self.every and self.window[0] >= self.every:
+            self._line()
+
+    def idle(self) -> None:
+        """The worker waited for posts and none came: the line for those not yet reported, unless one was said
+        within the last minute."""
+        if self.every and self.window[0] and self.clock() - self.last_line >= self.IDLE_LINE_EVERY_S:
+            self._line()
+
+    def _line(self) -> None:
         posts, busy = self.window
-        if self.every and posts >= self.every:
-            per_post = ", ".join(f"{name} {ms / n:.2f} ms" for name, (ms, n) in sorted(self.latency.items()) if n)
-            log.info("%d posts scored, %d dead-lettered so far; %.0f posts/s while busy; per post: %s", self.scored,
-                     self.dead, posts / max(busy, 1e-9), per_post or "-")  # fmt: skip
-            self.window, self.latency = [0, 0.0], {}
+        per_post = ", ".join(f"{name} {ms / n:.2f} ms" for name, (ms, n) in sorted(self.latency.items()) if n)
+        log.info("%d posts scored, %d dead-lettered so far; %.0f posts/s while busy; per post: %s", self.scored,
+                 self.dead, posts / max(busy, 1e-9), per_post or "-")  # fmt: skip
+        self.window, self.latency, self.last_line = [0, 0.0], {}, self.clock()
 
 
 class _Packer:
