@@ -146,8 +146,8 @@ def _train_and_gate(
         "new_labels": float(len(new_train)), "replay_labels": float(n_replay), "pseudo_labels": float(len(pseudo)),
         **outcome.gate,
     }  # fmt: skip
-    if outcome.promoted:
-        log.info("promoted %s (%s, %.1f s): %s", outcome.candidate.version, reason, time.time() - started_at, metrics)
+    log.debug("%s %s (%s, %.1f s): %s", "promoted" if outcome.promoted else "kept aside", outcome.candidate.version,
+              reason, time.time() - started_at, metrics)  # fmt: skip
     serving_now = outcome.candidate.version if outcome.promoted else serving
     return JobResult(outcome.candidate.version, outcome.promoted, serving_now, metrics, outcome.why, split), outcomes
 
@@ -174,10 +174,25 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bizstream.learning.job")
     parser.add_argument("--reason", default="labels", choices=["labels", "drift", "manual"])
     parser.add_argument("--events", type=Path, help="write the decisions here, one ModelEvent (JSON) per line")
+    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error", "critical"])
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Its lines go to the trainer agent's log: the same format, bizstream's own at the agent's level, the libraries'
+    # (sentence-transformers, MLflow, ...) only from warnings on unless debug.
+    debug = args.log_level == "debug"
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s")
+    for name in ("bizstream", "bizstream_plugins", __name__):
+        logging.getLogger(name).setLevel(args.log_level.upper())
+    if not debug:  # "setfit serves ...": the pipeline the fusion is fitted with loading, not a worker swapping
+        for name in ("bizstream.learning.serving", "bizstream.learning.fusion", "bizstream_plugins.setfit.starter"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+    started = time.monotonic()
     result = run_training_job(load_settings(), args.reason)
-    print(result.why if not result.outcomes else "\n".join(o.summary() for o in result.outcomes), flush=True)
+    m = result.metrics
+    mix = (f": {m['new_labels']:.0f} new labels, {m['replay_labels']:.0f} replayed, {m['pseudo_labels']:.0f} pseudo-labels"
+           if "new_labels" in m else "")  # fmt: skip
+    log.info("training job (%s) done in %.1f s%s", args.reason, time.monotonic() - started, mix or f": {result.why}")
+    for outcome in result.outcomes:
+        log.info("%s", outcome.summary())
     if args.events is not None:
         args.events.write_bytes(b"".join(event.to_json() + b"\n" for event in result.events))
     return 0

@@ -51,7 +51,7 @@ def log_training(settings: Settings, registry: ModelRegistry, metadata: ModelMet
                         mlflow.log_artifacts(str(item), artifact_path=f"body/{item.name}")
                     else:
                         mlflow.log_artifact(str(item), artifact_path="body")
-    log.info("tracked %s as MLflow run %s at %s", metadata.version, run.info.run_id, uri)
+    log.debug("tracked %s as MLflow run %s at %s", metadata.version, run.info.run_id, uri)
     return str(run.info.run_id)
 
 

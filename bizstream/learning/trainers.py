@@ -183,7 +183,5 @@ def train_candidate(
     trainer.registry.record_decision(candidate.version, promoted, why, metrics)
     if promoted:
         trainer.registry.promote(candidate.version)
-        log.info("%s: promoted %s (%s): %s", trainer.name, candidate.version, why, metrics)
-    else:
-        log.warning("%s: candidate %s not promoted: %s", trainer.name, candidate.version, why)
+    log.debug("%s: %s %s (%s): %s", trainer.name, "promoted" if promoted else "kept aside", candidate.version, why, metrics)  # Outcome.summary says it
     return Outcome(trainer.name, candidate, serving, promoted, why, metrics, run_id)

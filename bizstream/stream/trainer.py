@@ -64,8 +64,9 @@ class JobRunner:
         events = self.settings.store_path.parent / f"job-events-{os.getpid()}.jsonl"
         events.unlink(missing_ok=True)
         self.process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bizstream.learning.job", "--reason", reason, "--events", str(events), env=env
-        )
+            sys.executable, "-m", "bizstream.learning.job", "--reason", reason, "--events", str(events),
+            "--log-level", logging.getLevelName(min(max(log.getEffectiveLevel(), logging.DEBUG), logging.CRITICAL)).lower(), env=env,
+        )  # fmt: skip
         asyncio.get_running_loop().create_task(self._reap(self.process, events))
 
     async def _reap(self, process: asyncio.subprocess.Process, events: Path) -> None:

@@ -114,7 +114,7 @@ def _finish(
     except BaseException:
         shutil.rmtree(staged, ignore_errors=True)
         raise
-    log.info("trained %s (%s): %s", version, kind, metrics)
+    log.debug("trained %s (%s): %s", version, kind, metrics)
     return metadata
 
 
