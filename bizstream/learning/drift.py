@@ -119,6 +119,7 @@ class DriftMonitor:
         self.clock = clock
         self.join = join or ScoreJoin()
         self.monitors: dict[str, ErrorMonitor] = {}
+        self.joined = self.passed_over = 0  # labels joined to a score; labels with none remembered (or said again)
 
     def on_score(self, post_id: str, results: list[AnalyzerVerdict]) -> None:
         """Remember a scored post."""
@@ -128,7 +129,9 @@ class DriftMonitor:
         """Join a label to its post's score and feed each analyzer's monitor; yields drift events."""
         results = self.join.take(label.post_id, label.sentiment)
         if results is None:
+            self.passed_over += 1
             return
+        self.joined += 1
         truth = label.sentiment
         for r in results:
             monitor = self.monitors.get(r.analyzer)
@@ -137,3 +140,9 @@ class DriftMonitor:
             event = monitor.update(r.label is not truth, abs(r.score - TRUTH_SCORE[truth]), r.model_version)
             if event is not None:
                 yield event
+
+    def status(self) -> str:
+        """For the monitor's log: how many labels found their score, and each analyzer's error rate now."""
+        errors = ", ".join(f"{name} {m.adwin.estimation:.2f} of {m.adwin.width:.0f}" for name, m in sorted(self.monitors.items()))
+        return (f"{self.joined} labels joined to their post's score, {self.passed_over} passed over (no score of that "
+                f"post remembered, or the same label again); error rate in ADWIN's window: {errors or '-'}")  # fmt: skip

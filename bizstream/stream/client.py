@@ -41,6 +41,7 @@ class Message:
     offset: int
     key: bytes | None
     value: bytes
+    timestamp_ms: int | None = None
 
 
 async def ensure_topics(kafka: KafkaSettings, names: Sequence[str] = topics.ALL) -> None:
@@ -140,10 +141,42 @@ async def read(
             for records in batch.values():
                 last = time.monotonic()
                 for r in records:
-                    yield Message(r.topic, r.partition, r.offset, r.key, r.value)
+                    yield Message(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp)
                     seen += 1
                     if count is not None and seen >= count:
                         return
+    finally:
+        await consumer.stop()
+
+
+async def read_recent(
+    kafka: KafkaSettings, topic: str, since: float, most: int, timeout_s: float = 120.0
+) -> AsyncIterator[Message]:
+    """The records of ``topic`` written since ``since`` (epoch seconds), at most about ``most`` of them (the newest,
+    shared evenly between partitions), up to where each partition ended when this began, or what came within
+    ``timeout_s``. No consumer group; read committed."""
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=kafka.bootstrap_servers, group_id=None, enable_auto_commit=False,
+                                isolation_level="read_committed")  # fmt: skip
+    await start_client(consumer, kafka)
+    try:
+        partitions = sorted(consumer.assignment())  # without a group: every partition of the topic, once started
+        if not partitions:
+            return
+        ends, begins = await consumer.end_offsets(partitions), await consumer.beginning_offsets(partitions)
+        by_time = await consumer.offsets_for_times({tp: int(since * 1000) for tp in partitions})
+        share = max(1, most // len(partitions))
+        for tp in partitions:
+            found = by_time.get(tp)
+            consumer.seek(tp, max(found.offset if found is not None else ends[tp], ends[tp] - share, begins[tp]))
+        left = {tp for tp in partitions if await consumer.position(tp) < ends[tp]}
+        deadline = time.monotonic() + timeout_s
+        while left and time.monotonic() < deadline:
+            batch = await consumer.getmany(*left, timeout_ms=1000)
+            for tp, records in batch.items():
+                for r in records:
+                    if r.offset < ends[tp]:
+                        yield Message(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp)
+            left = {tp for tp in left if await consumer.position(tp) < ends[tp]}
     finally:
         await consumer.stop()
 

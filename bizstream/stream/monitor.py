@@ -2,12 +2,17 @@
 
 One monitor process per cluster: scores are keyed by thread and labels by post, so the join needs to see both
 topics whole (group ``bizstream-monitor``; a second process would only split the partitions between them).
+
+The join lives in memory. A restarted monitor reads the scores topic's last ``drift.join_ttl_s`` (at most
+``drift.join_max_posts`` scores) before it takes labels, so a label of a post scored before the restart still finds
+its score. ADWIN's windows start empty again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 import faust
@@ -20,23 +25,32 @@ from bizstream.records import Label, Sentiment
 from bizstream.settings import Settings
 from bizstream.stream import topics
 from bizstream.stream.apps import decode_or_dead_letter, new_app
+from bizstream.stream.client import read_recent
 
 log = logging.getLogger(__name__)
 APP_ID = "bizstream-monitor"
+STATUS_EVERY_S = 60.0  # at most this often, a line on the labels joined and the error rates
 
 
 def scored_results(raw: bytes) -> tuple[str, list[AnalyzerVerdict]]:
-    """Post id and per-analyzer results of a Score message (analyzers that failed on the post are left out)."""
+    """Post id and per-analyzer results of a Score message. Left out: analyzers that failed on the post, and those
+    that gave no opinion (equal probabilities, as OCR, which reads and does not judge: its "label" is a tie's pick,
+    and its error rate would say nothing but could still raise drift events and retrain SetFit)."""
     try:
         score = orjson.loads(raw)
         results = [
             AnalyzerVerdict(name, str(r["model_version"]), Sentiment(r["label"]), float(r["score"]))
             for name, r in score["analyzers"].items()
-            if r.get("error") is None and r.get("label") is not None
+            if r.get("error") is None and r.get("label") is not None and _has_opinion(r.get("probabilities"))
         ]
         return str(score["post_id"]), results
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
         raise InvalidRecord(f"not a Score message: {exc!r}") from None
+
+
+def _has_opinion(probabilities: Any) -> bool:
+    values = [float(v) for v in probabilities.values()] if isinstance(probabilities, dict) else []
+    return not values or max(values) - min(values) > 1e-6
 
 
 def create_monitor_app(settings: Settings) -> faust.App:
@@ -45,6 +59,27 @@ def create_monitor_app(settings: Settings) -> faust.App:
     d = settings.drift
     monitor = DriftMonitor(d.delta, d.min_labels, ScoreJoin(d.join_max_posts, d.join_ttl_s), clock=d.clock)
     deadletter, drift_topic = declared[topics.DEADLETTER], declared[topics.DRIFT]
+    remembered = asyncio.Event()
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def remember_recent_scores() -> None:
+        """The scores the join would hold had this process run all along (the live agent adds the newer ones)."""
+        count, started = 0, time.monotonic()
+        try:
+            async for message in read_recent(settings.kafka, topics.SCORES, time.time() - d.join_ttl_s, d.join_max_posts):
+                try:
+                    post_id, results = scored_results(message.value)
+                except InvalidRecord:
+                    continue
+                scored_at = message.timestamp_ms / 1000 if message.timestamp_ms else None
+                monitor.join.add(post_id, results, now=scored_at)
+                count += 1
+            log.info("remembered %d recent scores for the label join (%.1f s)", count, time.monotonic() - started)
+        except Exception:  # boundary: without them the join fills from new scores only; say so and go on
+            log.warning("could not read the recent scores back (%d read); labels of posts scored earlier are passed "
+                        "over", count, exc_info=True)  # fmt: skip
+        finally:
+            remembered.set()
 
     @app.agent(declared[topics.SCORES], name="bizstream.monitor.scores")
     async def remember(stream: faust.StreamT[bytes]) -> None:
@@ -57,6 +92,7 @@ def create_monitor_app(settings: Settings) -> faust.App:
     @app.agent(declared[topics.LABELS], name="bizstream.monitor.labels")
     async def watch(stream: faust.StreamT[bytes]) -> None:
         """Feed each label's outcome to the analyzers' ADWINs; publish what they detect."""
+        await remembered.wait()
         async for event in stream.events():
             try:
                 label = Label.from_json(event.value, settings.limits)
@@ -71,5 +107,16 @@ def create_monitor_app(settings: Settings) -> faust.App:
                             drift.error_before, drift.error_after)  # fmt: skip
                 pending.append(await drift_topic.send(key=drift.analyzer.encode(), value=drift.to_json(), force=True))
             await asyncio.gather(*pending)
+
+    said, said_at = "", -STATUS_EVERY_S
+
+    @app.timer(5.0)  # type: ignore[untyped-decorator]
+    async def status() -> None:
+        """Where the join and the error rates stand: when it has changed, at most once every STATUS_EVERY_S."""
+        nonlocal said, said_at
+        line, now = monitor.status(), time.monotonic()
+        if line != said and monitor.joined + monitor.passed_over and now - said_at >= STATUS_EVERY_S:
+            log.info("%s", line)
+            said, said_at = line, now
 
     return app

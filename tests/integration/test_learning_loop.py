@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import orjson
@@ -55,6 +56,29 @@ def test_monitor_publishes_drift_only_after_the_error_changes(cluster: Cluster) 
     assert event.error_before < 0.2 and event.error_after > event.error_before
     labels_after_change = event.window_before + event.window_after - 1500  # every label so far, minus phase 1
     assert 0 < labels_after_change <= 400, labels_after_change
+
+
+def test_a_restarted_monitor_still_joins_labels_of_posts_scored_before(cluster: Cluster) -> None:
+    cluster.start_worker("monitor")
+    cluster.produce(topics.SCORES, (score_bytes(f"p{i}", Sentiment.BULLISH) for i in range(300)))
+    log = cluster.workdir / "monitor-0.log"
+    wait_until(lambda: "recent scores for the label join" in log.read_text(errors="replace"), timeout_s=60)
+    time.sleep(5)  # the first monitor has read the scores and committed past them
+    cluster.stop_workers()
+    cluster.start_worker("monitor")
+    cluster.produce(topics.LABELS, (label_bytes(f"p{i}", Sentiment.BULLISH if i % 3 else Sentiment.BEARISH) for i in range(300)))
+    log = cluster.workdir / "monitor-1.log"
+    wait_until(lambda: "labels joined" in log.read_text(errors="replace"), timeout_s=60)
+    said = log.read_text(errors="replace")
+    assert "remembered 300 recent scores" in said, said
+    assert "300 labels joined to their post's score, 0 passed over" in said, said
+    assert "vader 0.33 of 300" in said, said  # every third label says bearish where vader said bullish
+
+
+def wait_until(done: Callable[[], bool], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not done() and time.monotonic() < deadline:
+        time.sleep(0.5)
 
 
 def trainer_env(registry: Path, store: Path, **extra: str) -> dict[str, str]:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import random
+import re
 
 import pytest
 
@@ -62,5 +63,11 @@ def test_monitor_joins_labels_to_earlier_scores_per_analyzer() -> None:
         ])  # fmt: skip
         drifted += [(i, e.analyzer) for e in monitor.on_label(Label(f"p{i}", 3, "me"))]
     assert list(monitor.on_label(Label("never-scored", 3, "me"))) == []
+    assert list(monitor.on_label(Label("p0", 3, "me"))) == []  # the same label again counts once
     assert {a for _, a in drifted} == {"vader"}
     assert all(i >= 1500 for i, _ in drifted)
+    # What the monitor's log says: labels joined or passed over, and each analyzer's error rate in its window now.
+    said = monitor.status()
+    assert said.startswith("3000 labels joined to their post's score, 2 passed over"), said
+    vader, setfit = (float(re.search(rf"{name} (\d\.\d\d) of \d+", said).group(1)) for name in ("vader", "setfit"))  # type: ignore[union-attr]
+    assert 0.45 <= vader <= 0.75 and setfit == 0.0
