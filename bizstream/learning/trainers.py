@@ -78,8 +78,12 @@ class Outcome:
         slices = sorted(k.removesuffix("_accuracy") for k in self.gate if k.endswith("_accuracy"))
         against = self.serving_before or self.baseline
         for name in slices:
-            lines.append(f"  {name}: accuracy {self.gate[f'{name}_accuracy']:.3f} against {against} "
-                         f"{self.gate[f'{name}_accuracy_serving']:.3f}")  # fmt: skip
+            new, old = self.gate[f"{name}_accuracy"], self.gate[f"{name}_accuracy_serving"]
+            p_worse = self.gate.get(f"{name}_p_worse")
+            lower = ""
+            if new < old and p_worse is not None and self.promoted:  # why a lower accuracy still passed the gate
+                lower = " (lower, within the gate's margin)" if p_worse < SIGNIFICANCE else f" (lower, not significantly: sign test p={p_worse:.2f})"
+            lines.append(f"  {name}: accuracy {new:.3f} against {against} {old:.3f}{lower}")
         verdict = f"promoted {self.candidate.version}: it serves now" if self.promoted else "not promoted"
         keeps = f"; {self.serving_before} keeps serving" if not self.promoted and self.serving_before else ""
         lines.append(f"{verdict} ({self.why}){keeps}")

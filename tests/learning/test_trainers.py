@@ -67,6 +67,7 @@ def test_the_gate_promotes_what_is_not_worse_and_says_why(settings: Settings, tm
     close = {"recent": (["x"] * 40, ["bullish"] * 21 + ["bearish"] * 19)}  # 19/40 against 21/40: noise
     noise = train_candidate(settings, parrot, SPLIT, close, {"recent": 0.0})
     assert noise.promoted and noise.gate["recent_p_worse"] > 0.3
+    assert "recent: accuracy 0.475 against" in noise.summary() and "0.525 (lower, not significantly: sign test p=" in noise.summary()
     parrot.registry.promote(first.candidate.version)
     many = {"recent": (["x"] * 60, ["bullish"] * 40 + ["bearish"] * 20)}  # the same gap on 60 posts is not
     second = train_candidate(settings, parrot, SPLIT, many, {"recent": 0.0})
@@ -81,7 +82,7 @@ def test_the_gate_promotes_what_is_not_worse_and_says_why(settings: Settings, tm
     assert (parrot.registry.decision(second.candidate.version) or {})["promoted"] is False
 
     lenient = train_candidate(settings, parrot, SPLIT, many, {"recent": 0.5})  # a margin lets it through
-    assert lenient.promoted
+    assert lenient.promoted and "0.667 (lower, within the gate's margin)" in lenient.summary()
 
 
 @pytest.mark.parametrize(("policy", "promoted_first", "promoted_second"),
