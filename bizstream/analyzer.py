@@ -81,6 +81,15 @@ def score_of(probabilities: Mapping[str, float]) -> float:
     return min(1.0, max(-1.0, probabilities[_BULLISH] - probabilities[_BEARISH]))
 
 
+def has_opinion(probabilities: object) -> bool:
+    """False for equal probabilities (OCR's, which reads and does not judge): the "label" of such a result is a tie's
+    pick and says nothing, so neither the drift monitor nor the labeler should read it as a judgement."""
+    if not isinstance(probabilities, Mapping) or not probabilities:
+        return True
+    values = [float(v) for v in probabilities.values()]
+    return max(values) - min(values) > TOLERANCE
+
+
 def disagreement(score: float, label: Sentiment, confidence: float, probabilities: Mapping[str, float]) -> str | None:
     """Why a score, label and confidence do not stand for these probabilities, or None when they do."""
     bearish, neutral, bullish = probabilities[_BEARISH], probabilities[_NEUTRAL], probabilities[_BULLISH]

@@ -218,3 +218,14 @@ def test_models_list_says_what_each_accuracy_was_measured_on() -> None:
     starter = {"twitter_financial_news_accuracy": 0.73, "twitter_financial_news_macro_f1": 0.68, "twitter_financial_news_eval_examples": 2388,
                "surge_crypto_reddit_accuracy": 0.77, "surge_crypto_reddit_eval_examples": 111}  # fmt: skip
     assert _headline(starter) == (0.73, 0.68, "2388 twitter_financial_news")  # not passed off as your holdout
+
+
+def test_the_score_table_says_what_each_analyzer_judged() -> None:
+    from bizstream.cli.stream import _verdict
+    from bizstream.records import AnalyzerResult, Sentiment
+
+    third = 1 / 3
+    ocr = AnalyzerResult("ocr", "t", 1.0, 0.0, Sentiment.BEARISH, third, {"bearish": third, "neutral": third, "bullish": third})
+    vader = AnalyzerResult("vader", "v", 1.0, 0.5, Sentiment.BULLISH, 0.6, {"bearish": 0.1, "neutral": 0.3, "bullish": 0.6})
+    failed = AnalyzerResult("setfit", "s", 1.0, error="timed out")
+    assert [_verdict(r) for r in (ocr, vader, failed)] == ["no opinion", "bullish", "error"]

@@ -16,6 +16,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from bizstream.analyzer import has_opinion
 from bizstream.cli.app import ConfigOption, LogLevelOption, agent_logging, app, err, load, out, prepare_agent, readable, run_faust
 from bizstream.errors import BizstreamError
 from bizstream.files import post_lines
@@ -23,7 +24,7 @@ from bizstream.settings import Settings
 
 if TYPE_CHECKING:
     from bizstream.pipeline import Pipeline
-    from bizstream.records import Score
+    from bizstream.records import AnalyzerResult, Score
     from bizstream.scoring import Message
 
 
@@ -239,10 +240,16 @@ def _score_table(scores: list[Score], batch: list[Message]) -> Table:
     grid.columns[1].overflow = "ellipsis"
     grid.columns[1].max_width = 60
     for s in scores:
-        said = ", ".join(f"{name} {r.label.value if r.label else 'error'}" for name, r in s.analyzers.items())
+        said = ", ".join(f"{name} {_verdict(r)}" for name, r in s.analyzers.items())
         grid.add_row(escape(s.post_id), escape(texts.get(s.post_id, "")), f"[{colors[s.label.value]}]{s.label.value}[/]",
                      f"{s.score:+.2f}", f"{s.confidence:.2f}", escape(said), escape(s.fusion))  # fmt: skip
     return grid
+
+
+def _verdict(result: AnalyzerResult) -> str:
+    if result.label is None:
+        return "error"
+    return result.label.value if has_opinion(result.probabilities) else "no opinion"  # OCR reads, does not judge
 
 
 @app.command()

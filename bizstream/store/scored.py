@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 
+from bizstream.analyzer import has_opinion
 from bizstream.records import Post
 from bizstream.store.database import transaction
 from bizstream.store.labels import LabelStore
@@ -143,7 +144,7 @@ def _post(row: tuple[Any, ...]) -> PostForLabeling:
 
 def _opinions(score: dict[str, Any]) -> dict[str, str]:
     """What each analyzer said about the post, in a few words: its label and confidence (or its error), and the
-    words that drove it when it names them (VADER)."""
+    words that drove it when it names them (VADER); for one that only reads (OCR), what it read."""
     said: dict[str, str] = {}
     for name, result in (score.get("analyzers") or {}).items():
         if not isinstance(result, dict):
@@ -151,6 +152,11 @@ def _opinions(score: dict[str, Any]) -> dict[str, str]:
         if result.get("error"):
             said[name] = f"error: {str(result['error'])[:120]}"
             continue
-        words = (result.get("details") or {}).get("words")
+        details = result.get("details") or {}
+        if not has_opinion(result.get("probabilities")):
+            read = " ".join(str(details.get("ocr") or "").split())
+            said[name] = f'read "{read[:80]}{"…" if len(read) > 80 else ""}"' if read else "no opinion"
+            continue
+        words = details.get("words")
         said[name] = f"{result.get('label')} {float(result.get('confidence') or 0):.0%}" + (f" · {words}" if words else "")
     return said

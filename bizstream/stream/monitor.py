@@ -19,6 +19,7 @@ import faust
 import orjson
 
 from bizstream import metrics
+from bizstream.analyzer import has_opinion
 from bizstream.errors import InvalidRecord
 from bizstream.learning.drift import AnalyzerVerdict, DriftMonitor, ScoreJoin
 from bizstream.records import Label, Sentiment
@@ -41,16 +42,11 @@ def scored_results(raw: bytes) -> tuple[str, list[AnalyzerVerdict]]:
         results = [
             AnalyzerVerdict(name, str(r["model_version"]), Sentiment(r["label"]), float(r["score"]))
             for name, r in score["analyzers"].items()
-            if r.get("error") is None and r.get("label") is not None and _has_opinion(r.get("probabilities"))
+            if r.get("error") is None and r.get("label") is not None and has_opinion(r.get("probabilities"))
         ]
         return str(score["post_id"]), results
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
         raise InvalidRecord(f"not a Score message: {exc!r}") from None
-
-
-def _has_opinion(probabilities: Any) -> bool:
-    values = [float(v) for v in probabilities.values()] if isinstance(probabilities, dict) else []
-    return not values or max(values) - min(values) > 1e-6
 
 
 def create_monitor_app(settings: Settings) -> faust.App:

@@ -48,10 +48,12 @@ def seed_posts(store_path: Path, n: int) -> None:
     posts = [Post(id=f"q{i}", text=f"post number {i} about $BTC", thread_id="t", reply_to="q0" if i else None) for i in range(n)]
     store.add_posts(posts, now=1000.0)
     vader = {"label": "bullish", "confidence": 0.7, "error": None, "details": {"compound": 0.6, "words": "moon +2.5"}}
+    ocr = {"label": "bearish", "confidence": 1 / 3, "error": None, "details": {"ocr": "TO THE\nMOON", "ocr_confidence": 91.0},
+           "probabilities": {"bearish": 1 / 3, "neutral": 1 / 3, "bullish": 1 / 3}}  # reads, does not judge
     store.add_scores(
         [{"post_id": p.id, "thread_id": "t", "label": "neutral", "score": 0.0, "confidence": 0.5,
           "probabilities": {"bearish": 0.25, "neutral": 0.5, "bullish": 0.25}, "scored_at": 1000.0 + i,
-          "analyzers": {"vader": vader, "setfit": {"error": "timed out after 10 s"}}}
+          "analyzers": {"vader": vader, "setfit": {"error": "timed out after 10 s"}, "ocr": ocr}}
          for i, p in enumerate(posts)],
         now=1000.0,
     )  # fmt: skip
@@ -86,6 +88,7 @@ def test_labeler_through_stdin_undo_outage_resume(cluster: Cluster, tmp_path: Pa
     said = first.stdout
     assert "in reply to q0" in said and "model: neutral" in said
     assert "vader: bullish 70% · moon +2.5" in said and "setfit: error: timed out after 10 s" in said  # each analyzer
+    assert 'ocr: read "TO THE MOON"' in said and "ocr: bearish" not in said  # OCR's uniform "label" is no opinion
     assert "> labelled q0 bearish" in said and "> skipped q1" in said  # each key confirmed
     assert "> 'x' is not a key here: 1 bearish" in said
     assert "> undone: the label of q0 (retracted on bizstream.labels.v1)" in said  # it had been sent already
