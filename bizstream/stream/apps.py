@@ -77,6 +77,20 @@ def new_app(
     return app, declared
 
 
+def status_line(app: faust.App, describe: Callable[[], str | None], every_s: float = 60.0) -> None:
+    """What the agent has done, for whoever watches its log: ``describe()`` at info when it has changed, at most once
+    every ``every_s`` (looked at every 5 s; None: nothing to say yet)."""
+    said, said_at = "", -every_s
+
+    @app.timer(5.0)  # type: ignore[untyped-decorator]
+    async def status() -> None:
+        nonlocal said, said_at
+        line, now = describe(), time.monotonic()
+        if line and line != said and now - said_at >= every_s:
+            log.info("%s", line)
+            said, said_at = line, now
+
+
 async def _observe(app: faust.App, watched: metrics.Health, broker: outages.BrokerHealth) -> None:
     """Lag on the partitions this process holds (messages its agents have not yet taken, prefetched or not), whether
     it handled anything since, whether its broker is down."""

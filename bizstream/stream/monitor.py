@@ -25,12 +25,11 @@ from bizstream.learning.drift import AnalyzerVerdict, DriftMonitor, ScoreJoin
 from bizstream.records import Label, Sentiment
 from bizstream.settings import Settings
 from bizstream.stream import topics
-from bizstream.stream.apps import decode_or_dead_letter, new_app
+from bizstream.stream.apps import decode_or_dead_letter, new_app, status_line
 from bizstream.stream.client import read_recent
 
 log = logging.getLogger(__name__)
 APP_ID = "bizstream-monitor"
-STATUS_EVERY_S = 60.0  # at most this often, a line on the labels joined and the error rates
 
 
 def scored_results(raw: bytes) -> tuple[str, list[AnalyzerVerdict]]:
@@ -104,15 +103,6 @@ def create_monitor_app(settings: Settings) -> faust.App:
                 pending.append(await drift_topic.send(key=drift.analyzer.encode(), value=drift.to_json(), force=True))
             await asyncio.gather(*pending)
 
-    said, said_at = "", -STATUS_EVERY_S
-
-    @app.timer(5.0)  # type: ignore[untyped-decorator]
-    async def status() -> None:
-        """Where the join and the error rates stand: when it has changed, at most once every STATUS_EVERY_S."""
-        nonlocal said, said_at
-        line, now = monitor.status(), time.monotonic()
-        if line != said and monitor.joined + monitor.passed_over and now - said_at >= STATUS_EVERY_S:
-            log.info("%s", line)
-            said, said_at = line, now
+    status_line(app, lambda: monitor.status() if monitor.joined + monitor.passed_over else None)
 
     return app

@@ -19,7 +19,7 @@ from bizstream.settings import Settings
 from bizstream.store.labels import LabelStore
 from bizstream.store.scored import ScoredPostStore
 from bizstream.stream import topics
-from bizstream.stream.apps import new_app
+from bizstream.stream.apps import new_app, status_line
 
 APP_ID = "bizstream-sink"
 PENDING = 50_000  # posts (or scores) waiting for their other half
@@ -61,12 +61,17 @@ def create_sink_app(settings: Settings) -> faust.App:
     store = ScoredPostStore(LabelStore(settings.store_path))
     pairing = Pairing()
     keep = settings.store.keep_scored_posts
+    stored = [0]
 
     def write(pairs: list[tuple[Post, dict[str, Any]]]) -> None:
         if pairs:
             store.add_posts([p for p, _ in pairs])
             store.add_scores([s for _, s in pairs])
             store.retain(keep)
+            stored[0] += len(pairs)
+
+    status_line(app, lambda: (f"{stored[0]} scored posts stored in {settings.store_path} ({len(pairing.posts)} posts and "
+                              f"{len(pairing.scores)} scores waiting for their other half)") if stored[0] else None)  # fmt: skip
 
     @app.agent(declared[topics.POSTS], name="bizstream.sink.posts")
     async def posts(stream: faust.StreamT[bytes]) -> None:

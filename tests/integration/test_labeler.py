@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import orjson
@@ -41,6 +42,11 @@ def test_sink_writes_scored_posts_for_the_labeler(cluster: Cluster, tmp_path: Pa
     assert rows() == 150  # bounded: the newest 150 kept
     post = store.unlabelled("me", 1)[0]
     assert post.text and post.label in ("bearish", "neutral", "bullish") and post.probabilities
+    log = cluster.workdir / "sink-1.log"  # and it says so in its log, within its 5 s look
+    deadline = time.monotonic() + 20
+    while "scored posts stored in" not in log.read_text(errors="replace") and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert f"scored posts stored in {store_path}" in log.read_text(errors="replace")
 
 
 def seed_posts(store_path: Path, n: int) -> None:
