@@ -35,7 +35,7 @@ from bizstream.errors import InvalidRecord
 from bizstream.records import SENTIMENTS, TickerWindow
 from bizstream.settings import Settings, TickerSettings
 from bizstream.stream import topics
-from bizstream.stream.apps import decode_or_dead_letter, new_app
+from bizstream.stream.apps import decode_or_dead_letter, new_app, status_line
 
 log = logging.getLogger(__name__)
 APP_ID = "bizstream-tickers"
@@ -186,6 +186,7 @@ def create_tickers_app(settings: Settings) -> faust.App:
     deadletter = declared[topics.DEADLETTER]
     events = declared[topics.TICKER_EVENTS]
     out = declared[topics.TICKERS]
+    done = {"mentions": 0, "published": 0}  # for the status line
 
     @app.agent(declared[topics.SCORES], name="bizstream.tickers.route")
     async def route(stream: faust.StreamT[bytes]) -> None:
@@ -203,6 +204,7 @@ def create_tickers_app(settings: Settings) -> faust.App:
         """Mentions -> buckets (the table's changelog keeps them)."""
         async for event in stream.events():
             windows.add(orjson.loads(event.value), event.message.offset)
+            done["mentions"] += 1
 
     @app.timer(settings.tickers.publish_interval_s)  # type: ignore[untyped-decorator]
     async def publish() -> None:
@@ -210,5 +212,8 @@ def create_tickers_app(settings: Settings) -> faust.App:
         pending = [await out.send(key=w.ticker.encode(), value=w.to_json(), force=True) for w in windows.due()]
         for sent in pending:
             await sent
+        done["published"] += len(pending)
 
+    status_line(app, lambda: (f"{done['mentions']} ticker mentions counted; {done['published']} windows published to "
+                              f"{topics.TICKERS}") if done["mentions"] else None)  # fmt: skip
     return app

@@ -68,7 +68,8 @@ def test_a_restarted_monitor_still_joins_labels_of_posts_scored_before(cluster: 
     cluster.start_worker("monitor")
     cluster.produce(topics.LABELS, (label_bytes(f"p{i}", Sentiment.BULLISH if i % 3 else Sentiment.BEARISH) for i in range(300)))
     log = cluster.workdir / "monitor-1.log"
-    wait_until(lambda: "labels joined" in log.read_text(errors="replace"), timeout_s=60)
+    # (a status line said mid-way is followed by the next a minute later at most)
+    wait_until(lambda: "300 labels joined" in log.read_text(errors="replace"), timeout_s=90)
     said = log.read_text(errors="replace")
     assert "remembered 300 recent scores" in said, said
     assert "300 labels joined to their post's score, 0 passed over" in said, said

@@ -3,6 +3,7 @@ agent killed and restarted continues from its changelog without losing or double
 
 from __future__ import annotations
 
+import re
 import signal
 import time
 
@@ -61,6 +62,11 @@ def test_windows_are_exact_and_survive_a_kill(cluster: Cluster) -> None:
     assert (btc["most_bullish"], btc["most_bearish"]) == ("s3", "s2")
     assert wait_window(cluster, "BTC", 3600, T0, 5)["posts"] == 5  # the hour holds both minutes
     assert wait_window(cluster, "ETH", 60, T0, 2)["mean_score"] == pytest.approx(-0.6)
+    log = cluster.workdir / "tickers-0.log"  # it says what it did, within its 5 s look
+    deadline = time.monotonic() + 20
+    while "ticker mentions counted" not in log.read_text(errors="replace") and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert re.search(r"\[INFO\] [1-7] ticker mentions counted; \d+ windows published to bizstream.tickers.v1", log.read_text(errors="replace"))
 
     agent.send_signal(signal.SIGKILL)  # no clean shutdown: the state must come back from the changelog
     agent.wait()
