@@ -28,7 +28,7 @@ from bizstream.settings import Settings
 from bizstream.store.labels import LabelRow, LabelStore
 from bizstream.store.trainer_state import RecentPosts, TrainerState
 from bizstream.stream import topics
-from bizstream.stream.apps import dead_letter_or_exit, decode_or_dead_letter, exit_uncommitted, new_app
+from bizstream.stream.apps import dead_letter_or_exit, decode_or_dead_letter, exit_uncommitted, new_app, status_line
 from bizstream.stream.models import publish_decision
 
 log = logging.getLogger(__name__)
@@ -121,6 +121,7 @@ def create_trainer_app(settings: Settings) -> faust.App:
     recent = RecentPosts(settings.store_path)
     runner = JobRunner(settings)
     deadletter = declared[topics.DEADLETTER]
+    seen = {"stored": 0, "textless": 0, "retracted": 0}  # labels since this process started, for the status line
 
     @app.task  # type: ignore[untyped-decorator]
     async def resume() -> None:
@@ -139,10 +140,12 @@ def create_trainer_app(settings: Settings) -> faust.App:
                 continue
             row = label_row(label)
             if row is None:
-                log.info("label of post %s has no text (an image-only post?): the monitor uses it, but there is nothing "
-                         "for a text model to learn from", label.post_id)  # fmt: skip
+                log.debug("label of post %s has no text (an image-only post?): the monitor uses it, but there is nothing "
+                          "for a text model to learn from", label.post_id)  # fmt: skip
+                seen["textless"] += 1
                 continue
             if isinstance(row, Label):  # taken back by its labeler (undo after it was sent)
+                seen["retracted"] += 1
                 gone = store.retract(row.post_id, row.labeler, row.labeled_at)
                 log.info("label of post %s by %s retracted (%s)", row.post_id, row.labeler,
                          f"{gone} forgotten" if gone else "not in this store: a labeler sharing it took it back already")  # fmt: skip
@@ -154,9 +157,20 @@ def create_trainer_app(settings: Settings) -> faust.App:
                 continue
             except Exception:  # the store itself fails (disk, lock): do not commit past this label
                 exit_uncommitted(f"could not store the label at {event.message.topic}:{event.message.partition}@{event.message.offset}")
+            seen["stored"] += 1
             mode = due(settings, store, state)
             if mode is not None and not runner.busy:
                 await runner.request("labels", mode)
+
+    def status() -> str | None:
+        if not any(seen.values()):
+            return None
+        waiting = store.count_since(float(state.get(LAST_TRAINED_AT, "0") or 0))
+        return (f"{seen['stored']} labels received, {seen['textless']} without text passed over (image-only posts: "
+                f"nothing for a text model), {seen['retracted']} retracted; {waiting} new since the last training job "
+                f"(the next starts at trainer.retrain_after={settings.trainer.retrain_after}, or on drift)")  # fmt: skip
+
+    status_line(app, status)
 
     @app.agent(declared[topics.POSTS], name="bizstream.trainer.posts")
     async def pool(stream: faust.StreamT[bytes]) -> None:
