@@ -167,8 +167,9 @@ def create_trainer_app(settings: Settings) -> faust.App:
             return None
         waiting = store.count_since(float(state.get(LAST_TRAINED_AT, "0") or 0))
         return (f"{seen['stored']} labels received, {seen['textless']} without text passed over (image-only posts: "
-                f"nothing for a text model), {seen['retracted']} retracted; {waiting} new since the last training job "
-                f"(the next starts at trainer.retrain_after={settings.trainer.retrain_after}, or on drift)")  # fmt: skip
+                f"nothing for a text model), {seen['retracted']} retracted; {waiting} new since the last training job"
+                + ("; a training job is running" if runner.busy else
+                   f" (the next starts at trainer.retrain_after={settings.trainer.retrain_after}, or on drift)"))  # fmt: skip
 
     status_line(app, status)
 
