@@ -243,6 +243,7 @@ class TrainerSettings:
     pseudo_max_share: float = 0.2  # of each training mix
     recent_posts: int = 20_000  # unlabelled posts kept as the pool pseudo-labels come from
     cryptobert: bool = False  # each job also LoRA-retrains CryptoBERT (where its weights are) and gates it
+    keep_versions: int = 20  # per model registry, besides the serving one and rollback's; older ones deleted (0: none)
 
     def validate(self) -> None:
         _require(self.retrain_after >= 1, f"trainer.retrain_after must be >= 1, got {self.retrain_after}")
@@ -258,6 +259,7 @@ class TrainerSettings:
         _require(0 < self.pseudo_threshold <= 1, f"trainer.pseudo_threshold must be in (0, 1], got {self.pseudo_threshold}")
         _require(0 <= self.pseudo_max_share < 1, f"trainer.pseudo_max_share must be in [0, 1), got {self.pseudo_max_share}")
         _require(self.recent_posts >= 0, f"trainer.recent_posts must be >= 0, got {self.recent_posts}")
+        _require(self.keep_versions >= 0, f"trainer.keep_versions must be >= 0, got {self.keep_versions}")
 
 
 @dataclass(frozen=True)

@@ -400,5 +400,6 @@ def train_fusion(settings: Settings, pipeline: Pipeline | None = None) -> Outcom
     registry.record_decision(candidate.version, not worse, why, gate)
     if not worse:
         registry.promote(candidate.version)
+    registry.prune(settings.trainer.keep_versions)
     log.debug("fusion: %s %s (%s)", "promoted" if not worse else "kept aside", candidate.version, why)
     return Outcome("fusion", candidate, serving, not worse, why, gate, baseline="the fixed weights")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -29,6 +30,9 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from bizstream.errors import BizstreamError
+
+log = logging.getLogger(__name__)
+BODY_GRACE_S = 3600.0  # an unused body younger than this may be one whose version is about to be added
 
 
 class RegistryError(BizstreamError):
@@ -129,6 +133,32 @@ class ModelRegistry:
         # Forget the rolled-back version in the history, so a second rollback goes further back.
         _write_atomically(self.history_file, json.dumps([v for v in self.history() if v != current]))
         return previous
+
+    def prune(self, keep: int, body_grace_s: float = BODY_GRACE_S) -> list[str]:
+        """Delete all but the newest ``keep`` versions — never the serving one, nor the latest ``keep`` of the history
+        (what rollback walks back to) — then every body no remaining version uses and untouched for
+        ``body_grace_s`` (a body is moved into place just before its version, possibly by another process). Returns
+        the versions deleted; ``keep`` 0 deletes nothing. A version is renamed out of place before it is removed, so
+        no half-deleted version is ever read as whole. Never raises: what it cannot do is logged, and tried again at
+        the next call."""
+        if keep <= 0:
+            return []
+        try:
+            versions = self.list()
+            spared = {m.version for m in versions[-keep:]} | set(self.history()[-keep:]) | {self.serving()}
+            doomed = [m.version for m in versions if m.version not in spared]
+            for version in doomed:
+                _remove(self.versions / version, self.root)
+            used = {m.body_id for m in versions if m.version not in doomed}
+            for body in self.bodies.iterdir() if self.bodies.is_dir() else []:
+                if body.name not in used and time.time() - _mtime(body) > body_grace_s:
+                    _remove(body, self.root)
+        except (RegistryError, OSError) as exc:
+            log.warning("could not prune %s: %s", self.root, exc)
+            return []
+        if doomed:
+            log.info("pruned %d old versions from %s (%d kept besides the serving one)", len(doomed), self.root, keep)
+        return doomed
 
     def import_from(self, other: ModelRegistry) -> list[str]:
         """Copy every body and version of another registry (e.g. trained on a GPU box) that this one lacks."""
@@ -244,6 +274,24 @@ class ModelRegistry:
     def body_dir(self, body_id: str) -> Path:
         """Where a body's files are."""
         return self.bodies / body_id
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:  # another process (a worker sharing this registry) removed it a moment ago
+        return time.time()
+
+
+def _remove(path: Path, root: Path) -> None:
+    """Out of place with one rename (atomic), then deleted."""
+    trash = root / ".staging" / f"removed-{uuid.uuid4().hex}"
+    trash.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.rename(path, trash)
+    except FileNotFoundError:  # another process removed it first
+        return
+    shutil.rmtree(trash, ignore_errors=True)
 
 
 def _write_atomically(path: Path, text: str) -> None:

@@ -187,5 +187,6 @@ def train_candidate(
     trainer.registry.record_decision(candidate.version, promoted, why, metrics)
     if promoted:
         trainer.registry.promote(candidate.version)
+    trainer.registry.prune(settings.trainer.keep_versions)
     log.debug("%s: %s %s (%s): %s", trainer.name, "promoted" if promoted else "kept aside", candidate.version, why, metrics)  # Outcome.summary says it
     return Outcome(trainer.name, candidate, serving, promoted, why, metrics, run_id)

@@ -177,6 +177,7 @@ class ModelFollower:
                 continue
             NOTICES.pop(analyzer, None)
             log.info("%s: %s serves now, as %s announced (%s)", analyzer, version, topics.MODELS, event.why or event.reason)
+            await loop.run_in_executor(None, registry.prune, self.settings.trainer.keep_versions)
 
     async def _fetch(self, entry: Mapping[str, Any]) -> bytes:
         """A file's bytes from its chunks on the artifacts topic (each checked to be the record the manifest names)."""
