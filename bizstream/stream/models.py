@@ -5,7 +5,9 @@ each file of the version that serves after a decision — its head or adapter, m
 the ONNX exports) — is cut into CHUNK_BYTES chunks on ``bizstream.artifacts.v1`` (compacted, keyed
 ``<sha256>:<index>``), and the decision goes on ``bizstream.models.v1`` (compacted, keyed by analyzer) with a
 manifest: each file's path, size, SHA-256 and the partition and offset of each of its chunks. A file some earlier
-announcement already carries (a body shared by many head refits) is not sent again: its chunks are referenced.
+announcement already carries (a body shared by many head refits) is not sent again: its chunks are referenced. The
+chunks of a file that no analyzer's latest decision carries any more get tombstones, so compaction removes them (a
+version that serves again, after a rollback, is sent again).
 
 Following (every worker, :class:`ModelFollower`): at start-up it reads the models topic to its end and installs
 what serves now (so a worker started later serves the current version), then follows new decisions. A version it
@@ -62,7 +64,8 @@ async def publish_decision(settings: Settings, event: ModelEvent) -> ModelEvent:
     topic first); returns the event as published."""
     registry = registries(settings).get(event.analyzer)
     serving = registry.serving() if registry is not None else None
-    known = {f["sha256"]: f["chunks"] for e in (await latest_events(settings)).values() for f in e.artifacts.get("files", [])}
+    latest = await latest_events(settings)
+    known = {f["sha256"]: f["chunks"] for e in latest.values() for f in e.artifacts.get("files", [])}
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap_servers, acks="all", linger_ms=5,
                                 max_request_size=MAX_REQUEST_BYTES, max_batch_size=1024 * 1024)  # fmt: skip
     await start_client(producer, settings.kafka)
@@ -74,6 +77,13 @@ async def publish_decision(settings: Settings, event: ModelEvent) -> ModelEvent:
                 entry["chunks"] = known.get(entry["sha256"]) or await _send_file(producer, registry, entry)
         published = dataclasses.replace(event, serving=serving, artifacts=manifest)
         await (await producer.send(topics.MODELS, published.to_json(), key=event.analyzer.encode()))
+        # What no latest decision carries any more is deleted from the compacted artifacts topic (a tombstone per
+        # chunk), or the topic would keep every body ever trained. A version that serves again is sent again.
+        latest[event.analyzer] = published
+        live = {f["sha256"] for e in latest.values() for f in e.artifacts.get("files", [])}
+        stale = {sha: chunks for sha, chunks in known.items() if sha not in live}
+        await asyncio.gather(*[await producer.send(topics.ARTIFACTS, None, key=f"{sha}:{i}".encode())
+                               for sha, chunks in stale.items() for i in range(len(chunks))])  # fmt: skip
         return published
     finally:
         await producer.stop()

@@ -63,7 +63,7 @@ def test_promotions_and_a_rollback_reach_workers_that_share_no_disk(
     trainer.import_from(shared)
     trainer.promote(first.version)
     on_trainer = cluster.settings.replace(setfit={"registry": str(trainer.root)})
-    announce(on_trainer, first.version, "the first model")
+    announced_first = announce(on_trainer, first.version, "the first model")
     machine = {"BIZSTREAM_SETFIT__RUNTIME": "torch", "BIZSTREAM_WORKER__BATCH_SIZE": "20"}
 
     a = cluster.start_worker(BIZSTREAM_BROKER__CACHE_DIR=str(tmp_path / "machine-a"), **machine)
@@ -73,6 +73,13 @@ def test_promotions_and_a_rollback_reach_workers_that_share_no_disk(
     trainer.promote(second.version)
     published = announce(on_trainer, second.version, "a head refit")
     assert {f["path"].split("/")[0] for f in published.artifacts["files"]} == {"versions", "bodies"}
+    # The first version's own files (its head, its metadata) are carried by no latest decision now: their chunks get
+    # tombstones, so compaction can drop them; the body both share keeps its chunks.
+    files = {f["sha256"]: f for f in announced_first.artifacts["files"]}
+    gone = set(files) - {f["sha256"] for f in published.artifacts["files"]}
+    assert gone and all(files[sha]["path"].startswith("versions/") for sha in gone)
+    tombstones = {m.key for m in cluster.read(topics.ARTIFACTS, timeout_s=3) if m.value is None}
+    assert tombstones == {f"{sha}:{i}".encode() for sha in gone for i in range(len(files[sha]["chunks"]))}
     scored_by(cluster, 1000, 20, second.version)  # the running worker swapped, with nothing but Kafka between them
 
     a.terminate()
