@@ -56,6 +56,16 @@ class ScoredPostStore:
                 rows,
             )
 
+    def scored(self, post_ids: Iterable[str]) -> set[str]:
+        """Those of ``post_ids`` that have a complete row (post and score)."""
+        ids = list(post_ids)
+        found: set[str] = set()
+        for at in range(0, len(ids), 500):  # under SQLite's limit on bound parameters
+            chunk = ids[at : at + 500]
+            found.update(row[0] for row in self.db.execute(
+                f"SELECT post_id FROM scored_posts WHERE label IS NOT NULL AND post_id IN ({','.join('?' * len(chunk))})", chunk))  # fmt: skip
+        return found
+
     def add_scores(self, scores: Iterable[dict[str, Any]], now: float | None = None) -> None:
         """Upsert the score columns from Score messages (as decoded JSON)."""
         now = time.time() if now is None else now

@@ -2,11 +2,16 @@
 database, where the labeler (and a dashboard) can query them.
 
 Posts and scores come on two topics; the sink pairs them in memory by post id (bounded, oldest dropped first) and
-writes a row only when it has both, so the table holds complete rows and its size bound counts only those.
+writes a row only when it has both, so the table holds complete rows and its size bound counts only those. A post's
+offset is committed while it waits for its score, so a restarted sink first reads back the newest posts (the last
+day's, PENDING at most) before it takes scores: a post in flight at the restart still gets its row.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
 from collections import OrderedDict
 from typing import Any, cast
 
@@ -20,9 +25,13 @@ from bizstream.store.labels import LabelStore
 from bizstream.store.scored import ScoredPostStore
 from bizstream.stream import topics
 from bizstream.stream.apps import new_app, status_line
+from bizstream.stream.client import read_recent
+
+log = logging.getLogger(__name__)
 
 APP_ID = "bizstream-sink"
 PENDING = 50_000  # posts (or scores) waiting for their other half
+RECENT_S = 86_400.0  # how far back a restarted sink reads posts whose scores may still come
 
 
 class Pairing:
@@ -70,12 +79,38 @@ def create_sink_app(settings: Settings) -> faust.App:
             store.retain(keep)
             stored[0] += len(pairs)
 
+    remembered = asyncio.Event()
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def remember_recent_posts() -> None:
+        """The posts the pairing would hold had this process run all along."""
+        recent: dict[str, Post] = {}
+        try:
+            async for message in read_recent(settings.kafka, topics.POSTS, time.time() - RECENT_S, PENDING):
+                try:
+                    post = Post.from_json(message.value, settings.limits)
+                except InvalidRecord:
+                    continue
+                recent.pop(post.id, None)
+                recent[post.id] = post
+            done = store.scored(recent)
+            for post in recent.values():
+                if post.id not in done:  # still waiting for its score
+                    pairing.add_post(post)
+            log.info("%d recent posts read back, %d of them still waiting for their score", len(recent), len(recent) - len(done))
+        except Exception:  # boundary: without them only new posts pair; say so and go on
+            log.warning("could not read the recent posts back (%d read); posts in flight at the restart may get no "
+                        "row", len(recent), exc_info=True)  # fmt: skip
+        finally:
+            remembered.set()
+
     status_line(app, lambda: (f"{stored[0]} scored posts stored in {settings.store_path} ({len(pairing.posts)} posts and "
                               f"{len(pairing.scores)} scores waiting for their other half)") if stored[0] else None)  # fmt: skip
 
     @app.agent(declared[topics.POSTS], name="bizstream.sink.posts")
     async def posts(stream: faust.StreamT[bytes]) -> None:
         """Posts (bad ones are the worker's to dead-letter; here they are skipped)."""
+        await remembered.wait()
         async for values in cast(faust.Stream[bytes], stream).take(500, within=1.0):
             pairs = []
             for raw in values:
@@ -90,6 +125,7 @@ def create_sink_app(settings: Settings) -> faust.App:
     @app.agent(declared[topics.SCORES], name="bizstream.sink.scores")
     async def scores(stream: faust.StreamT[bytes]) -> None:
         """Scores."""
+        await remembered.wait()
         async for values in cast(faust.Stream[bytes], stream).take(500, within=1.0):
             pairs = []
             for raw in values:

@@ -124,3 +124,24 @@ def test_active_learning_order_without_a_broker_round_trip(cluster: Cluster, tmp
     result = label(cluster, store_path, "3q")  # active learning is the default
     assert result.returncode == 0, result.stderr
     assert len(LabelStore(store_path).rows()) == 1
+
+
+def test_a_restarted_sink_still_stores_posts_that_were_waiting_for_their_scores(cluster: Cluster, tmp_path: Path) -> None:
+    store_path = tmp_path / "bizstream.sqlite"
+    env = {"BIZSTREAM_STORE__PATH": str(store_path)}
+    cluster.start_worker("sink", **env)
+    cluster.produce(topics.POSTS, (post_bytes(i) for i in range(30)))  # no worker yet: no scores
+    log = cluster.workdir / "sink-0.log"
+    deadline = time.monotonic() + 60
+    while "recent posts read back" not in log.read_text(errors="replace") and time.monotonic() < deadline:
+        time.sleep(0.5)
+    time.sleep(5)  # the sink has taken the posts and committed past them
+    cluster.stop_workers()
+    cluster.start_worker("sink", **env)
+    cluster.start_worker("worker", **env)  # the scores come only now, after the restart
+    store = ScoredPostStore(LabelStore(store_path))
+    deadline = time.monotonic() + 90
+    while len(store.scored(f"p{i}" for i in range(30))) < 30 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert len(store.scored(f"p{i}" for i in range(30))) == 30
+    assert "30 recent posts read back, 30 of them still waiting for their score" in (cluster.workdir / "sink-1.log").read_text()
