@@ -157,7 +157,8 @@ class ModelRegistry:
             log.warning("could not prune %s: %s", self.root, exc)
             return []
         if doomed:
-            log.info("pruned %d old versions from %s (%d kept besides the serving one)", len(doomed), self.root, keep)
+            log.info("pruned %d old versions from %s (kept: the newest %d, the serving one and rollback's)", len(doomed),
+                     self.root, keep)  # fmt: skip
         return doomed
 
     def import_from(self, other: ModelRegistry) -> list[str]:
