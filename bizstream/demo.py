@@ -228,12 +228,14 @@ def run_loop_demo(
 
 
 async def _top_tickers(kafka: KafkaSettings, limit: int = 5) -> list[dict[str, object]]:
-    """The tickers with the most posts in their latest rolling window."""
+    """The tickers with the most posts in their latest rolling window (by the posts' time, not by arrival: the
+    holdout posts scored again at the end update windows hours earlier than a ticker's last one)."""
     latest: dict[str, dict[str, object]] = {}
     async for message in read(kafka, topics.TICKERS, None, 3.0):
         window = orjson.loads(message.value)
-        if window["kind"] == "rolling":
-            latest[str(window["ticker"])] = window
+        ticker = str(window["ticker"])
+        if window["kind"] == "rolling" and (ticker not in latest or float(window["start"]) >= float(latest[ticker]["start"])):  # type: ignore[arg-type]
+            latest[ticker] = window
     return sorted(latest.values(), key=lambda w: -int(w["posts"]))[:limit]  # type: ignore[call-overload]
 
 

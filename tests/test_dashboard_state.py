@@ -53,3 +53,13 @@ def test_an_image_only_post_is_shown_as_one() -> None:
     state.take(topics.POSTS, orjson.dumps({"id": "meme-1", "text": "", "image": {"path": "data/images/meme-1.png"}}))
     state.take(topics.SCORES, score("meme-1", "v0-starter", "weights"))
     assert state.posts[0]["text"] == "[image]"  # not a blank row
+
+
+def test_the_leaderboard_shows_each_tickers_latest_window_in_time_not_the_latest_to_arrive() -> None:
+    # A late or re-scored post updates an earlier window after the current one: it must not replace it on the board.
+    state = DashboardState(DashboardSettings())
+    state.take(topics.TICKERS, window(600.0, 9, 0.4))
+    state.take(topics.TICKERS, window(60.0, 2, -0.9))  # an earlier minute, arriving later
+    assert [(r["start"], r["posts"]) for r in state.leaderboard("tumbling/60")] == [(600.0, 9)]
+    state.take(topics.TICKERS, window(600.0, 10, 0.5))  # the same minute, updated: the newer figures replace it
+    assert [(r["start"], r["posts"]) for r in state.leaderboard("tumbling/60")] == [(600.0, 10)]

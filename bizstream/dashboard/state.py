@@ -56,7 +56,10 @@ class DashboardState:
 
     def _window(self, w: dict[str, Any]) -> None:
         ticker = str(w["ticker"])
-        self.windows.setdefault(ticker, {})[f"{w['kind']}/{int(w['window_s'])}"] = w
+        views = self.windows.setdefault(ticker, {})
+        key = f"{w['kind']}/{int(w['window_s'])}"
+        if key not in views or float(w["start"]) >= float(views[key]["start"]):  # not an earlier window, arriving late
+            views[key] = w
         self.windows.move_to_end(ticker)
         while len(self.windows) > MAX_TICKERS:
             gone, _ = self.windows.popitem(last=False)
