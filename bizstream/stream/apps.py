@@ -13,10 +13,11 @@ from typing import Any, Literal, TypeVar
 import faust
 
 from bizstream import metrics
+from bizstream.errors import InvalidRecord
 from bizstream.records import DeadLetter
 from bizstream.settings import Settings
 from bizstream.stream import outages, topics
-from bizstream.stream.client import MAX_REQUEST_BYTES, TOPIC_CONFIGS, accepts
+from bizstream.stream.client import MAX_REQUEST_BYTES, TOPIC_CONFIGS, Message, accepts, read_recent
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -75,6 +76,34 @@ def new_app(
             log.debug("could not read lag and progress: %s", exc)
 
     return app, declared
+
+
+def read_back(
+    app: faust.App, settings: Settings, topic: str, seconds: float, most: int, take: Callable[[Message], None],
+    finish: Callable[[], str], lost: str,
+) -> asyncio.Event:  # fmt: skip
+    """State an agent keeps in memory is gone after a restart, while its committed offsets are past the messages that
+    built it. At start, read back the newest messages of ``topic`` (the last ``seconds``, ``most`` at most) with
+    ``take`` (an InvalidRecord is skipped), then log what ``finish`` returns. The Event is set when that is done, or
+    has failed (logged with ``lost``: what the agent will miss); the agents that need the state wait for it."""
+    done = asyncio.Event()
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def read_topic_back() -> None:
+        started = time.monotonic()
+        try:
+            async for message in read_recent(settings.kafka, topic, time.time() - seconds, most):
+                try:
+                    take(message)
+                except InvalidRecord:
+                    continue
+            log.info("%s (%s read back in %.1f s)", finish(), topic, time.monotonic() - started)
+        except Exception:  # boundary: without it the state fills from new messages only; say so and go on
+            log.warning("could not read %s back: %s", topic, lost, exc_info=True)
+        finally:
+            done.set()
+
+    return done
 
 
 def status_line(app: faust.App, describe: Callable[[], str | None], every_s: float = 60.0) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from typing import Any
 
 import faust
@@ -25,8 +24,8 @@ from bizstream.learning.drift import AnalyzerVerdict, DriftMonitor, ScoreJoin
 from bizstream.records import Label, Sentiment
 from bizstream.settings import Settings
 from bizstream.stream import topics
-from bizstream.stream.apps import decode_or_dead_letter, new_app, status_line
-from bizstream.stream.client import read_recent
+from bizstream.stream.apps import decode_or_dead_letter, new_app, read_back, status_line
+from bizstream.stream.client import Message
 
 log = logging.getLogger(__name__)
 APP_ID = "bizstream-monitor"
@@ -54,27 +53,15 @@ def create_monitor_app(settings: Settings) -> faust.App:
     d = settings.drift
     monitor = DriftMonitor(d.delta, d.min_labels, ScoreJoin(d.join_max_posts, d.join_ttl_s), clock=d.clock)
     deadletter, drift_topic = declared[topics.DEADLETTER], declared[topics.DRIFT]
-    remembered = asyncio.Event()
+    remembered = [0]
 
-    @app.task  # type: ignore[untyped-decorator]
-    async def remember_recent_scores() -> None:
-        """The scores the join would hold had this process run all along (the live agent adds the newer ones)."""
-        count, started = 0, time.monotonic()
-        try:
-            async for message in read_recent(settings.kafka, topics.SCORES, time.time() - d.join_ttl_s, d.join_max_posts):
-                try:
-                    post_id, results = scored_results(message.value)
-                except InvalidRecord:
-                    continue
-                scored_at = message.timestamp_ms / 1000 if message.timestamp_ms else None
-                monitor.join.add(post_id, results, now=scored_at)
-                count += 1
-            log.info("remembered %d recent scores for the label join (%.1f s)", count, time.monotonic() - started)
-        except Exception:  # boundary: without them the join fills from new scores only; say so and go on
-            log.warning("could not read the recent scores back (%d read); labels of posts scored earlier are passed "
-                        "over", count, exc_info=True)  # fmt: skip
-        finally:
-            remembered.set()
+    def remember_score(message: Message) -> None:  # the scores the join would hold had this process run all along
+        monitor.join.add(*scored_results(message.value), now=message.timestamp_ms / 1000 if message.timestamp_ms else None)
+        remembered[0] += 1
+
+    ready = read_back(app, settings, topics.SCORES, d.join_ttl_s, d.join_max_posts, remember_score,
+                      lambda: f"remembered {remembered[0]} recent scores for the label join",
+                      "labels of posts scored before this start are passed over")  # fmt: skip
 
     @app.agent(declared[topics.SCORES], name="bizstream.monitor.scores")
     async def remember(stream: faust.StreamT[bytes]) -> None:
@@ -87,7 +74,7 @@ def create_monitor_app(settings: Settings) -> faust.App:
     @app.agent(declared[topics.LABELS], name="bizstream.monitor.labels")
     async def watch(stream: faust.StreamT[bytes]) -> None:
         """Feed each label's outcome to the analyzers' ADWINs; publish what they detect."""
-        await remembered.wait()
+        await ready.wait()
         async for event in stream.events():
             try:
                 label = Label.from_json(event.value, settings.limits)

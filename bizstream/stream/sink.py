@@ -9,9 +9,6 @@ day's, PENDING at most) before it takes scores: a post in flight at the restart 
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import time
 from collections import OrderedDict
 from typing import Any, cast
 
@@ -24,10 +21,8 @@ from bizstream.settings import Settings
 from bizstream.store.labels import LabelStore
 from bizstream.store.scored import ScoredPostStore
 from bizstream.stream import topics
-from bizstream.stream.apps import new_app, status_line
-from bizstream.stream.client import read_recent
-
-log = logging.getLogger(__name__)
+from bizstream.stream.apps import new_app, read_back, status_line
+from bizstream.stream.client import Message
 
 APP_ID = "bizstream-sink"
 PENDING = 50_000  # posts (or scores) waiting for their other half
@@ -79,30 +74,24 @@ def create_sink_app(settings: Settings) -> faust.App:
             store.retain(keep)
             stored[0] += len(pairs)
 
-    remembered = asyncio.Event()
+    recent: dict[str, Post] = {}  # the posts the pairing would hold had this process run all along, and more
 
-    @app.task  # type: ignore[untyped-decorator]
-    async def remember_recent_posts() -> None:
-        """The posts the pairing would hold had this process run all along."""
-        recent: dict[str, Post] = {}
-        try:
-            async for message in read_recent(settings.kafka, topics.POSTS, time.time() - RECENT_S, PENDING):
-                try:
-                    post = Post.from_json(message.value, settings.limits)
-                except InvalidRecord:
-                    continue
-                recent.pop(post.id, None)
-                recent[post.id] = post
-            done = store.scored(recent)
-            for post in recent.values():
-                if post.id not in done:  # still waiting for its score
-                    pairing.add_post(post)
-            log.info("%d recent posts read back, %d of them still waiting for their score", len(recent), len(recent) - len(done))
-        except Exception:  # boundary: without them only new posts pair; say so and go on
-            log.warning("could not read the recent posts back (%d read); posts in flight at the restart may get no "
-                        "row", len(recent), exc_info=True)  # fmt: skip
-        finally:
-            remembered.set()
+    def remember_post(message: Message) -> None:
+        post = Post.from_json(message.value, settings.limits)
+        recent.pop(post.id, None)
+        recent[post.id] = post
+
+    def waiting() -> str:
+        done = store.scored(recent)
+        for post in recent.values():
+            if post.id not in done:  # still waiting for its score
+                pairing.add_post(post)
+        said = f"{len(recent)} recent posts read back, {len(recent) - len(done)} of them still waiting for their score"
+        recent.clear()
+        return said
+
+    ready = read_back(app, settings, topics.POSTS, RECENT_S, PENDING, remember_post, waiting,
+                      "posts in flight at this start may get no row")  # fmt: skip
 
     status_line(app, lambda: (f"{stored[0]} scored posts stored in {settings.store_path} ({len(pairing.posts)} posts and "
                               f"{len(pairing.scores)} scores waiting for their other half)") if stored[0] else None)  # fmt: skip
@@ -110,7 +99,7 @@ def create_sink_app(settings: Settings) -> faust.App:
     @app.agent(declared[topics.POSTS], name="bizstream.sink.posts")
     async def posts(stream: faust.StreamT[bytes]) -> None:
         """Posts (bad ones are the worker's to dead-letter; here they are skipped)."""
-        await remembered.wait()
+        await ready.wait()
         async for values in cast(faust.Stream[bytes], stream).take(500, within=1.0):
             pairs = []
             for raw in values:
@@ -125,7 +114,7 @@ def create_sink_app(settings: Settings) -> faust.App:
     @app.agent(declared[topics.SCORES], name="bizstream.sink.scores")
     async def scores(stream: faust.StreamT[bytes]) -> None:
         """Scores."""
-        await remembered.wait()
+        await ready.wait()
         async for values in cast(faust.Stream[bytes], stream).take(500, within=1.0):
             pairs = []
             for raw in values:
