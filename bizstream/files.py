@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import io
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,20 +28,33 @@ def text_id(text: str) -> str:
 def csv_records(path: Path, need: str, one_of: tuple[str, ...] = (), what: str = "CSV") -> Iterator[tuple[int, dict[str, str]]]:
     """(line number, row) for each row of a CSV that has a ``need`` column and, when given, one of ``one_of``. The
     header is checked at once, before the first row is asked for."""
-    reader = csv.DictReader(io.StringIO(path.read_text(encoding="utf-8-sig")), strict=True)  # -sig: Excel writes a BOM
-    columns = reader.fieldnames or []
+    stream = path.open(encoding="utf-8-sig", newline="")  # read as it goes; -sig: Excel writes a BOM
+    reader = csv.DictReader(stream, strict=True)
+    try:
+        columns = reader.fieldnames or []
+    except (csv.Error, UnicodeDecodeError) as exc:
+        stream.close()
+        raise _unreadable(path, reader.line_num, exc) from None
     if need not in columns or (one_of and not set(one_of) & set(columns)):
+        stream.close()
         wanted = f"a `{need}` column" + (f" and a {' or '.join(f'`{c}`' for c in one_of)} column" if one_of else "")
         raise BizstreamError(f"{path}: a {what} needs {wanted}; its header has {', '.join(repr(c) for c in columns) or 'nothing'}")
 
     def rows() -> Iterator[tuple[int, dict[str, str]]]:
-        try:
-            for record in reader:
-                yield reader.line_num, record
-        except csv.Error as exc:
-            raise BizstreamError(f"{path}:{reader.line_num}: not valid CSV ({exc}; an unclosed quote?)") from None
+        with stream:
+            try:
+                for record in reader:
+                    yield reader.line_num, record
+            except (csv.Error, UnicodeDecodeError) as exc:
+                raise _unreadable(path, reader.line_num, exc) from None
 
     return rows()
+
+
+def _unreadable(path: Path, line: int, exc: Exception) -> BizstreamError:
+    if isinstance(exc, UnicodeDecodeError):
+        return BizstreamError(f"{path}: not UTF-8 text ({exc.reason}); save it as UTF-8")
+    return BizstreamError(f"{path}:{line}: not valid CSV ({exc}; an unclosed quote?)")
 
 
 def post_lines(path: Path) -> Iterator[bytes]:

@@ -83,3 +83,18 @@ def test_the_demo_publishes_every_line_and_waits_only_for_the_posts(tmp_path: Pa
     lines, keys, texts, rejected = read_posts(posts, Settings().limits)
     assert len(lines) == 3 and keys == [b"t", None, None] and texts == {"a": "moon"}
     assert [n for n, _ in rejected] == [2, 3] and "not valid JSON" in rejected[0][1] and "nothing to score" in rejected[1][1]
+
+
+def test_a_file_that_is_not_utf8_is_one_clear_error_or_one_rejected_line(tmp_path: Path) -> None:
+    latin = "text,label\ncaf\u00e9 pump,bullish\n".encode("latin-1")  # as an old spreadsheet may save it
+    for name in ("posts.csv", "labels.csv"):
+        (tmp_path / name).write_bytes(latin)
+    with pytest.raises(BizstreamError, match=r"posts.csv: not UTF-8 text \(invalid continuation byte\); save it as UTF-8"):
+        list(post_lines(tmp_path / "posts.csv"))
+    with pytest.raises(BizstreamError, match=r"labels.csv: not UTF-8 text"):
+        read_label_file(tmp_path / "labels.csv")
+    labels = tmp_path / "labels.jsonl"
+    labels.write_bytes(b'{"text": "caf\xe9", "label": "bullish"}\n{"text": "fine", "label": "neutral"}\n')
+    read = read_label_file(labels)
+    assert [r.text for r in read.rows] == ["fine"]
+    assert [(line, why.split(":")[0]) for line, why in read.errors] == [(1, "not valid JSON")]

@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from bizstream.files import csv_records, text_id
+from bizstream.files import BOM, csv_records, text_id
 from bizstream.records import Sentiment
 from bizstream.store.labels import LabelRow
 
@@ -57,7 +57,7 @@ def _records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     if path.suffix.lower() == ".csv":
         yield from csv_records(path, "text", ("label", "rating"), what="label CSV")
         return
-    for number, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
+    for number, line in enumerate(path.read_bytes().removeprefix(BOM).splitlines(), start=1):  # orjson checks UTF-8
         if not line.strip():
             continue
         try:
