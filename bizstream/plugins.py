@@ -75,6 +75,10 @@ def get_plugin_manager(settings: Settings, third_party: bool = True) -> pluggy.P
                 module = importlib.import_module(module_name)
             except ImportError as exc:
                 raise ConfigError(f"plugins.load names {module_name!r}, which cannot be imported: {exc}") from None
+            if pm.is_registered(module):
+                continue  # also installed with an entry point: one plugin, registered once
+            if pm.has_plugin(module_name):
+                raise ConfigError(f"plugins.load names {module_name!r}, but a plugin of that name is already registered")
             pm.register(module, name=module_name)
     pm.check_pending()
     return pm

@@ -82,6 +82,16 @@ def test_plugins_load_setting_registers_modules_and_reports_bad_names(settings: 
         get_plugin_manager(settings.replace(plugins={"load": ["no_such_module"]}), third_party=False)
 
 
+def test_a_module_loaded_twice_is_one_plugin_and_a_name_clash_is_one_line(settings: Settings) -> None:
+    # Installed with an entry point and also named in plugins.load (or named twice): registered once, not a traceback.
+    twice = settings.replace(plugins={"load": ["tests.fixtures.analyzers", "tests.fixtures.analyzers"]})
+    names = [s.name for s in load_analyzers(get_plugin_manager(twice, third_party=False), settings)]
+    assert names.count("raiser") == 1
+    # "setfit" imports the setfit library, whose name the built-in plugin already has.
+    with pytest.raises(ConfigError, match="plugins.load names 'setfit', but a plugin of that name is already registered"):
+        get_plugin_manager(settings.replace(plugins={"load": ["setfit"]}), third_party=False)
+
+
 def test_misspelled_hook_implementation_fails_at_startup(pm: pluggy.PluginManager) -> None:
     class Typo:
         @hookimpl

@@ -37,6 +37,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    rich_markup_mode="markdown",
 )
 err = Console(stderr=True, soft_wrap=True)
 # Piped, a table is as wide as it needs (up to 200 columns) instead of squeezed into 80, and no line is broken mid-path.
