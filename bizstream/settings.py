@@ -10,6 +10,7 @@ plain string. ``BIZSTREAM_CONFIG`` names the settings file to read.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import tomllib
 import typing
@@ -525,6 +526,8 @@ def _coerce(value: Any, hint: Any, name: str) -> Any:
             return value
     elif hint is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(value):  # TOML has inf and nan; no setting means either
+                raise ConfigError(f"{name} must be a finite number, got {value!r}")
             return float(value)
     elif hint is str:
         if isinstance(value, str):

@@ -38,6 +38,9 @@ def test_environment_overrides_file_with_typed_values() -> None:
         ({"BIZSTREAM_WORKER": "3"}, "must look like BIZSTREAM_<SECTION>__<KEY>"),
         ({"BIZSTREAM_BROKER__PORT": "70000"}, "broker.port must be a TCP port"),
         ({"BIZSTREAM_FUSION__WEIGHTS__VADER": "-1"}, "fusion.weights.vader must be >= 0"),
+        # An infinite weight made every fused probability NaN (label "bullish", score -1) instead of an error.
+        ({"BIZSTREAM_FUSION__WEIGHTS__VADER": "inf"}, "fusion.weights.vader must be a finite number, got inf"),
+        ({"BIZSTREAM_WORKER__BATCH_TARGET_S": "nan"}, "worker.batch_target_s must be a finite number, got nan"),
     ],
 )
 def test_bad_settings_fail_with_the_setting_named(env: dict[str, str], message: str) -> None:
