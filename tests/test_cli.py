@@ -220,6 +220,16 @@ def test_models_list_says_what_each_accuracy_was_measured_on() -> None:
     assert _headline(starter) == (0.73, 0.68, "2388 twitter_financial_news")  # not passed off as your holdout
 
 
+def test_models_list_on_a_fresh_install_says_what_serves_until_a_version_comes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))  # an empty table said nothing, while the starter serves
+    setfit = runner.invoke(app, ["models", "list"])
+    fusion = runner.invoke(app, ["models", "list", "-a", "fusion"])
+    assert setfit.exit_code == 0 and "no setfit versions" in setfit.output and "starter model (v0-starter)" in setfit.output
+    assert fusion.exit_code == 0 and "the fixed weights" in fusion.output
+    refused = runner.invoke(app, ["models", "list", "-a", "nope"])
+    assert "must be one of cryptobert, fusion, setfit, got 'nope'" in str(refused.exception)
+
+
 def test_the_score_table_says_what_each_analyzer_judged() -> None:
     from bizstream.cli.stream import _verdict
     from bizstream.records import AnalyzerResult, Sentiment

@@ -155,7 +155,7 @@ def _trainer(settings: Settings, analyzer: str) -> Trainer:
 
     trainers = load_trainers(settings)
     if analyzer not in trainers:
-        raise BizstreamError(f"--analyzer must be one of {sorted(trainers)}, got {analyzer!r}")
+        raise BizstreamError(f"--analyzer must be one of {', '.join(sorted([*trainers, 'fusion']))}, got {analyzer!r}")
     return trainers[analyzer]
 
 
@@ -184,7 +184,18 @@ def models_list(config: ConfigOption = None, analyzer: AnalyzerOption = "setfit"
         table.add_row(m.version, m.kind, m.parent or "-", f"{accuracy:.3f}", f"{f1:.3f}", where,
                       str(int(m.metrics.get("train_examples", 0))),
                       "yes" if m.version == serving else "", escape(said))  # fmt: skip
+    if not table.rows:
+        out.print(f"no {analyzer} versions in {registry.root} yet: {_NONE_YET.get(analyzer, 'train one')}", markup=False)
+        return
     out.print(table)
+
+
+_NONE_YET = {  # what serves before the first version, and how one comes
+    "setfit": "the starter model (v0-starter) is installed and promoted the first time SetFit loads "
+              "(bizstream score, worker, train setfit)",
+    "cryptobert": "the base model (where its weights are) serves until `bizstream train cryptobert` promotes an adapter",
+    "fusion": "the fixed weights ([fusion.weights]) fuse until `bizstream train fusion` promotes a learned fusion",
+}
 
 
 def _headline(metrics: dict[str, float]) -> tuple[float, float, str]:
