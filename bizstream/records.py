@@ -313,7 +313,7 @@ class Label(WireRecord):
     @classmethod
     def from_json(cls, raw: bytes, limits: LimitSettings | None = None) -> Label:
         """Parse and validate one label as strictly as a post: exact types (a rating is the integer 1, 2 or 3, not
-        true or 3.0), a post id and labeler of at most MAX_ID_CHARS characters (a post id may be an integer, as in
+        true or 3.0; or ``label``, the class's name), a post id and labeler of at most MAX_ID_CHARS characters (a post id may be an integer, as in
         posts), a text within limits.max_text_chars, ``labeled_at`` epoch seconds that are neither before 2000 nor
         more than a day ahead (null or absent: now)."""
         limits = limits or LimitSettings()
@@ -324,8 +324,17 @@ class Label(WireRecord):
             raise InvalidRecord("label has no 'post_id' (a non-empty string)")
         obj["post_id"] = post_id
         where = f"label for post {post_id!r}"
+        if "labeler" not in obj:
+            raise InvalidRecord(f"{where} has no 'labeler' (who labelled it: a non-empty string)")
         if _identifier(obj, "labeler", where=where) is None or not isinstance(obj["labeler"], str):
             raise InvalidRecord(f"'labeler' must be a non-empty string, got {_describe(obj.get('labeler'))} ({where})")
+        if "label" in obj:  # the class by name, as Scores and `labels import` spell it
+            if "rating" in obj:
+                raise InvalidRecord(f"give 'rating' or 'label', not both ({where})")
+            name = obj.pop("label")
+            if not isinstance(name, str) or name not in {s.value for s in Sentiment}:
+                raise InvalidRecord(f"'label' must be bearish, neutral or bullish, got {_describe(name)} ({where})")
+            obj["rating"] = Sentiment(name).rating
         if obj.get("labeled_at") is None:
             obj.pop("labeled_at", None)
         _check_fields(cls, obj)

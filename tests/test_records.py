@@ -111,6 +111,10 @@ MISTYPED_LABELS = {  # what a scraper or a hand-written producer got wrong -> wh
     b'{"post_id": 123456789012345678901234567890, "rating": 1, "labeler": "x"}': "a number too large to be exact",
     b'{"post_id": "p", "rating": 1, "labeler": "x", "mood": "happy"}': "unknown field(s) 'mood'",
     b'[1, 2]': "must be a JSON object",
+    b'{"post_id": "p", "rating": 1, "text": "t"}': "label for post 'p' has no 'labeler'",
+    b'{"post_id": "p", "label": "moon", "labeler": "x"}': "'label' must be bearish, neutral or bullish, got \"moon\"",
+    b'{"post_id": "p", "label": ["bullish"], "labeler": "x"}': "'label' must be bearish, neutral or bullish, got [",
+    b'{"post_id": "p", "label": "bullish", "rating": 3, "labeler": "x"}': "give 'rating' or 'label', not both",
 }
 
 
@@ -130,6 +134,8 @@ def test_label_limits_and_what_is_allowed() -> None:
     # Like a post's id, an integer post id names the post by its digits; a null labeled_at means now.
     label = Label.from_json(b'{"post_id": 123, "rating": 2, "labeler": "x", "labeled_at": null, "text": null}')
     assert label.post_id == "123" and label.text is None and label.labeled_at > 1.7e9
+    # The class by name, as Scores and `labels import` spell it.
+    assert Label.from_json(b'{"post_id": "p", "label": "bearish", "labeler": "x"}').rating == 1
 
 
 def test_unknown_fields_are_listed_up_to_ten() -> None:
