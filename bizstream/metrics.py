@@ -11,6 +11,8 @@ and ``metrics.port`` (0: a free port, printed at start and written to the proces
 
 from __future__ import annotations
 
+import os
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,6 +20,8 @@ from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+
+from bizstream.errors import ConfigError
 
 CONSUMED = Counter("bizstream_messages_consumed_total", "Messages read from a topic", ["app", "topic"])
 SCORED = Counter("bizstream_posts_scored_total", "Posts scored (a Score produced)")
@@ -89,12 +93,28 @@ def add_routes(app: web.Application, health: Health) -> None:
     app.router.add_get("/readyz", readyz)
 
 
-async def serve(health: Health, host: str, port: int) -> tuple[web.AppRunner, int]:
-    """Serve /metrics, /healthz and /readyz; the runner (clean it up at exit) and the port it listens on."""
+def bind(host: str, port: int, what: str) -> socket.socket:
+    """A listening socket on host:port (0: a free port), bound before anything else starts, so that a port already
+    taken is one line at once that says which setting chose it, not a traceback from inside a running agent."""
+    try:
+        return socket.create_server((host, port), family=socket.AF_INET6 if ":" in host else socket.AF_INET)
+    except OSError as exc:
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise ConfigError(f"cannot listen on {host}:{port} for {what}: {reason}; another process has it "
+                          f"(one still running?): stop it, or choose another port") from None
+
+
+async def serve(health: Health, sock: socket.socket) -> tuple[web.AppRunner, int]:
+    """Serve /metrics, /healthz and /readyz on ``sock`` (from :func:`bind`); the runner (clean it up at exit) and the
+    port it listens on."""
     app = web.Application()
     add_routes(app, health)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
-    await site.start()
-    return runner, int(runner.addresses[0][1])
+    return runner, await listen(runner, sock)
+
+
+async def listen(runner: web.AppRunner, sock: socket.socket) -> int:
+    """Serve ``runner`` on ``sock`` (from :func:`bind`); the port it listens on."""
+    await web.SockSite(runner, sock).start()
+    return int(sock.getsockname()[1])

@@ -230,6 +230,22 @@ def test_models_list_on_a_fresh_install_says_what_serves_until_a_version_comes(t
     assert "must be one of cryptobert, fusion, setfit, got 'nope'" in str(refused.exception)
 
 
+def test_a_port_already_taken_is_one_line_before_anything_starts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Every agent, the dashboard and `up` bind their port first: a second dashboard was a traceback, and a faust agent
+    # crashed with one ("We experienced a crash!") after it had started.
+    from bizstream.errors import ConfigError
+    from bizstream.metrics import bind
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    with bind("127.0.0.1", 0, "a test") as taken:
+        port = taken.getsockname()[1]
+        with pytest.raises(ConfigError, match=f"cannot listen on 127.0.0.1:{port} for the sink's metrics: Address already in use"):
+            bind("127.0.0.1", port, "the sink's metrics")
+        result = runner.invoke(app, ["up", "--dashboard-port", str(port)])
+    assert "(dashboard.port, --dashboard-port): Address already in use" in str(result.exception)
+    assert not (tmp_path / "bizstream" / "logs").exists()  # nothing was started
+
+
 def test_the_score_table_says_what_each_analyzer_judged() -> None:
     from bizstream.cli.stream import _verdict
     from bizstream.records import AnalyzerResult, Sentiment

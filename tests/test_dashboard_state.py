@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import orjson
+import pytest
+from aiohttp import web
 
+from bizstream.dashboard.server import leaderboard_query
 from bizstream.dashboard.state import DashboardState
 from bizstream.settings import DashboardSettings
 from bizstream.stream import topics
@@ -63,3 +66,15 @@ def test_the_leaderboard_shows_each_tickers_latest_window_in_time_not_the_latest
     assert [(r["start"], r["posts"]) for r in state.leaderboard("tumbling/60")] == [(600.0, 9)]
     state.take(topics.TICKERS, window(600.0, 10, 0.5))  # the same minute, updated: the newer figures replace it
     assert [(r["start"], r["posts"]) for r in state.leaderboard("tumbling/60")] == [(600.0, 10)]
+
+
+def test_the_leaderboard_refuses_a_window_or_limit_it_does_not_know() -> None:
+    # A misspelt window answered [] like a quiet market, and limit=abc was taken as 50.
+    assert leaderboard_query({}) == ("rolling", 50)
+    assert leaderboard_query({"window": "tumbling/3600", "limit": "5"}) == ("tumbling/3600", 5)
+    for bad, says in [({"window": "hourly"}, "window must be rolling or tumbling/<seconds>"),
+                      ({"window": "tumbling/0"}, "window must be"), ({"limit": "abc"}, "limit must be a whole number"),
+                      ({"limit": "0"}, "from 1 to 500"), ({"limit": "501"}, "from 1 to 500"), ({"limit": "-1"}, "got '-1'")]:  # fmt: skip
+        with pytest.raises(web.HTTPBadRequest) as refused:
+            leaderboard_query(bad)
+        assert says in (refused.value.text or "")

@@ -335,18 +335,22 @@ def up(
     """The whole local stack: Kafka (started if it is not running), a worker, the sink, the monitor, the trainer, the
     tickers agent and the dashboard. Prints the dashboard's URL; Ctrl-C stops everything it started; a process that
     dies is reported with the end of its log, and the rest are stopped."""
+    from bizstream import metrics
     from bizstream.stack import AGENTS, Stack
     from bizstream.stream.broker import LocalBroker
     from bizstream.stream.client import ensure_topics
 
     settings = load(config)
+    # The dashboard's port, tried first: taken, it is one line before anything starts; 0 becomes a free one to print.
+    with metrics.bind(settings.dashboard.host, settings.dashboard.port if dashboard_port is None else dashboard_port,
+                      "the dashboard (dashboard.port, --dashboard-port)") as probe:  # fmt: skip
+        port = probe.getsockname()[1]
     broker = LocalBroker(settings.broker)
     started_broker = not broker.status().running
     if started_broker:
         err.print(f"[bold]>[/] starting Kafka on {broker.bootstrap_servers}")
         broker.start()
     asyncio.run(ensure_topics(settings.kafka))
-    port = settings.dashboard.port if dashboard_port is None else dashboard_port
     stack = Stack(settings.broker.cache_path / "logs")
     try:
         stack.start(AGENTS, extra={"dashboard": ["--port", str(port)]})

@@ -19,7 +19,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+import re
+from collections.abc import AsyncIterator, Callable, Mapping
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,7 @@ STATIC = Path(__file__).with_name("static")
 FOLLOWED = (topics.TICKERS, topics.POSTS, topics.SCORES, topics.DRIFT, topics.MODELS)
 RECENT_ONLY = (topics.POSTS, topics.SCORES)
 WORKERS_GROUP_POLL_S = 5.0
+LEADERBOARD_MAX = 500  # tickers in one /api/tickers answer
 STATE: web.AppKey[DashboardState] = web.AppKey("state", DashboardState)
 CLIENTS: web.AppKey[set[asyncio.Queue[bytes]]] = web.AppKey("clients", set)
 
@@ -90,13 +92,12 @@ def create_app(settings: Settings) -> web.Application:
 
 async def serve(settings: Settings, port: int, say: Callable[[str], None] = print) -> None:
     """Serve until cancelled (Ctrl-C); says the URL once it is listening (``port`` 0: a free one)."""
+    sock = metrics.bind(settings.dashboard.host, port, "the dashboard (dashboard.port, --port)")
     runner = web.AppRunner(create_app(settings), access_log=None)
     await runner.setup()
     try:
-        site = web.TCPSite(runner, settings.dashboard.host, port)
-        await site.start()
-        host, bound = runner.addresses[0][:2]
-        say(f"dashboard on http://{host}:{bound} (Ctrl-C stops)")
+        bound = await metrics.listen(runner, sock)
+        say(f"dashboard on http://{settings.dashboard.host}:{bound} (Ctrl-C stops)")
         await asyncio.Event().wait()
     finally:
         await runner.cleanup()
@@ -115,16 +116,25 @@ async def _index(request: web.Request) -> web.FileResponse:
 
 
 async def _tickers(request: web.Request) -> web.Response:
-    window = request.query.get("window", "rolling")
-    given = request.query.get("limit", "50")
-    limit = min(int(given), 500) if given.isdigit() else 50
-    return await _json(request.app[STATE].leaderboard(window, limit))
+    return await _json(request.app[STATE].leaderboard(*leaderboard_query(request.query)))
+
+
+def leaderboard_query(query: Mapping[str, str]) -> tuple[str, int]:
+    """``window`` and ``limit`` of ``/api/tickers``; a bad one is a 400 that says what is accepted, not an empty
+    list that looks like a quiet market."""
+    window = query.get("window", "rolling")
+    if window != "rolling" and not re.fullmatch(r"tumbling/[1-9][0-9]{0,8}", window):
+        raise web.HTTPBadRequest(text=f"window must be rolling or tumbling/<seconds> (e.g. tumbling/60), got {window[:100]!r}")
+    given = query.get("limit", "50")
+    if not re.fullmatch(r"[0-9]{1,9}", given) or not 1 <= int(given) <= LEADERBOARD_MAX:
+        raise web.HTTPBadRequest(text=f"limit must be a whole number from 1 to {LEADERBOARD_MAX}, got {given[:100]!r}")
+    return window, int(given)
 
 
 async def _ticker(request: web.Request) -> web.Response:
     found = request.app[STATE].ticker(request.match_info["ticker"])
     if found is None:
-        raise web.HTTPNotFound(text=f"no windows for {request.match_info['ticker']!r} yet")
+        raise web.HTTPNotFound(text=f"no windows for {request.match_info['ticker'][:100]!r} yet")
     return await _json(found)
 
 

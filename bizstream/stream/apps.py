@@ -58,11 +58,12 @@ def new_app(
     health = outages.install(settings.kafka, settings.broker.cache_path / "health" / f"{app_id}-{os.getpid()}.json")
 
     watched = metrics.Health(app_id, settings.metrics.stall_s, ready_check=ready)
+    sock = metrics.bind(settings.metrics.host, settings.metrics.port, f"{app_id}'s metrics (metrics.port)")
 
     @app.task  # type: ignore[untyped-decorator]
     async def serve_metrics() -> None:
         """/metrics, /healthz, /readyz for as long as the process runs."""
-        _, port = await metrics.serve(watched, settings.metrics.host, settings.metrics.port)
+        _, port = await metrics.serve(watched, sock)
         log.info("metrics and health on http://%s:%d (/metrics, /healthz, /readyz)", settings.metrics.host, port)
         health.note(metrics_url=f"http://{settings.metrics.host}:{port}")
 

@@ -113,7 +113,8 @@ class Worker:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop)
         broker = outages.install(self.settings.kafka, self.settings.broker.cache_path / "health" / f"{self.config.app_id}-{os.getpid()}.json")
-        runner, port = await metrics.serve(self.health, self.settings.metrics.host, self.settings.metrics.port)
+        sock = metrics.bind(self.settings.metrics.host, self.settings.metrics.port, f"{self.config.app_id}'s metrics (metrics.port)")
+        runner, port = await metrics.serve(self.health, sock)
         log.info("metrics and health on http://%s:%d (/metrics, /healthz, /readyz)", self.settings.metrics.host, port)
         broker.note(metrics_url=f"http://{self.settings.metrics.host}:{port}")
         await self.producer.start()
