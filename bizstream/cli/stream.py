@@ -124,7 +124,7 @@ def produce(
     """Publish JSON lines as they are (the agents validate), or a posts CSV's rows as JSON objects: posts keyed by
     thread id, labels by post id, as those topics are keyed, so a label and its retraction stay in order."""
     from bizstream.stream import topics
-    from bizstream.stream.client import ensure_topics, publish
+    from bizstream.stream.client import ensure_topic, publish
 
     name = topics.resolve(topic)
     if name != topics.POSTS and file.suffix.lower() == ".csv":
@@ -132,7 +132,7 @@ def produce(
                              "local store with `bizstream labels import`)")  # fmt: skip
     settings = load(config)
     records = [(_key(line, name), line) for line in post_lines(readable(file))]
-    asyncio.run(ensure_topics(settings.kafka))
+    asyncio.run(ensure_topic(settings.kafka, name))
     sent = asyncio.run(publish(settings.kafka, name, records))
     err.print(f"published {sent} messages to {name}")
 
@@ -152,10 +152,11 @@ def consume(
     import base64
 
     from bizstream.stream import topics
-    from bizstream.stream.client import read
+    from bizstream.stream.client import ensure_topic, read
 
     name = topics.resolve(topic)
     settings = load(config)
+    asyncio.run(ensure_topic(settings.kafka, name))
 
     async def run() -> int:
         n = 0

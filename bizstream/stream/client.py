@@ -8,7 +8,7 @@ import math
 import random
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -47,13 +47,7 @@ class Message:
 async def ensure_topics(kafka: KafkaSettings, names: Sequence[str] = topics.ALL) -> None:
     """Create bizstream's topics with the configured partition count; ones that exist are left alone. Returns once
     every partition has a leader and consumer groups have a coordinator, so the agents started next begin quietly."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap_servers)
-    try:
-        with _quiet_start():
-            await admin.start()
-    except KafkaConnectionError:
-        raise BrokerError(_unreachable(kafka)) from None
-    try:
+    async with _admin(kafka) as admin:
         existing = set(await admin.list_topics())
         wanted = [
             NewTopic(
@@ -70,6 +64,32 @@ async def ensure_topics(kafka: KafkaSettings, names: Sequence[str] = topics.ALL)
                 pass  # another process created them first
         await _wait_for_leaders(admin, list(names), timeout_s=30.0)
         await _wait_for_coordinator(admin, timeout_s=30.0)
+
+
+async def ensure_topic(kafka: KafkaSettings, name: str) -> None:
+    """Before a person's produce or consume: bizstream's topics are created as they should be (:func:`ensure_topics`);
+    any other must exist already. The local broker, like Kafka's default, creates a topic the first time a client
+    names it: a mistyped full name would become a new, empty topic, so it is refused instead."""
+    if name in topics.ALL:
+        await ensure_topics(kafka)
+        return
+    async with _admin(kafka) as admin:
+        existing = set(await admin.list_topics())
+    if name not in existing:
+        raise BrokerError(f"no topic {name!r} on {kafka.bootstrap_servers}; bizstream's are {', '.join(topics.ALIASES)} "
+                          f"(aliases), and any other must exist already: a mistyped name is not created")  # fmt: skip
+
+
+@asynccontextmanager
+async def _admin(kafka: KafkaSettings) -> AsyncIterator[AIOKafkaAdminClient]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap_servers)
+    try:
+        with _quiet_start():
+            await admin.start()
+    except KafkaConnectionError:
+        raise BrokerError(_unreachable(kafka)) from None
+    try:
+        yield admin
     finally:
         await admin.close()
 
