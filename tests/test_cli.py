@@ -149,6 +149,9 @@ def test_labels_import_says_how_many_are_new(tmp_path: Path, monkeypatch: pytest
     first = runner.invoke(app, ["labels", "import", str(labels)])
     again = runner.invoke(app, ["labels", "import", str(labels)])
     assert "2 new, 0 already there" in first.output and "0 new, 2 already there" in again.output
+    assert "the store holds 2 labels" in again.output
+    exported = runner.invoke(app, ["labels", "export", "-"])  # to stdout, for a pipe
+    assert sorted(orjson.loads(line)["text"] for line in exported.stdout.splitlines()) == ["moon soon", "rekt"]
 
 
 def test_the_sample_labels_import_cleanly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

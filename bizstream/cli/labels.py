@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Iterator
 from dataclasses import replace
@@ -44,14 +45,14 @@ def labels_import(
         out.print(skipped)
     new = store.count() - before
     out.print(f"imported {imported} labels into {settings.store_path}: {new} new, {imported - new} already there "
-              f"({len(report.errors)} rows rejected; {store.count()} in all)")  # fmt: skip
+              f"({len(report.errors)} rows rejected); the store holds {store.count()} labels")  # fmt: skip
     if report.errors:
         raise typer.Exit(2)
 
 
 @labels_app.command("export")
 def labels_export(
-    file: Annotated[Path, typer.Argument(help="JSON lines to write (one label per line), e.g. to train on a GPU box.")],
+    file: Annotated[Path, typer.Argument(help="JSON lines to write (one label per line; '-' for stdout), e.g. to train on a GPU box.", allow_dash=True)],
     config: ConfigOption = None,
 ) -> None:
     """Write every training label as JSON lines (post_id, thread_id, text, rating, labeler, source, labeled_at)."""
@@ -60,10 +61,10 @@ def labels_export(
     from bizstream.store.labels import LabelStore
 
     rows = LabelStore(load(config).store_path).rows()
-    with file.open("wb") as fh:
+    with contextlib.nullcontext(sys.stdout.buffer) if str(file) == "-" else file.open("wb") as fh:
         for row in rows:
             fh.write(orjson.dumps(asdict(row)) + b"\n")
-    out.print(f"wrote {len(rows)} labels to {file}")
+    err.print(f"wrote {len(rows)} labels to {'stdout' if str(file) == '-' else file}")
 
 
 @app.command()
