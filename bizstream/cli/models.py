@@ -4,6 +4,7 @@ trainer agent's job takes."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
@@ -43,10 +44,10 @@ def train(
     from bizstream.learning.job import run_training_job
 
     settings = load(config)
+    started = time.monotonic()
     result = run_training_job(settings, "manual")
-    out.print(f"candidate {result.candidate or '-'}: {'promoted' if result.promoted else 'not promoted'} ({result.why})")
-    for key, value in result.metrics.items():
-        out.print(f"  {key} = {value:.4g}")
+    for line in result.report("manual", time.monotonic() - started):  # what the trainer agent's log says of a job
+        out.print(line, markup=False)
     for event in result.events:
         announce(settings, event)
 
@@ -136,10 +137,14 @@ def train_sarcasm(
 def train_fusion(config: ConfigOption = None) -> None:
     """Fit the learned fusion (each analyzer's weight, the classes' base rates, a temperature) on the evaluation
     holdout's labels, with the models that serve now; promote it when it is not worse than what fuses now."""
+    from bizstream.learning.fusion import UpToDate
     from bizstream.learning.fusion import train_fusion as fit
 
     settings = load(config)
     outcome = fit(settings)
+    if isinstance(outcome, UpToDate):  # nothing new to fit from: not a failure
+        out.print(outcome, markup=False)
+        return
     if isinstance(outcome, str):
         raise BizstreamError(outcome)
     out.print(outcome.summary(), markup=False)

@@ -345,6 +345,10 @@ def fusion_gate(candidate: np.ndarray, baseline: np.ndarray, labels: Sequence[st
     return gate, worse
 
 
+class UpToDate(str):
+    """Why no fusion was fitted, when that is because the serving one was fitted on the same labels and models."""
+
+
 def train_fusion(settings: Settings, pipeline: Pipeline | None = None) -> Outcome | str:
     """Fit a learned fusion on the held-back labels, gate it against what fuses now (the serving learned fusion, or
     the fixed weights) on the same posts, keep it in the fusion registry and promote it when it is not worse. The
@@ -362,6 +366,16 @@ def train_fusion(settings: Settings, pipeline: Pipeline | None = None) -> Outcom
                 f"{settings.fusion.min_labels} needed")  # fmt: skip
     own = pipeline is None
     pipeline = pipeline or load_pipeline(settings, report=lambda status: None)
+    registry = fusion_registry(settings.fusion_registry)
+    serving = registry.serving()
+    labels_hash = Split([r.text for r in held_back], [r.sentiment for r in held_back], [], []).fingerprint()
+    models = ",".join(sorted(f"{a.name}={a.version}" for a in pipeline.analyzers))
+    fingerprint = "sha256:" + hashlib.sha256(f"{labels_hash};{models}".encode()).hexdigest()[:16]  # what it is fitted from
+    if serving is not None and registry.metadata(serving).data_fingerprint == fingerprint:
+        if own:
+            pipeline.close()
+        # A job with no new labels (`train --now`, a drift event) would fit the same fusion again and promote a copy.
+        return UpToDate(f"{serving} keeps fusing: it was fitted on these {len(held_back)} held-back labels with these models")
     try:
         results, labels = [], []
         for i in range(0, len(held_back), 64):
@@ -376,8 +390,6 @@ def train_fusion(settings: Settings, pipeline: Pipeline | None = None) -> Outcom
     finally:
         if own:
             pipeline.close()
-    registry = fusion_registry(settings.fusion_registry)
-    serving = registry.serving()
     try:
         trusted = max(analyzers, key=settings.fusion.weight_of)  # what the configured weights trust most
         fitted = fit_fusion(results, labels, analyzers, registry.new_version_id(), settings.setfit.seed, incumbent=trusted)
@@ -391,7 +403,6 @@ def train_fusion(settings: Settings, pipeline: Pipeline | None = None) -> Outcom
         baseline = np.array([[p[c.value] for c in SENTIMENTS] if p else [1 / 3] * 3 for p in fixed])
     gate, worse = fusion_gate(fitted.out_of_fold, baseline, labels, settings.trainer.gate_margin)
     metrics = {**describe(fitted, labels, baseline), "train_examples": float(len(labels))}
-    fingerprint = Split([r.text for r in held_back], [r.sentiment for r in held_back], [], []).fingerprint()
     candidate = save_fusion(registry, fitted.fusion, serving, metrics, fingerprint, fitted.what)
     against = serving or "the fixed weights"
     chose = "every analyzer pooled" if fitted.what == "pool" else f"{fitted.what.removeprefix('alone:')} alone, calibrated"

@@ -53,6 +53,13 @@ class JobResult:
     outcomes: list[Outcome] = field(default_factory=list, repr=False)  # per trained model: candidate, decision, why
     events: list[ModelEvent] = field(default_factory=list, repr=False)  # the decisions, for whoever publishes them
 
+    def report(self, reason: str, seconds: float) -> list[str]:
+        """What a person reads: what the job learned from (or why it trained nothing), then each model's decision."""
+        m = self.metrics
+        mix = (f": {m['new_labels']:.0f} new labels, {m['replay_labels']:.0f} replayed, {m['pseudo_labels']:.0f} pseudo-labels"
+               if "new_labels" in m else f": {self.why}")  # fmt: skip
+        return [f"training job ({reason}) done in {seconds:.1f} s{mix}", *(outcome.summary() for outcome in self.outcomes)]
+
 
 def run_training_job(settings: Settings, reason: str) -> JobResult:
     """Train, gate and (maybe) promote; always clears the running marker when it finishes. Every decision, promoted
@@ -187,12 +194,8 @@ def main(argv: list[str] | None = None) -> int:
             logging.getLogger(name).setLevel(logging.WARNING)
     started = time.monotonic()
     result = run_training_job(load_settings(), args.reason)
-    m = result.metrics
-    mix = (f": {m['new_labels']:.0f} new labels, {m['replay_labels']:.0f} replayed, {m['pseudo_labels']:.0f} pseudo-labels"
-           if "new_labels" in m else "")  # fmt: skip
-    log.info("training job (%s) done in %.1f s%s", args.reason, time.monotonic() - started, mix or f": {result.why}")
-    for outcome in result.outcomes:
-        log.info("%s", outcome.summary())
+    for line in result.report(args.reason, time.monotonic() - started):
+        log.info("%s", line)
     if args.events is not None:
         args.events.write_bytes(b"".join(event.to_json() + b"\n" for event in result.events))
     return 0

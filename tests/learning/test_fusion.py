@@ -12,6 +12,7 @@ from bizstream.analyzer import Prediction
 from bizstream.learning.fusion import (
     FIXED,
     ServedFusion,
+    UpToDate,
     expected_calibration_error,
     fit_fusion,
     fusion_registry,
@@ -186,7 +187,12 @@ def test_the_job_fits_gates_and_promotes_a_fusion(settings: Settings) -> None:
     assert registry.decision(first.candidate.version)["promoted"] is True  # type: ignore[index]
     m = first.candidate.metrics
     assert m["ece"] <= m["ece_baseline"] + 0.02 and m["eval_examples"] >= 30
-    # The next one is compared with the one serving now, and says so.
+    # Nothing new (no labels, the same models): no copy of it is fitted, promoted and announced.
+    again = train_fusion(settings, pipeline)
+    assert isinstance(again, UpToDate) and again.startswith(f"{first.candidate.version} keeps fusing")
+    # With new labels, the next one is compared with the one serving now, and says so.
+    posts, labels = labelled_posts(60, seed=5)
+    store_labels(settings, posts, labels)
     second = train_fusion(settings, pipeline)
     assert not isinstance(second, str) and second.serving_before == first.candidate.version
     assert first.candidate.version in second.why
