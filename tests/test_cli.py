@@ -249,6 +249,16 @@ def test_a_port_already_taken_is_one_line_before_anything_starts(tmp_path: Path,
     assert not (tmp_path / "bizstream" / "logs").exists()  # nothing was started
 
 
+def test_model_commands_refuse_bad_arguments_before_doing_anything(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    # A bad --keep-fp32 was a traceback after the whole ONNX export had run.
+    exported = runner.invoke(app, ["export", "onnx", "--keep-fp32", "bogus"])
+    assert "keep_fp32 must be 'none' or 'ffn-out', got 'bogus'" in str(exported.exception)
+    # A folder that is no registry "imported 0 versions" and exited 0.
+    imported = runner.invoke(app, ["models", "import", str(tmp_path / "nowhere")])
+    assert "is not a model registry: it has no versions/ folder" in str(imported.exception)
+
+
 def test_the_score_table_says_what_each_analyzer_judged() -> None:
     from bizstream.cli.stream import _verdict
     from bizstream.records import AnalyzerResult, Sentiment

@@ -282,8 +282,13 @@ def export_onnx(
     keep_fp32: Annotated[str, typer.Option(help="none (fastest), or ffn-out: keep the feed-forward outputs in fp32 (slower, closer to torch).")] = "none",
 ) -> None:
     """Export the SetFit body to ONNX and an INT8-quantized copy; the analyzer serves INT8 when setfit.runtime=auto."""
+    from bizstream.export.onnx import check_keep_fp32
     from bizstream.learning.registry import ModelRegistry
     from bizstream_plugins.setfit.export import export_version
 
+    try:
+        check_keep_fp32(keep_fp32)
+    except ValueError as exc:
+        raise BizstreamError(str(exc)) from None
     exported = export_version(ModelRegistry(load(config).setfit_registry), version, keep_fp32=keep_fp32)
     out.print(f"wrote {exported.fp32} and {exported.int8}")

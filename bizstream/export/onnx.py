@@ -4,6 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+KEEP_FP32 = ("none", "ffn-out")
+
+
+def check_keep_fp32(keep_fp32: str) -> None:
+    """ValueError unless ``keep_fp32`` is one of KEEP_FP32 (checked before an export, not after it)."""
+    if keep_fp32 not in KEEP_FP32:
+        raise ValueError(f"keep_fp32 must be 'none' or 'ffn-out', got {keep_fp32!r}")
+
 
 def quantize(fp32: Path, int8: Path, keep_fp32: str = "none") -> None:
     """Dynamic INT8 quantization of the MatMuls (weights per channel, activations per batch at run time).
@@ -15,8 +23,7 @@ def quantize(fp32: Path, int8: Path, keep_fp32: str = "none") -> None:
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    if keep_fp32 not in ("none", "ffn-out"):
-        raise ValueError(f"keep_fp32 must be 'none' or 'ffn-out', got {keep_fp32!r}")
+    check_keep_fp32(keep_fp32)
     matmuls = [n.name for n in onnx.load(str(fp32), load_external_data=False).graph.node if n.op_type == "MatMul"]
     excluded = [n for n in matmuls if "/output/dense/" in n and "/attention/" not in n] if keep_fp32 == "ffn-out" else []
     quantize_dynamic(

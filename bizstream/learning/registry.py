@@ -163,6 +163,9 @@ class ModelRegistry:
 
     def import_from(self, other: ModelRegistry) -> list[str]:
         """Copy every body and version of another registry (e.g. trained on a GPU box) that this one lacks."""
+        if not other.versions.is_dir():
+            raise RegistryError(f"{other.root} is not a model registry: it has no versions/ folder (give the folder "
+                                f"that holds versions/ and bodies/)")  # fmt: skip
         added = []
         for body in sorted(other.bodies.iterdir()) if other.bodies.is_dir() else []:
             if not (self.bodies / body.name).exists():
