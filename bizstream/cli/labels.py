@@ -82,9 +82,18 @@ def label(
     settings = load(config)
     store = ScoredPostStore(LabelStore(settings.store_path))
     if active_learning:
+        from bizstream.errors import BrokerError
         from bizstream.learning.suggest import LEARNER, suggest
+        from bizstream.stream import topics
+        from bizstream.stream.models import catch_up
 
         queue = []
+        with err.status(f"bringing the serving models up to date from {topics.MODELS}"):
+            try:  # the trainer may be on another machine: what serves there is what should choose the posts
+                for analyzer, version in catch_up(settings).items():
+                    err.print(f"[bold]>[/] {analyzer}: {version} serves here now, as {topics.MODELS} announced")
+            except BrokerError as exc:
+                err.print(f"[yellow]models not brought up to date:[/] {escape(str(exc))}; this machine's serving versions choose")
         with err.status("choosing the posts worth labelling: asking the serving model about them"):
             suggestions = suggest(settings, labeler, limit)
         for suggestion in suggestions:

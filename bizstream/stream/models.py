@@ -132,6 +132,24 @@ async def _read_to_end(consumer: AIOKafkaConsumer, follow_s: float = 0.0) -> dic
             return latest
 
 
+def catch_up(settings: Settings) -> dict[str, str]:
+    """Install what the models topic says serves now, as a worker does when it starts, for a process that asks a
+    serving model without following the topic (the labeler, whose trainer may be on another machine). Returns the
+    versions that serve here now and did not before, by analyzer; BrokerError when there is no broker to ask."""
+    follower = ModelFollower(settings)
+    before = {name: registry.serving() for name, registry in follower.registries.items()}
+
+    async def run() -> None:
+        try:
+            await follower.start()
+        finally:
+            await follower.stop()
+
+    asyncio.run(run())
+    now = {name: registry.serving() for name, registry in follower.registries.items()}
+    return {name: version for name, version in now.items() if version is not None and version != before[name]}
+
+
 class ModelFollower:
     """Keeps this machine's registries serving what the models topic says serves (see the module docstring)."""
 

@@ -4,6 +4,8 @@ as far as files go — and the promotions, a rollback and a corrupted chunk reac
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -18,6 +20,7 @@ from bizstream.settings import Settings
 from bizstream.stream import topics
 from bizstream.stream.models import publish_decision
 from bizstream_plugins.setfit.training import refit_head
+from tests.conftest import ROOT
 from tests.integration.conftest import Cluster, post_bytes
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -91,6 +94,12 @@ def test_promotions_and_a_rollback_reach_workers_that_share_no_disk(
     trainer.rollback()
     announce(on_trainer, first.version, "rolled back")
     scored_by(cluster, 3000, 20, first.version)
+
+    # A labeler on a machine of its own asks what serves now, not the starter, which posts to show.
+    labeler = subprocess.run([sys.executable, "-m", "bizstream", "label"], input=b"q", capture_output=True, cwd=ROOT, timeout=120,
+                             env=cluster.env(BIZSTREAM_BROKER__CACHE_DIR=str(tmp_path / "machine-c")))  # fmt: skip
+    assert f"setfit: {first.version} serves here now".encode() in labeler.stderr, labeler.stderr
+    assert ModelRegistry(tmp_path / "machine-c" / "models" / "setfit").serving() == first.version
 
     # A corrupted chunk: the worker refuses the version, keeps serving the old one, and says so in every Score.
     third = refit_head(trainer, split, parent=first.version)
