@@ -34,6 +34,7 @@ from bizstream import metrics
 from bizstream.dashboard.state import DashboardState
 from bizstream.settings import Settings
 from bizstream.stream import topics
+from bizstream.stream.models import signed
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).with_name("static")
@@ -160,6 +161,7 @@ async def _events(request: web.Request) -> web.StreamResponse:
 
 async def _consume(settings: Settings, state: DashboardState, health: metrics.Health) -> None:
     """Follow the topics for as long as the dashboard runs; reconnect after an error."""
+    key = settings.kafka.models_key
     while True:
         consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka.bootstrap_servers, group_id=None, isolation_level="read_committed",
                                     enable_auto_commit=False, auto_offset_reset="earliest")  # fmt: skip
@@ -181,8 +183,9 @@ async def _consume(settings: Settings, state: DashboardState, health: metrics.He
                 batch = await consumer.getmany(timeout_ms=500, max_records=2000)
                 for tp, records in batch.items():
                     for record in records:
-                        if record.value is not None:
-                            state.take(tp.topic, record.value)
+                        if record.value is None or (tp.topic == topics.MODELS and key and not signed(key, record.value, record.headers)):
+                            continue  # a decision not signed with kafka.models_key is shown nowhere, as it serves nowhere
+                        state.take(tp.topic, record.value)
                     handled += len(records)
                 health.progressed(handled)
                 highwaters = [consumer.highwater(tp) for tp in parts]

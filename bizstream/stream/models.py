@@ -16,6 +16,10 @@ registry (safetensors, ONNX and JSON only: bizstream.learning.registry) and prom
 hot swap picks up before their next batch. A version that fails any check is refused: the old one keeps serving, and
 the log and every Score (the analyzer's ``details["model_refused"]``) say so.
 
+Trust: checksums catch corruption, not a forger. With ``kafka.models_key`` (a secret every machine shares), each
+decision carries an HMAC-SHA256 of its record value in a header (:func:`signature`), and followers refuse a decision
+without it as they refuse a corrupt one; the manifest it signs holds every file's SHA-256, so the chunks need none.
+
 How it scales: Kafka moves each file once per change of content, in 512 KiB records (under the broker's 1 MB default);
 a MiniLM head is one chunk, its INT8 ONNX body ~45, CryptoBERT's a few hundred. Workers read only the chunks of
 files they lack, by offset, no scan. Beyond a few GB of models an object store a user already runs is the better home
@@ -26,8 +30,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
+import hmac
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -42,6 +48,7 @@ from bizstream.stream.client import MAX_REQUEST_BYTES, start_client
 
 log = logging.getLogger(__name__)
 CHUNK_BYTES = 512 * 1024
+SIGNATURE_HEADER = "bizstream-hmac-sha256"  # a decision's signature under kafka.models_key (see signature())
 
 
 def registries(settings: Settings) -> dict[str, ModelRegistry]:
@@ -76,7 +83,9 @@ async def publish_decision(settings: Settings, event: ModelEvent) -> ModelEvent:
             for entry in manifest["files"]:
                 entry["chunks"] = known.get(entry["sha256"]) or await _send_file(producer, registry, entry)
         published = dataclasses.replace(event, serving=serving, artifacts=manifest)
-        await (await producer.send(topics.MODELS, published.to_json(), key=event.analyzer.encode()))
+        value = published.to_json()
+        headers = [(SIGNATURE_HEADER, signature(settings.kafka.models_key, value))] if settings.kafka.models_key else None
+        await (await producer.send(topics.MODELS, value, key=event.analyzer.encode(), headers=headers))
         # What no latest decision carries any more is deleted from the compacted artifacts topic (a tombstone per
         # chunk), or the topic would keep every body ever trained. A version that serves again is sent again.
         latest[event.analyzer] = published
@@ -96,19 +105,32 @@ async def _send_file(producer: AIOKafkaProducer, registry: ModelRegistry, entry:
     return [[sent.partition, sent.offset] for sent in await asyncio.gather(*pending)]
 
 
+def signature(key: str, value: bytes) -> bytes:
+    """HMAC-SHA256 of a models-topic record's value under ``kafka.models_key``, hex: what its header carries."""
+    return hmac.new(key.encode(), value, hashlib.sha256).hexdigest().encode()
+
+
+def signed(key: str, value: bytes, headers: Sequence[tuple[str, bytes]] | None) -> bool:
+    """Whether a models-topic record carries ``key``'s signature of its value."""
+    given = dict(headers or ()).get(SIGNATURE_HEADER)
+    return given is not None and hmac.compare_digest(given, signature(key, value))
+
+
 async def latest_events(settings: Settings) -> dict[str, ModelEvent]:
-    """The latest decision of each analyzer on the models topic (an unreadable record is skipped, with a warning)."""
+    """The latest decision of each analyzer on the models topic (an unreadable record is skipped, with a warning; with
+    ``kafka.models_key``, so is one not signed with it)."""
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka.bootstrap_servers, group_id=None, enable_auto_commit=False)
     await start_client(consumer, settings.kafka)
     try:
-        return await _read_to_end(consumer)
+        return await _read_to_end(consumer, settings.kafka.models_key)
     finally:
         await consumer.stop()
 
 
-async def _read_to_end(consumer: AIOKafkaConsumer, follow_s: float = 0.0) -> dict[str, ModelEvent]:
+async def _read_to_end(consumer: AIOKafkaConsumer, key: str, follow_s: float = 0.0) -> dict[str, ModelEvent]:
     """The latest decision per analyzer from where ``consumer`` is on the models topic (all of it, the first time) to
-    its end; with ``follow_s``, whatever arrives within that long instead."""
+    its end; with ``follow_s``, whatever arrives within that long instead. With a ``key``, a decision not signed with
+    it is refused: logged, and said in the Scores of the analyzer it names (``model_refused``)."""
     if not consumer.assignment():
         partitions = consumer.partitions_for_topic(topics.MODELS) or set()
         if not partitions:
@@ -126,6 +148,11 @@ async def _read_to_end(consumer: AIOKafkaConsumer, follow_s: float = 0.0) -> dic
                     event = ModelEvent.from_json(record.value or b"")
                 except Exception as exc:  # boundary: a record someone else wrote; the next one may be fine
                     log.warning("skipping an unreadable record on %s@%d: %s", topics.MODELS, record.offset, exc)
+                    continue
+                if key and not signed(key, record.value or b"", record.headers):
+                    NOTICES[event.analyzer] = f"{event.serving} refused: its decision is not signed with kafka.models_key"
+                    log.error("%s: refused %s from %s@%d: the decision is not signed with kafka.models_key", event.analyzer,
+                              event.serving, topics.MODELS, record.offset)  # fmt: skip
                     continue
                 latest[event.analyzer] = event
         if follow_s or all([await consumer.position(tp) >= end for tp, end in ends.items()]):
@@ -168,13 +195,13 @@ class ModelFollower:
                                         max_partition_fetch_bytes=2 * CHUNK_BYTES)  # fmt: skip
         await start_client(self.consumer, kafka)
         await start_client(self.fetcher, kafka)
-        await self._apply(await _read_to_end(self.consumer))
+        await self._apply(await _read_to_end(self.consumer, self.settings.kafka.models_key))
 
     async def run(self) -> None:
         """Follow new decisions until cancelled."""
         assert self.consumer is not None
         while True:
-            news = await _read_to_end(self.consumer, follow_s=1.0)
+            news = await _read_to_end(self.consumer, self.settings.kafka.models_key, follow_s=1.0)
             if news:
                 await self._apply(news)
 

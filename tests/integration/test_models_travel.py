@@ -18,12 +18,13 @@ from bizstream.learning.registry import ModelMetadata, ModelRegistry
 from bizstream.records import ModelEvent
 from bizstream.settings import Settings
 from bizstream.stream import topics
-from bizstream.stream.models import publish_decision
+from bizstream.stream.models import SIGNATURE_HEADER, publish_decision, signature
 from bizstream_plugins.setfit.training import refit_head
 from tests.conftest import ROOT
 from tests.integration.conftest import Cluster, post_bytes
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
+KEY = "a-shared-secret-of-the-cluster"
 
 
 def announce(settings: Settings, version: str, why: str) -> ModelEvent:
@@ -65,9 +66,10 @@ def test_promotions_and_a_rollback_reach_workers_that_share_no_disk(
     trainer = ModelRegistry(tmp_path / "trainer-machine" / "setfit")
     trainer.import_from(shared)
     trainer.promote(first.version)
-    on_trainer = cluster.settings.replace(setfit={"registry": str(trainer.root)})
+    # Every machine shares the signing key: every decision below is signed, and only signed ones are installed.
+    on_trainer = cluster.settings.replace(setfit={"registry": str(trainer.root)}, kafka={"models_key": KEY})
     announced_first = announce(on_trainer, first.version, "the first model")
-    machine = {"BIZSTREAM_SETFIT__RUNTIME": "torch", "BIZSTREAM_WORKER__BATCH_SIZE": "20"}
+    machine = {"BIZSTREAM_SETFIT__RUNTIME": "torch", "BIZSTREAM_WORKER__BATCH_SIZE": "20", "BIZSTREAM_KAFKA__MODELS_KEY": KEY}
 
     a = cluster.start_worker(BIZSTREAM_BROKER__CACHE_DIR=str(tmp_path / "machine-a"), **machine)
     scored_by(cluster, 0, 20, first.version)  # a worker with an empty cache serves what serves now
@@ -97,7 +99,7 @@ def test_promotions_and_a_rollback_reach_workers_that_share_no_disk(
 
     # A labeler on a machine of its own asks what serves now, not the starter, which posts to show.
     labeler = subprocess.run([sys.executable, "-m", "bizstream", "label"], input=b"q", capture_output=True, cwd=ROOT, timeout=120,
-                             env=cluster.env(BIZSTREAM_BROKER__CACHE_DIR=str(tmp_path / "machine-c")))  # fmt: skip
+                             env=cluster.env(BIZSTREAM_BROKER__CACHE_DIR=str(tmp_path / "machine-c"), BIZSTREAM_KAFKA__MODELS_KEY=KEY))  # fmt: skip
     assert f"setfit: {first.version} serves here now".encode() in labeler.stderr, labeler.stderr
     assert ModelRegistry(tmp_path / "machine-c" / "models" / "setfit").serving() == first.version
 
@@ -107,7 +109,7 @@ def test_promotions_and_a_rollback_reach_workers_that_share_no_disk(
     manifest = trainer.manifest(third.version)
     asyncio.run(upload(cluster.settings, trainer, manifest, corrupt=f"versions/{third.version}/head.safetensors"))
     bad = ModelEvent("setfit", third.version, {}, "manual", True, "corrupted on the way", serving=third.version, artifacts=manifest)
-    cluster.produce(topics.MODELS, [(b"setfit", bad.to_json())])
+    asyncio.run(send_decision(cluster.settings, bad, KEY))
     deadline = time.monotonic() + 60
     while "refused" not in (cluster.workdir / "worker-1.log").read_text():
         assert time.monotonic() < deadline, "the corrupted version was not refused"
@@ -117,6 +119,30 @@ def test_promotions_and_a_rollback_reach_workers_that_share_no_disk(
     assert version == first.version and details is not None and third.version in str(details["model_refused"])
     assert ModelRegistry(tmp_path / "machine-b" / "models" / "setfit").serving() == first.version
     assert "does not match its checksum" in (cluster.workdir / "worker-1.log").read_text()
+
+    # A forged decision: whole, every checksum right (the second version's files are on the artifacts topic), but not
+    # signed with the key. Refused, whoever could write to the topic.
+    forged = ModelEvent("setfit", second.version, {}, "manual", True, "forged", serving=second.version, artifacts=published.artifacts)
+    asyncio.run(send_decision(cluster.settings, forged, None))
+    deadline = time.monotonic() + 60
+    while "the decision is not signed with kafka.models_key" not in (cluster.workdir / "worker-1.log").read_text():
+        assert time.monotonic() < deadline, "the unsigned decision was not refused"
+        time.sleep(0.5)
+    version, details = scored_by(cluster, 5000, 20, first.version)["last"]
+    assert details is not None and "not signed with kafka.models_key" in str(details["model_refused"])
+    assert ModelRegistry(tmp_path / "machine-b" / "models" / "setfit").serving() == first.version
+
+
+async def send_decision(settings: Settings, event: ModelEvent, key: str | None) -> None:
+    """Put a decision on the models topic as it is, signed with ``key`` (None: unsigned, as a forger would)."""
+    value = event.to_json()
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap_servers, acks="all")
+    await producer.start()
+    try:
+        headers = [(SIGNATURE_HEADER, signature(key, value))] if key else None
+        await (await producer.send(topics.MODELS, value, key=event.analyzer.encode(), headers=headers))
+    finally:
+        await producer.stop()
 
 
 async def upload(settings: Settings, registry: ModelRegistry, manifest: dict[str, object], corrupt: str) -> None:
