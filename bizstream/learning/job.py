@@ -26,7 +26,7 @@ from bizstream.learning.dataset import Split, in_holdout
 from bizstream.learning.fusion import train_fusion
 from bizstream.learning.pseudo import PseudoLabel, pseudo_label
 from bizstream.learning.replay import Example, ReplayBuffer
-from bizstream.learning.trainers import Outcome, Trainer, load_trainers, train_candidate
+from bizstream.learning.trainers import Earned, Outcome, Trainer, load_trainers, train_candidate
 from bizstream.records import ModelEvent, Sentiment
 from bizstream.settings import Settings, load_settings
 from bizstream.store.labels import LabelRow, LabelStore
@@ -130,8 +130,10 @@ def _train_and_gate(
 
     slices = {"recent": (eval_texts, eval_labels),
               "earlier": ([r.text for r in earlier_eval], [r.sentiment for r in earlier_eval])}  # fmt: skip
-    # After drift, part of what earlier labels say is exactly what changed, so the candidate may drop further there.
-    margins = {"recent": t.gate_margin, "earlier": t.drift_replay_margin if reason == "drift" else t.gate_margin}
+    # After drift, part of what earlier labels say is exactly what changed, so the candidate may drop further there —
+    # when it has gained on the recent labels, evidence that it learned what changed.
+    earlier = Earned("recent", t.drift_replay_margin, t.gate_margin) if reason == "drift" else t.gate_margin
+    margins: dict[str, float | Earned] = {"recent": t.gate_margin, "earlier": earlier}
     outcome = train_candidate(settings, setfit, split, slices, margins)
     outcomes = [outcome]
     if t.cryptobert and "cryptobert" in trainers:  # the same mix, unweighted, gated on the same slices

@@ -10,7 +10,7 @@ import pytest
 
 from bizstream.learning.dataset import Split
 from bizstream.learning.registry import ModelMetadata, ModelRegistry
-from bizstream.learning.trainers import Trainer, load_trainers, train_candidate
+from bizstream.learning.trainers import Earned, Trainer, gate, load_trainers, train_candidate
 from bizstream.settings import Settings
 
 ROWS = {"bullish": [0.0, 0.0, 1.0], "bearish": [1.0, 0.0, 0.0], "neutral": [0.0, 1.0, 0.0]}
@@ -104,3 +104,20 @@ def test_the_builtin_plugins_contribute_the_setfit_and_cryptobert_trainers(setti
     custom = settings.replace(plugins={"options": {"cryptobert": {"epochs": 3, "lr": 1e-3, "onnx": False}}})
     crypto = load_trainers(custom, third_party=False)["cryptobert"]
     assert (crypto.epochs, crypto.lr, crypto.export) == (3, 1e-3, False)  # type: ignore[attr-defined]
+
+
+def test_a_drift_job_may_lose_ground_on_earlier_labels_only_where_it_gained_on_recent_ones(tmp_path: Path) -> None:
+    # A drift job that learned nothing new on the recent labels lost 14 points on the earlier ones and was promoted.
+    parrot = Parrot(tmp_path / "registry")
+    serving = parrot.train(SPLIT, None).version  # says bullish
+    parrot.next_says = "bearish"
+    candidate = parrot.train(SPLIT, serving).version
+    earlier = ([f"e{i}" for i in range(400)], ["bullish"] * 220 + ["bearish"] * 180)  # candidate 0.10 lower, p = 0.03
+    drift = {"recent": 0.0, "earlier": Earned("recent", margin=0.15, otherwise=0.0)}
+    level = {"recent": (["r1", "r2", "r3", "r4"], ["bullish", "bullish", "bearish", "bearish"]), "earlier": earlier}
+    metrics, worse = gate(parrot, candidate, serving, level, drift)
+    assert metrics["recent_accuracy"] == metrics["recent_accuracy_serving"] == 0.5
+    assert len(worse) == 1 and worse[0].startswith("earlier 0.450 < serving 0.550 - margin 0.0 on 400 posts")
+    assert worse[0].endswith("it may lose up to 0.15 here only when more accurate on the recent labels")
+    gained = {"recent": (["r1", "r2", "r3", "r4"], ["bullish", "bearish", "bearish", "bearish"]), "earlier": earlier}
+    assert gate(parrot, candidate, serving, gained, drift)[1] == []  # it learned what changed: the drop is allowed
