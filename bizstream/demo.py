@@ -11,13 +11,14 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import orjson
 
 from bizstream.errors import InvalidRecord
 from bizstream.files import post_lines
 from bizstream.records import Post, Sentiment
-from bizstream.settings import PROJECT_ROOT, KafkaSettings, LimitSettings, Settings
+from bizstream.settings import PROJECT_ROOT, DashboardSettings, KafkaSettings, LimitSettings, Settings
 from bizstream.stack import Stack
 from bizstream.stream import topics
 from bizstream.stream.broker import LocalBroker
@@ -152,7 +153,7 @@ class LoopResult:
     after: float
     decisions: list[dict[str, object]]
     drift_events: int
-    top_tickers: list[dict[str, object]]
+    top_tickers: list[dict[str, Any]]
     dashboard: str
     seconds: float
 
@@ -227,16 +228,15 @@ def run_loop_demo(
     return result
 
 
-async def _top_tickers(kafka: KafkaSettings, limit: int = 5) -> list[dict[str, object]]:
-    """The tickers with the most posts in their latest rolling window (by the posts' time, not by arrival: the
-    holdout posts scored again at the end update windows hours earlier than a ticker's last one)."""
-    latest: dict[str, dict[str, object]] = {}
+async def _top_tickers(kafka: KafkaSettings, limit: int = 5) -> list[dict[str, Any]]:
+    """The dashboard's leaderboard: the tickers with the most posts in their latest rolling window (by the posts' time,
+    not by arrival: the holdout posts scored again at the end update windows hours earlier than a ticker's last one)."""
+    from bizstream.dashboard.state import DashboardState
+
+    state = DashboardState(DashboardSettings())
     async for message in read(kafka, topics.TICKERS, None, 3.0):
-        window = orjson.loads(message.value)
-        ticker = str(window["ticker"])
-        if window["kind"] == "rolling" and (ticker not in latest or float(window["start"]) >= float(latest[ticker]["start"])):  # type: ignore[arg-type]
-            latest[ticker] = window
-    return sorted(latest.values(), key=lambda w: -int(w["posts"]))[:limit]  # type: ignore[call-overload]
+        state.take(topics.TICKERS, message.value)
+    return state.leaderboard("rolling", limit)
 
 
 def _holdout_agreement(

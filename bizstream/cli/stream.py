@@ -315,7 +315,7 @@ def _loop_demo(settings: Settings, timeout_s: float, keep_dashboard: bool) -> No
         out.print(f"{len(result.decisions)} decisions ({len(promoted)} promoted), {result.drift_events} drift events, in {result.seconds:.0f} s")
         out.print(f"agreement with the sample labels on the {result.holdout_posts} holdout posts: before any label "
                   f"{result.before:.1%}, after them {result.after:.1%}" + (f"; SetFit serves {setfit[-1]['version']}" if setfit else ""))  # fmt: skip
-        tops = ", ".join(f"{w['ticker']} {w['posts']} posts ({float(w['weighted_score']):+.2f})" for w in result.top_tickers)  # type: ignore[arg-type]
+        tops = ", ".join(f"{w['ticker']} {w['posts']} posts ({float(w['weighted_score']):+.2f})" for w in result.top_tickers)
         out.print(f"most talked-about tickers: {tops or '-'}")
         if keep_dashboard:
             err.print(f"[bold]>[/] the stack keeps running; the dashboard: {result.dashboard} (Ctrl-C stops everything)")
