@@ -159,10 +159,14 @@ class Windows:
         return cast(Bucket, orjson.loads(raw)) if raw else None
 
     def due(self) -> list[TickerWindow]:
-        """Every changed window (and, for the largest size, the rolling view ending with it)."""
+        """Every changed window, and every rolling view that holds a changed window of the largest size: the one ending
+        with it and those ending with each later window of that ticker within the rolling span (a late post changes
+        them too; only the first was published, so the latest 24 h view missed posts that arrived out of order)."""
         out: list[TickerWindow] = []
         largest = max(self.config.windows_s)
+        span = self.config.rolling_s // largest
         changed, self.changed = self.changed, set()
+        rolling: set[tuple[str, int]] = set()  # (ticker, start of the largest window a rolling view ends with)
         for ticker, size, start in sorted(changed):
             b = self._get(ticker, size, start)
             if b is None:
@@ -171,10 +175,11 @@ class Windows:
             baseline = sum(e["n"] for e in earlier if e) / len(earlier) if any(earlier) else None
             out.append(window(ticker, "tumbling", size, start, b, baseline, self.config))
             if size == largest:
-                span = self.config.rolling_s // size
-                rolled = merge(x for x in (self._get(ticker, size, start - i * size) for i in range(span)) if x)
-                if rolled is not None:
-                    out.append(window(ticker, "rolling", self.config.rolling_s, start + size - self.config.rolling_s, rolled, None, self.config))
+                rolling.update((ticker, start + i * size) for i in range(span) if self._get(ticker, size, start + i * size))
+        for ticker, end in sorted(rolling):
+            rolled = merge(x for x in (self._get(ticker, largest, end - i * largest) for i in range(span)) if x)
+            if rolled is not None:
+                out.append(window(ticker, "rolling", self.config.rolling_s, end + largest - self.config.rolling_s, rolled, None, self.config))
         return out
 
 

@@ -41,3 +41,15 @@ def test_a_score_that_is_not_one_is_refused() -> None:
     found = mentions(orjson.dumps({"post_id": "x", "score": 0.5, "confidence": 0.5, "label": "bullish", "scored_at": 1,
                                    "tickers": ["BTC", "ETH"]}))  # fmt: skip
     assert [t for t, _ in found] == ["BTC", "ETH"]
+
+
+def test_a_late_post_updates_the_rolling_views_that_end_after_it() -> None:
+    # The latest rolling view (what the leaderboard shows) was published only when its own hour changed: a post of an
+    # earlier hour arriving afterwards was missing from it, so the dashboard's 24 h view depended on arrival order.
+    windows = Windows({}, CONFIG)
+    windows.add(mention("later", 3600.0 + 10, 0.5), 1)
+    assert {(w.kind, w.start): w.posts for w in windows.due()}[("rolling", 0)] == 1
+    windows.add(mention("earlier", 100.0, -0.5), 2)  # an hour earlier, arriving after it
+    latest = {(w.kind, w.start): w for w in windows.due()}
+    assert latest[("rolling", -3600)].posts == 1  # the view ending with its own hour
+    assert latest[("rolling", 0)].posts == 2 and latest[("rolling", 0)].mean_score == pytest.approx(0.0)  # and the later one
