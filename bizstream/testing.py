@@ -61,7 +61,8 @@ def _check_deterministic(analyzer: Analyzer, posts: Sequence[Post], atol: float)
 
 def _check_batch_independent(analyzer: Analyzer, posts: Sequence[Post], atol: float) -> None:
     # The host may split a batch, reorder it, or score a post alone: each post's prediction must not depend on which
-    # other posts share its batch (up to ``atol``: INT8 activations are quantized per batch).
+    # other posts share its batch (up to ``atol``; an INT8 model whose activations are quantized per batch fails this
+    # unless it runs each post alone, as bizstream.learning.serving.OnnxSession does).
     whole = list(analyzer.analyze(posts))
     reversed_ = list(analyzer.analyze(list(reversed(posts))))[::-1]
     _assert_close(whole, reversed_, posts, atol, "the batch in reverse order")

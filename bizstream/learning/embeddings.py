@@ -144,49 +144,33 @@ def fine_tune(
 class OnnxEncoder:
     """onnxruntime + the body's tokenizer.json; mean pooling and normalisation in numpy. Never imports torch.
 
-    Texts are sorted by length and run in small batches padded only to their own longest text, as
-    sentence-transformers does: padding every text to the longest of a large batch costs more than the model.
+    Each text runs alone, unpadded (:class:`bizstream.learning.serving.OnnxSession`): under INT8 a text's embedding in
+    a batch would depend on the other texts in it.
     """
 
-    def __init__(
-        self, onnx_file: Path, tokenizer_file: Path, max_seq_length: int = 128, batch_size: int = 16, threads: int = 0
-    ) -> None:
-        import onnxruntime as ort
+    def __init__(self, onnx_file: Path, tokenizer_file: Path, max_seq_length: int = 128, threads: int = 0) -> None:
         from tokenizers import Tokenizer
 
-        options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
-        self.session = ort.InferenceSession(str(onnx_file), options, providers=["CPUExecutionProvider"])
-        self.inputs = {i.name for i in self.session.get_inputs()}
+        from bizstream.learning.serving import OnnxSession
+
+        self.session = OnnxSession(onnx_file, threads)
         self.tokenizer = Tokenizer.from_file(str(tokenizer_file))
         self.tokenizer.enable_truncation(max_length=max_seq_length)
         self.tokenizer.no_padding()
-        self.batch_size = batch_size
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Mean-pooled, normalised embeddings, as sentence-transformers computes them."""
-        encodings = self.tokenizer.encode_batch(list(texts))
-        order = np.argsort([len(e.ids) for e in encodings], kind="stable")
-        out: np.ndarray | None = None
-        for start in range(0, len(order), self.batch_size):
-            chunk = order[start : start + self.batch_size]
-            longest = max(len(encodings[i].ids) for i in chunk)
-            ids = np.zeros((len(chunk), longest), dtype=np.int64)
-            mask = np.zeros((len(chunk), longest), dtype=np.int64)
-            for row, i in enumerate(chunk):
-                n = len(encodings[i].ids)
-                ids[row, :n] = encodings[i].ids
-                mask[row, :n] = 1
-            feed = {"input_ids": ids, "attention_mask": mask}
-            if "token_type_ids" in self.inputs:
+        feeds = []
+        for encoding in self.tokenizer.encode_batch(list(texts)):
+            ids = np.asarray([encoding.ids], dtype=np.int64)
+            feed = {"input_ids": ids, "attention_mask": np.ones_like(ids)}
+            if "token_type_ids" in self.session.inputs:
                 feed["token_type_ids"] = np.zeros_like(ids)
-            (hidden,) = self.session.run(["last_hidden_state"], feed)
-            pooled = pool(hidden, mask)
-            if out is None:
-                out = np.zeros((len(texts), pooled.shape[1]), dtype=np.float32)
-            out[chunk] = pooled
-        return out if out is not None else np.zeros((0, 0), dtype=np.float32)
+            feeds.append(feed)
+        hidden = self.session.run("last_hidden_state", feeds)
+        if not hidden:
+            return np.zeros((0, 0), dtype=np.float32)
+        return np.concatenate([pool(h, np.ones(h.shape[:2], dtype=np.int64)) for h in hidden])
 
 
 def pool(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:

@@ -104,7 +104,7 @@ class CryptoBertAnalyzer:
             raise AnalyzerUnavailable(f"runtime is onnx-int8 but {version_dir / ONNX_INT8} does not exist")
         if self.runtime != "torch" and onnx_ok:
             params = self.registry.metadata(version).params
-            return Served(version, "onnx-int8", OnnxClassifier(version_dir, params, self.batch_size))
+            return Served(version, "onnx-int8", OnnxClassifier(version_dir, params))
         return Served(version, "torch", self._torch(version_dir / ADAPTER))
 
     def _torch(self, adapter: Path | None) -> _Torch:

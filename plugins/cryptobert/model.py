@@ -111,28 +111,30 @@ def with_adapter(model: Any, adapter_dir: Path, merge: bool = True) -> Any:
 
 
 class OnnxClassifier:
-    """A version's INT8 ONNX export with its tokenizer.json, on onnxruntime; never imports torch."""
+    """A version's INT8 ONNX export with its tokenizer.json, on onnxruntime; never imports torch. Each text runs alone,
+    unpadded (:class:`bizstream.learning.serving.OnnxSession`): under INT8 its answer in a batch would depend on the
+    other texts in it."""
 
-    def __init__(self, version_dir: Path, params: dict[str, Any], batch_size: int = 32) -> None:
-        import onnxruntime as ort
+    def __init__(self, version_dir: Path, params: dict[str, Any]) -> None:
         from tokenizers import Tokenizer
 
-        self.session = ort.InferenceSession(str(version_dir / ONNX_INT8), providers=["CPUExecutionProvider"])
+        from bizstream.learning.serving import OnnxSession
+
+        self.session = OnnxSession(version_dir / ONNX_INT8)
         self.tokenizer = Tokenizer.from_file(str(version_dir / "onnx" / "tokenizer.json"))
         self.tokenizer.enable_truncation(max_length=int(params.get("max_length", 128)))
-        self.tokenizer.enable_padding(pad_id=int(params.get("pad_token_id", 0)))
+        self.tokenizer.no_padding()
         self.order = [int(i) for i in params["class_order"]]
-        self.batch_size = batch_size
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """(n, 3) probabilities in SENTIMENTS order."""
-        out = []
-        for start in range(0, len(texts), self.batch_size):
-            encodings = self.tokenizer.encode_batch(list(texts[start : start + self.batch_size]))
-            ids = np.array([e.ids for e in encodings], dtype=np.int64)
-            mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
-            (logits,) = self.session.run(["logits"], {"input_ids": ids, "attention_mask": mask})
-            logits = logits[:, self.order]
-            exp = np.exp(logits - logits.max(axis=1, keepdims=True))
-            out.append(exp / exp.sum(axis=1, keepdims=True))
-        return np.concatenate(out) if out else np.zeros((0, 3))
+        if not texts:
+            return np.zeros((0, 3))
+        feeds = []
+        for encoding in self.tokenizer.encode_batch(list(texts)):
+            ids = np.asarray([encoding.ids], dtype=np.int64)
+            feeds.append({"input_ids": ids, "attention_mask": np.ones_like(ids)})
+        logits = np.concatenate(self.session.run("logits", feeds))[:, self.order]
+        exp = np.exp(logits - logits.max(axis=1, keepdims=True))
+        result: np.ndarray = exp / exp.sum(axis=1, keepdims=True)
+        return result

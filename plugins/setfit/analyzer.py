@@ -47,7 +47,7 @@ def load_version(registry: ModelRegistry, version: str, runtime: str, max_seq_le
         onnx_file = body / "onnx" / ONNX_FILES[runtime]
         if not onnx_file.is_file():
             raise AnalyzerUnavailable(f"setfit.runtime is {runtime} but {onnx_file} does not exist; run `bizstream export onnx`")
-        encoder = OnnxEncoder(onnx_file, body / "tokenizer.json", max_seq_length=length, batch_size=batch_size)
+        encoder = OnnxEncoder(onnx_file, body / "tokenizer.json", max_seq_length=length)
     return Loaded(version, runtime, SentimentModel(encoder, head))
 
 

@@ -33,8 +33,8 @@ def test_export_quantize_serve_round_trip(trained: tuple[ModelRegistry, ModelMet
     analyzer = SetfitAnalyzer(registry.root, runtime="auto")
     analyzer.load()
     assert analyzer.serving_runtime == "onnx-int8"
-    # INT8 activations are quantized per batch, so a post's probabilities move a little with its batch-mates.
-    check_analyzer(analyzer, load=False, atol=0.05)
+    # Each post runs alone (INT8 would move its probabilities with its batch-mates): the same answer in any company.
+    check_analyzer(analyzer, load=False)
     check_analyzer(SetfitAnalyzer(registry.root, runtime="torch"), atol=1e-4)
 
 

@@ -35,7 +35,7 @@ def test_first_use_installs_it_as_v0_and_serves_it_on_int8_onnx(tmp_path: Path) 
     assert registry.serving() == VERSION == analyzer.version and analyzer.serving_runtime == "onnx-int8"
     metadata = registry.metadata(VERSION)
     assert metadata.kind == "starter" and metadata.params["sources"][0]["licence"] == "MIT"
-    check_analyzer(analyzer, load=False, atol=0.05)
+    check_analyzer(analyzer, load=False)
     up, down = analyzer.analyze([Post(id="u", text="$NVDA shares soar to a record high after earnings beat", thread_id="u"),
                                  Post(id="d", text="$TSLA stock plunges after deliveries miss, analysts cut targets", thread_id="d")])  # fmt: skip
     assert up is not None and down is not None and up.label is Sentiment.BULLISH and down.label is Sentiment.BEARISH
