@@ -129,7 +129,7 @@ class OnnxSession:
         options.inter_op_num_threads = 1
         self.session = ort.InferenceSession(str(onnx_file), options, providers=["CPUExecutionProvider"])
         self.inputs = {i.name for i in self.session.get_inputs()}
-        self.threads = threads or os.cpu_count() or 1
+        self.threads = threads or _cores()
 
     def run(self, output: str, feeds: Sequence[Mapping[str, np.ndarray]]) -> list[np.ndarray]:
         """``output`` for each feed (the arrays of one input, batch dimension 1), in the order given."""
@@ -141,6 +141,11 @@ class OnnxSession:
         if self.threads == 1 or len(feeds) < 2:
             return [one(feed) for feed in feeds]
         return list(_runners(self.threads).map(one, feeds))
+
+
+def _cores() -> int:
+    """The cores this process may run on (a container's cpuset), not every core of the host."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 @functools.cache
