@@ -40,10 +40,12 @@ class KafkaSettings:
     replication_factor: int = 1
     connect_timeout_s: float = 60.0  # an agent started before its broker waits this long for it (with back-off)
     models_key: str = ""  # shared secret: decisions on the models topic are signed with it, and only signed ones serve
+    labels_key: str = ""  # shared secret: labels are signed with it, and the trainer learns only from signed ones
 
     def validate(self) -> None:
         _require(bool(self.bootstrap_servers.strip()), "kafka.bootstrap_servers must not be empty")
-        _require(not self.models_key or len(self.models_key) >= 16, "kafka.models_key must be empty or at least 16 characters")
+        for name, key in (("models_key", self.models_key), ("labels_key", self.labels_key)):
+            _require(not key or len(key) >= 16, f"kafka.{name} must be empty or at least 16 characters")
         for server in self.bootstrap_servers.split(","):
             host, _, port = server.strip().rpartition(":")
             _require(bool(host) and port.isdigit() and 0 < int(port) < 65536,

@@ -42,6 +42,7 @@ def test_environment_overrides_file_with_typed_values() -> None:
         ({"BIZSTREAM_FUSION__WEIGHTS__VADER": "inf"}, "fusion.weights.vader must be a finite number, got inf"),
         ({"BIZSTREAM_WORKER__BATCH_TARGET_S": "nan"}, "worker.batch_target_s must be a finite number, got nan"),
         ({"BIZSTREAM_KAFKA__MODELS_KEY": "short"}, "kafka.models_key must be empty or at least 16 characters"),
+        ({"BIZSTREAM_KAFKA__LABELS_KEY": "short"}, "kafka.labels_key must be empty or at least 16 characters"),
     ],
 )
 def test_bad_settings_fail_with_the_setting_named(env: dict[str, str], message: str) -> None:

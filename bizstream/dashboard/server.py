@@ -34,7 +34,7 @@ from bizstream import metrics
 from bizstream.dashboard.state import DashboardState
 from bizstream.settings import Settings
 from bizstream.stream import topics
-from bizstream.stream.models import signed
+from bizstream.stream.signing import signed
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).with_name("static")

@@ -18,6 +18,7 @@ from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExists
 from bizstream.errors import BrokerError
 from bizstream.settings import KafkaSettings
 from bizstream.stream import topics
+from bizstream.stream.signing import sign
 
 log = logging.getLogger(__name__)
 
@@ -121,13 +122,15 @@ async def _wait_for_coordinator(admin: AIOKafkaAdminClient, timeout_s: float) ->
 
 
 async def publish(kafka: KafkaSettings, topic: str, records: Iterable[tuple[bytes | None, bytes]]) -> int:
-    """Publish (key, value) pairs and wait until the broker has them all; returns how many."""
+    """Publish (key, value) pairs and wait until the broker has them all; returns how many. Labels are signed with
+    ``kafka.labels_key`` when it is set (bizstream.stream.signing)."""
     producer = AIOKafkaProducer(
         bootstrap_servers=kafka.bootstrap_servers, acks="all", linger_ms=5, max_request_size=MAX_REQUEST_BYTES
     )
     await start_client(producer, kafka)
     try:
-        pending = [await producer.send(topic, value=value, key=key) for key, value in records]
+        key_of = kafka.labels_key if topic == topics.LABELS else ""
+        pending = [await producer.send(topic, value=value, key=key, headers=sign(key_of, value)) for key, value in records]
         await asyncio.gather(*pending)
         return len(pending)
     finally:

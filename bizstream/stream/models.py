@@ -17,8 +17,9 @@ hot swap picks up before their next batch. A version that fails any check is ref
 the log and every Score (the analyzer's ``details["model_refused"]``) say so.
 
 Trust: checksums catch corruption, not a forger. With ``kafka.models_key`` (a secret every machine shares), each
-decision carries an HMAC-SHA256 of its record value in a header (:func:`signature`), and followers refuse a decision
-without it as they refuse a corrupt one; the manifest it signs holds every file's SHA-256, so the chunks need none.
+decision carries an HMAC-SHA256 of its record value in a header (bizstream.stream.signing), and followers refuse a
+decision without it as they refuse a corrupt one; the manifest it signs holds every file's SHA-256, so the chunks need
+none. ``kafka.labels_key`` signs the labels the decisions come from the same way.
 
 How it scales: Kafka moves each file once per change of content, in 512 KiB records (under the broker's 1 MB default);
 a MiniLM head is one chunk, its INT8 ONNX body ~45, CryptoBERT's a few hundred. Workers read only the chunks of
@@ -30,10 +31,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import hashlib
-import hmac
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -45,10 +44,10 @@ from bizstream.records import ModelEvent
 from bizstream.settings import Settings
 from bizstream.stream import topics
 from bizstream.stream.client import MAX_REQUEST_BYTES, start_client
+from bizstream.stream.signing import sign, signed
 
 log = logging.getLogger(__name__)
 CHUNK_BYTES = 512 * 1024
-SIGNATURE_HEADER = "bizstream-hmac-sha256"  # a decision's signature under kafka.models_key (see signature())
 
 
 def registries(settings: Settings) -> dict[str, ModelRegistry]:
@@ -84,8 +83,7 @@ async def publish_decision(settings: Settings, event: ModelEvent) -> ModelEvent:
                 entry["chunks"] = known.get(entry["sha256"]) or await _send_file(producer, registry, entry)
         published = dataclasses.replace(event, serving=serving, artifacts=manifest)
         value = published.to_json()
-        headers = [(SIGNATURE_HEADER, signature(settings.kafka.models_key, value))] if settings.kafka.models_key else None
-        await (await producer.send(topics.MODELS, value, key=event.analyzer.encode(), headers=headers))
+        await (await producer.send(topics.MODELS, value, key=event.analyzer.encode(), headers=sign(settings.kafka.models_key, value)))
         # What no latest decision carries any more is deleted from the compacted artifacts topic (a tombstone per
         # chunk), or the topic would keep every body ever trained. A version that serves again is sent again.
         latest[event.analyzer] = published
@@ -103,17 +101,6 @@ async def _send_file(producer: AIOKafkaProducer, registry: ModelRegistry, entry:
     pending = [await producer.send(topics.ARTIFACTS, data[at : at + CHUNK_BYTES], key=f"{entry['sha256']}:{i}".encode())
                for i, at in enumerate(range(0, max(len(data), 1), CHUNK_BYTES))]  # fmt: skip
     return [[sent.partition, sent.offset] for sent in await asyncio.gather(*pending)]
-
-
-def signature(key: str, value: bytes) -> bytes:
-    """HMAC-SHA256 of a models-topic record's value under ``kafka.models_key``, hex: what its header carries."""
-    return hmac.new(key.encode(), value, hashlib.sha256).hexdigest().encode()
-
-
-def signed(key: str, value: bytes, headers: Sequence[tuple[str, bytes]] | None) -> bool:
-    """Whether a models-topic record carries ``key``'s signature of its value."""
-    given = dict(headers or ()).get(SIGNATURE_HEADER)
-    return given is not None and hmac.compare_digest(given, signature(key, value))
 
 
 async def latest_events(settings: Settings) -> dict[str, ModelEvent]:

@@ -14,6 +14,7 @@ import logging
 import os
 import sqlite3
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import cast
@@ -30,6 +31,7 @@ from bizstream.store.trainer_state import RecentPosts, TrainerState
 from bizstream.stream import topics
 from bizstream.stream.apps import dead_letter_or_exit, decode_or_dead_letter, exit_uncommitted, new_app, status_line
 from bizstream.stream.models import publish_decision
+from bizstream.stream.signing import HEADER, signed
 
 log = logging.getLogger(__name__)
 APP_ID = "bizstream-trainer"
@@ -123,6 +125,12 @@ def create_trainer_app(settings: Settings) -> faust.App:
     deadletter = declared[topics.DEADLETTER]
     seen = {"stored": 0, "textless": 0, "retracted": 0}  # labels since this process started, for the status line
 
+    def verified(raw: bytes, headers: Mapping[str, bytes]) -> Label:
+        """The label, when it is signed with kafka.labels_key (or no key is set): a forged one teaches nothing."""
+        if settings.kafka.labels_key and not signed(settings.kafka.labels_key, raw, headers):
+            raise InvalidRecord(f"the label is not signed with kafka.labels_key (header {HEADER!r})")
+        return Label.from_json(raw, settings.limits)
+
     @app.task  # type: ignore[untyped-decorator]
     async def resume() -> None:
         """A job that was running when the trainer stopped is started again."""
@@ -135,7 +143,7 @@ def create_trainer_app(settings: Settings) -> faust.App:
     async def collect(stream: faust.StreamT[bytes]) -> None:
         """Store labels (idempotent per post and labeler) and count the new ones."""
         async for event in stream.events():
-            label = await decode_or_dead_letter(event, lambda raw: Label.from_json(raw, settings.limits), deadletter)
+            label = await decode_or_dead_letter(event, lambda raw: verified(raw, event.headers), deadletter)
             if label is None:
                 continue
             row = label_row(label)

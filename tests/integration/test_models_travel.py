@@ -18,7 +18,8 @@ from bizstream.learning.registry import ModelMetadata, ModelRegistry
 from bizstream.records import ModelEvent
 from bizstream.settings import Settings
 from bizstream.stream import topics
-from bizstream.stream.models import SIGNATURE_HEADER, publish_decision, signature
+from bizstream.stream.models import publish_decision
+from bizstream.stream.signing import sign
 from bizstream_plugins.setfit.training import refit_head
 from tests.conftest import ROOT
 from tests.integration.conftest import Cluster, post_bytes
@@ -139,8 +140,7 @@ async def send_decision(settings: Settings, event: ModelEvent, key: str | None) 
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap_servers, acks="all")
     await producer.start()
     try:
-        headers = [(SIGNATURE_HEADER, signature(key, value))] if key else None
-        await (await producer.send(topics.MODELS, value, key=event.analyzer.encode(), headers=headers))
+        await (await producer.send(topics.MODELS, value, key=event.analyzer.encode(), headers=sign(key or "", value)))
     finally:
         await producer.stop()
 
