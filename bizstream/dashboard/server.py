@@ -34,7 +34,7 @@ from bizstream import metrics
 from bizstream.dashboard.state import DashboardState
 from bizstream.settings import Settings
 from bizstream.stream import topics
-from bizstream.stream.signing import signed
+from bizstream.stream.signing import trusted
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).with_name("static")
@@ -183,7 +183,7 @@ async def _consume(settings: Settings, state: DashboardState, health: metrics.He
                 batch = await consumer.getmany(timeout_ms=500, max_records=2000)
                 for tp, records in batch.items():
                     for record in records:
-                        if record.value is None or (tp.topic == topics.MODELS and key and not signed(key, record.value, record.headers)):
+                        if record.value is None or (tp.topic == topics.MODELS and not trusted(key, record.value, record.headers)):
                             continue  # a decision not signed with kafka.models_key is shown nowhere, as it serves nowhere
                         state.take(tp.topic, record.value)
                     handled += len(records)

@@ -44,7 +44,7 @@ from bizstream.records import ModelEvent
 from bizstream.settings import Settings
 from bizstream.stream import topics
 from bizstream.stream.client import MAX_REQUEST_BYTES, start_client
-from bizstream.stream.signing import sign, signed
+from bizstream.stream.signing import sign, trusted
 
 log = logging.getLogger(__name__)
 CHUNK_BYTES = 512 * 1024
@@ -136,7 +136,7 @@ async def _read_to_end(consumer: AIOKafkaConsumer, key: str, follow_s: float = 0
                 except Exception as exc:  # boundary: a record someone else wrote; the next one may be fine
                     log.warning("skipping an unreadable record on %s@%d: %s", topics.MODELS, record.offset, exc)
                     continue
-                if key and not signed(key, record.value or b"", record.headers):
+                if not trusted(key, record.value or b"", record.headers):
                     NOTICES[event.analyzer] = f"{event.serving} refused: its decision is not signed with kafka.models_key"
                     log.error("%s: refused %s from %s@%d: the decision is not signed with kafka.models_key", event.analyzer,
                               event.serving, topics.MODELS, record.offset)  # fmt: skip

@@ -26,7 +26,7 @@ from bizstream.settings import Settings
 from bizstream.stream import topics
 from bizstream.stream.apps import decode_or_dead_letter, new_app, read_back, status_line
 from bizstream.stream.client import Message
-from bizstream.stream.signing import signed
+from bizstream.stream.signing import trusted
 
 log = logging.getLogger(__name__)
 APP_ID = "bizstream-monitor"
@@ -77,7 +77,7 @@ def create_monitor_app(settings: Settings) -> faust.App:
         """Feed each label's outcome to the analyzers' ADWINs; publish what they detect."""
         await ready.wait()
         async for event in stream.events():
-            if settings.kafka.labels_key and not signed(settings.kafka.labels_key, event.value, event.headers):
+            if not trusted(settings.kafka.labels_key, event.value, event.headers):
                 continue  # a forged label is the trainer's to dead-letter; its error is no evidence of drift
             try:
                 label = Label.from_json(event.value, settings.limits)

@@ -31,3 +31,8 @@ def signed(key: str, value: bytes, headers: Headers) -> bool:
     """Whether a record carries ``key``'s signature of its value (aiokafka gives headers as pairs, faust as a dict)."""
     given = (headers if isinstance(headers, Mapping) else dict(headers or ())).get(HEADER)
     return given is not None and hmac.compare_digest(given, signature(key, value))
+
+
+def trusted(key: str, value: bytes, headers: Headers) -> bool:
+    """Whether a record may be used: no key is set, or it carries the key's signature of its value."""
+    return not key or signed(key, value, headers)

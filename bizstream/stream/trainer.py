@@ -31,7 +31,7 @@ from bizstream.store.trainer_state import RecentPosts, TrainerState
 from bizstream.stream import topics
 from bizstream.stream.apps import dead_letter_or_exit, decode_or_dead_letter, exit_uncommitted, new_app, status_line
 from bizstream.stream.models import publish_decision
-from bizstream.stream.signing import HEADER, signed
+from bizstream.stream.signing import HEADER, trusted
 
 log = logging.getLogger(__name__)
 APP_ID = "bizstream-trainer"
@@ -127,7 +127,7 @@ def create_trainer_app(settings: Settings) -> faust.App:
 
     def verified(raw: bytes, headers: Mapping[str, bytes]) -> Label:
         """The label, when it is signed with kafka.labels_key (or no key is set): a forged one teaches nothing."""
-        if settings.kafka.labels_key and not signed(settings.kafka.labels_key, raw, headers):
+        if not trusted(settings.kafka.labels_key, raw, headers):
             raise InvalidRecord(f"the label is not signed with kafka.labels_key (header {HEADER!r})")
         return Label.from_json(raw, settings.limits)
 
