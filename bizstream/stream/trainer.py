@@ -123,11 +123,15 @@ def create_trainer_app(settings: Settings) -> faust.App:
     recent = RecentPosts(settings.store_path)
     runner = JobRunner(settings)
     deadletter = declared[topics.DEADLETTER]
-    seen = {"stored": 0, "textless": 0, "retracted": 0}  # labels since this process started, for the status line
+    seen = {"stored": 0, "textless": 0, "retracted": 0, "unsigned": 0}  # labels since this process started, for the status line
 
     def verified(raw: bytes, headers: Mapping[str, bytes]) -> Label:
         """The label, when it is signed with kafka.labels_key (or no key is set): a forged one teaches nothing."""
         if not trusted(settings.kafka.labels_key, raw, headers):
+            seen["unsigned"] += 1
+            if seen["unsigned"] == 1:  # a labeler without the key loses every label it sends: say so once, loudly
+                log.warning("a label on %s is not signed with kafka.labels_key: dead-lettered, as every unsigned one will "
+                            "be; set BIZSTREAM_KAFKA__LABELS_KEY where the labels are given", topics.LABELS)  # fmt: skip
             raise InvalidRecord(f"the label is not signed with kafka.labels_key (header {HEADER!r})")
         return Label.from_json(raw, settings.limits)
 
@@ -175,7 +179,10 @@ def create_trainer_app(settings: Settings) -> faust.App:
             return None
         waiting = store.count_since(float(state.get(LAST_TRAINED_AT, "0") or 0))
         return (f"{seen['stored']} labels received, {seen['textless']} without text passed over (image-only posts: "
-                f"nothing for a text model), {seen['retracted']} retracted; {waiting} new since the last training job"
+                f"nothing for a text model), {seen['retracted']} retracted"
+                + (f", {seen['unsigned']} dead-lettered as not signed with kafka.labels_key (is it set where they were labelled?)"
+                   if seen["unsigned"] else "")
+                + f"; {waiting} new since the last training job"
                 + ("; a training job is running" if runner.busy else
                    f" (the next starts at trainer.retrain_after={settings.trainer.retrain_after}, or on drift)"))  # fmt: skip
 

@@ -55,6 +55,9 @@ def test_the_trainer_dead_letters_mistyped_and_forged_labels_and_goes_on(cluster
         time.sleep(0.5)
     assert sorted(r.post_id for r in store.rows()) == [f"g{i}" for i in range(5)]
     assert all(worker.poll() is None for worker in cluster.workers)  # no crash, no restart
+    # A labeler without the key loses every label it sends: the trainer says so once, at warning, with what to set.
+    log = (cluster.workdir / "trainer-0.log").read_text()
+    assert log.count(f"a label on {topics.LABELS} is not signed") == 1 and "BIZSTREAM_KAFKA__LABELS_KEY" in log
 
     # A retraction (the labeler's undo after the label was sent): the trainer forgets that labeler's label, only that.
     retractions = [(b"g1", Label("g1", Sentiment.BULLISH.rating, "tester", retracted=True).to_json()),
