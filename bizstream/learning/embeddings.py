@@ -184,10 +184,11 @@ def pool(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 class EmbeddingCache:
-    """Embeddings of texts under one body, keyed by the text's hash, in the body's folder."""
+    """Embeddings of texts under one body and runtime, keyed by the text's hash, in the body's folder."""
 
-    def __init__(self, body_dir: Path) -> None:
-        self.db = sqlite3.connect(body_dir / "embeddings.sqlite")
+    def __init__(self, body_dir: Path, runtime: str = "torch") -> None:
+        # The INT8 body's embeddings differ a little from torch's: each runtime keeps its own.
+        self.db = sqlite3.connect(body_dir / ("embeddings.sqlite" if runtime == "torch" else f"embeddings.{runtime}.sqlite"))
         self.db.execute("CREATE TABLE IF NOT EXISTS embeddings (key BLOB PRIMARY KEY, vector BLOB NOT NULL)")
 
     def encode(self, encoder: Encoder, texts: Sequence[str]) -> np.ndarray:

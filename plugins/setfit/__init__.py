@@ -30,4 +30,4 @@ def register_trainers(settings: Settings) -> list[SetfitTrainer]:
     s = settings.setfit
     return [SetfitTrainer(ModelRegistry(settings.setfit_registry), settings.trainer.mode, s.body, PROFILES[s.profile],
                           s.seed, s.max_seq_length, s.device, show_progress=sys.stderr.isatty(), starter=s.starter,
-                          prior_strength=s.head_prior, export_onnx=s.export_onnx)]  # fmt: skip
+                          prior_strength=s.head_prior, export_onnx=s.export_onnx, runtime=s.runtime)]  # fmt: skip

@@ -34,21 +34,26 @@ class Loaded:
 
 def load_version(registry: ModelRegistry, version: str, runtime: str, max_seq_length: int, batch_size: int = 16) -> Loaded:
     """Build the model of one registry version on the requested runtime ("auto": INT8 ONNX when exported)."""
+    resolved, encoder = encoder_for(registry, version, runtime, max_seq_length, batch_size)
+    return Loaded(version, resolved, SentimentModel(encoder, Head.load(registry.version_dir(version) / "head.safetensors")))
+
+
+def encoder_for(
+    registry: ModelRegistry, version: str, runtime: str, max_seq_length: int, batch_size: int = 16, lazy: bool = False
+) -> tuple[str, Any]:  # fmt: skip
+    """The runtime a version serves on ("auto": INT8 ONNX when its body is exported, else torch) and its encoder:
+    what the analyzer serves with, and what the trainer measures a version with."""
     metadata = registry.metadata(version)
     body = registry.body_dir(metadata.body_id)
     if runtime == "auto":
         runtime = "onnx-int8" if (body / "onnx" / ONNX_FILES["onnx-int8"]).is_file() else "torch"
-    head = Head.load(registry.version_dir(version) / "head.safetensors")
     length = int(metadata.params.get("max_seq_length", max_seq_length))
-    encoder: Any
     if runtime == "torch":
-        encoder = TorchEncoder(body, max_seq_length=length, batch_size=batch_size)
-    else:
-        onnx_file = body / "onnx" / ONNX_FILES[runtime]
-        if not onnx_file.is_file():
-            raise AnalyzerUnavailable(f"setfit.runtime is {runtime} but {onnx_file} does not exist; run `bizstream export onnx`")
-        encoder = OnnxEncoder(onnx_file, body / "tokenizer.json", max_seq_length=length)
-    return Loaded(version, runtime, SentimentModel(encoder, head))
+        return runtime, TorchEncoder(body, max_seq_length=length, batch_size=batch_size, lazy=lazy)
+    onnx_file = body / "onnx" / ONNX_FILES[runtime]
+    if not onnx_file.is_file():
+        raise AnalyzerUnavailable(f"setfit.runtime is {runtime} but {onnx_file} does not exist; run `bizstream export onnx`")
+    return runtime, OnnxEncoder(onnx_file, body / "tokenizer.json", max_seq_length=length)
 
 
 class SetfitAnalyzer:

@@ -127,7 +127,7 @@ class SetfitTrainer:
     def __init__(
         self, registry: ModelRegistry, mode: str = "head", body: str = "", profile: TrainProfile = PROFILES["cpu"],
         seed: int = 42, max_seq_length: int = 128, device: str = "cpu", show_progress: bool = False, starter: bool = True,
-        prior_strength: float = 1.0, export_onnx: bool = True,
+        prior_strength: float = 1.0, export_onnx: bool = True, runtime: str = "auto",
     ) -> None:  # fmt: skip
         if mode not in ("head", "full"):
             raise ValueError(f"mode must be 'head' or 'full', got {mode!r}")
@@ -142,6 +142,7 @@ class SetfitTrainer:
         self.starter = starter
         self.prior_strength = prior_strength
         self.export_onnx = export_onnx
+        self.runtime = runtime
 
     def load(self) -> None:
         """With the starter on and nothing serving, install the starter: the model a head refit starts from."""
@@ -164,15 +165,17 @@ class SetfitTrainer:
         return metadata
 
     def predict_proba(self, version: str | None, texts: Sequence[str]) -> np.ndarray | None:
-        """Class probabilities of one version (embeddings through its body's cache); None for no version."""
+        """Class probabilities of one version as it serves (setfit.runtime: INT8 ONNX once its body is exported), so
+        the gate, pseudo-labels and the labeler measure what workers serve; embeddings through its body's cache.
+        None for no version."""
         if version is None:
             return None
-        metadata = self.registry.metadata(version)
-        body = self.registry.body_dir(metadata.body_id)
-        cache = EmbeddingCache(body)
+        from bizstream_plugins.setfit.analyzer import encoder_for
+
+        runtime, encoder = encoder_for(self.registry, version, self.runtime, self.max_seq_length, lazy=True)
+        cache = EmbeddingCache(self.registry.body_dir(self.registry.metadata(version).body_id), runtime)
         try:
-            embeddings = cache.encode(TorchEncoder(body, max_seq_length=int(metadata.params.get("max_seq_length", 128)), lazy=True),
-                                      list(texts))  # fmt: skip
+            embeddings = cache.encode(encoder, list(texts))
         finally:
             cache.close()
         return Head.load(self.registry.version_dir(version) / "head.safetensors").predict_proba(embeddings)

@@ -51,3 +51,24 @@ def test_onnx_serving_does_not_import_torch(trained: tuple[ModelRegistry, ModelM
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0, result.stderr[-2000:]
     assert SENTIMENTS[int(result.stdout.strip())].value == "bullish"
+
+
+def test_the_trainer_measures_a_version_as_it_serves(trained: tuple[ModelRegistry, ModelMetadata, Split]) -> None:
+    """The gate, pseudo-labels and the labeler read SetFit's probabilities through the trainer: once a body is
+    exported they are the INT8 model's that workers serve, not torch's (which disagreed on 3.0% of finance tweets)."""
+    from bizstream.records import Post
+    from bizstream_plugins.setfit.training import SetfitTrainer
+
+    registry, metadata, split = trained
+    export_version(registry, metadata.version)
+    texts = list(split.test_texts[:40])
+    served = SetfitAnalyzer(registry.root, runtime="auto")
+    served.load()
+    as_served = np.array([[p.probabilities[s.value] for s in SENTIMENTS]
+                          for p in served.analyze([Post(id=str(i), text=t, thread_id="t") for i, t in enumerate(texts)]) if p])  # fmt: skip
+    measured = SetfitTrainer(registry).predict_proba(metadata.version, texts)
+    again = SetfitTrainer(registry).predict_proba(metadata.version, texts)  # from its cache, which keeps INT8 apart
+    on_torch = SetfitTrainer(registry, runtime="torch").predict_proba(metadata.version, texts)
+    assert measured is not None and again is not None and on_torch is not None
+    assert np.abs(measured - as_served).max() < 1e-5 and np.array_equal(measured, again)
+    assert np.abs(on_torch - as_served).max() > 1e-4  # INT8 is not torch: the two caches are not mixed up
