@@ -145,31 +145,29 @@ class OnnxEncoder:
     """onnxruntime + the body's tokenizer.json; mean pooling and normalisation in numpy. Never imports torch.
 
     Each text runs alone, unpadded (:class:`bizstream.learning.serving.OnnxSession`): under INT8 a text's embedding in
-    a batch would depend on the other texts in it.
+    a batch would depend on the other texts in it. The graph loads when first used, so texts an EmbeddingCache already
+    holds cost no load.
     """
 
     def __init__(self, onnx_file: Path, tokenizer_file: Path, max_seq_length: int = 128, threads: int = 0) -> None:
         from tokenizers import Tokenizer
 
-        from bizstream.learning.serving import OnnxSession
-
-        self.session = OnnxSession(onnx_file, threads)
+        self.onnx_file, self.threads = onnx_file, threads
         self.tokenizer = Tokenizer.from_file(str(tokenizer_file))
         self.tokenizer.enable_truncation(max_length=max_seq_length)
         self.tokenizer.no_padding()
 
+    @functools.cached_property
+    def session(self) -> Any:
+        from bizstream.learning.serving import OnnxSession
+
+        return OnnxSession(self.onnx_file, self.threads)
+
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Mean-pooled, normalised embeddings, as sentence-transformers computes them."""
-        feeds = []
-        for encoding in self.tokenizer.encode_batch(list(texts)):
-            ids = np.asarray([encoding.ids], dtype=np.int64)
-            feed = {"input_ids": ids, "attention_mask": np.ones_like(ids)}
-            if "token_type_ids" in self.session.inputs:
-                feed["token_type_ids"] = np.zeros_like(ids)
-            feeds.append(feed)
-        hidden = self.session.run("last_hidden_state", feeds)
-        if not hidden:
+        if not texts:
             return np.zeros((0, 0), dtype=np.float32)
+        hidden = self.session.run_texts("last_hidden_state", self.tokenizer.encode_batch(list(texts)))
         return np.concatenate([pool(h, np.ones(h.shape[:2], dtype=np.int64)) for h in hidden])
 
 

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 
@@ -130,6 +130,17 @@ class OnnxSession:
         self.session = ort.InferenceSession(str(onnx_file), options, providers=["CPUExecutionProvider"])
         self.inputs = {i.name for i in self.session.get_inputs()}
         self.threads = threads or _cores()
+
+    def run_texts(self, output: str, encodings: Sequence[Any]) -> list[np.ndarray]:
+        """``output`` for each tokenized text (a tokenizers ``Encoding``: its ids, unpadded), in the order given."""
+        feeds = []
+        for encoding in encodings:
+            ids = np.asarray([encoding.ids], dtype=np.int64)
+            feed = {"input_ids": ids, "attention_mask": np.ones_like(ids)}
+            if "token_type_ids" in self.inputs:
+                feed["token_type_ids"] = np.zeros_like(ids)
+            feeds.append(feed)
+        return self.run(output, feeds)
 
     def run(self, output: str, feeds: Sequence[Mapping[str, np.ndarray]]) -> list[np.ndarray]:
         """``output`` for each feed (the arrays of one input, batch dimension 1), in the order given."""

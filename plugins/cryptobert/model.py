@@ -130,11 +130,7 @@ class OnnxClassifier:
         """(n, 3) probabilities in SENTIMENTS order."""
         if not texts:
             return np.zeros((0, 3))
-        feeds = []
-        for encoding in self.tokenizer.encode_batch(list(texts)):
-            ids = np.asarray([encoding.ids], dtype=np.int64)
-            feeds.append({"input_ids": ids, "attention_mask": np.ones_like(ids)})
-        logits = np.concatenate(self.session.run("logits", feeds))[:, self.order]
+        logits = np.concatenate(self.session.run_texts("logits", self.tokenizer.encode_batch(list(texts))))[:, self.order]
         exp = np.exp(logits - logits.max(axis=1, keepdims=True))
         result: np.ndarray = exp / exp.sum(axis=1, keepdims=True)
         return result
