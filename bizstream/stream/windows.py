@@ -23,6 +23,7 @@ count twice. Nothing is lost: a mention is acknowledged only after it is counted
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import math
 from collections.abc import Iterable, Mapping
@@ -166,18 +167,19 @@ class Windows:
         largest = max(self.config.windows_s)
         span = self.config.rolling_s // largest
         changed, self.changed = self.changed, set()
+        get = functools.cache(self._get)  # a bucket is read and decoded once per call, however many views hold it
         rolling: set[tuple[str, int]] = set()  # (ticker, start of the largest window a rolling view ends with)
         for ticker, size, start in sorted(changed):
-            b = self._get(ticker, size, start)
+            b = get(ticker, size, start)
             if b is None:
                 continue
-            earlier = [self._get(ticker, size, start - i * size) for i in range(1, self.config.baseline_windows + 1)]
+            earlier = [get(ticker, size, start - i * size) for i in range(1, self.config.baseline_windows + 1)]
             baseline = sum(e["n"] for e in earlier if e) / len(earlier) if any(earlier) else None
             out.append(window(ticker, "tumbling", size, start, b, baseline, self.config))
             if size == largest:
-                rolling.update((ticker, start + i * size) for i in range(span) if self._get(ticker, size, start + i * size))
+                rolling.update((ticker, start + i * size) for i in range(span) if get(ticker, size, start + i * size))
         for ticker, end in sorted(rolling):
-            rolled = merge(x for x in (self._get(ticker, largest, end - i * largest) for i in range(span)) if x)
+            rolled = merge(x for x in (get(ticker, largest, end - i * largest) for i in range(span)) if x)
             if rolled is not None:
                 out.append(window(ticker, "rolling", self.config.rolling_s, end + largest - self.config.rolling_s, rolled, None, self.config))
         return out
