@@ -42,6 +42,8 @@ from bizstream.settings import Settings  # noqa: E402
 from bizstream.store.labels import LabelRow, LabelStore  # noqa: E402
 from bizstream.store.trainer_state import RecentPosts  # noqa: E402
 
+ARMS = {"starter": (True, True), "zero": (False, True), "starter_no_pseudo": (True, False)}  # (starter, pseudo-labels)
+
 
 def served(settings: Settings, posts: list[Post], truth: list[str]) -> dict[str, Any]:
     """Accuracy, macro-F1 and ECE of what the worker would serve now, on the evaluation posts."""
@@ -64,6 +66,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=50)
     parser.add_argument("--eval", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--arms", nargs="+", choices=ARMS, default=list(ARMS), help="which installs to run (default: all)")
     args = parser.parse_args()
 
     _, held_out = read(args.data, args.seed)
@@ -74,8 +77,7 @@ def main() -> None:
         raise SystemExit(f"{len(stream)} posts left for the label stream, {need} needed: lower --batches or --eval")
     posts = [Post(id=f"e{i}", text=t, thread_id=f"e{i}") for i, (t, _) in enumerate(evaluation)]
     truth = [label for _, label in evaluation]
-    arms = {"starter": (True, True), "zero": (False, True), "starter_no_pseudo": (True, False)}
-    runs = {name: loop(name, starter, pseudo, stream, posts, truth, args) for name, (starter, pseudo) in arms.items()}
+    runs = {name: loop(name, *ARMS[name], stream, posts, truth, args) for name in args.arms}
     print(orjson.dumps({
         "benchmark": "loop", "data": args.data.name, "eval_posts": len(posts), "batch_size": args.batch_size,
         "settings": {"retrain_after": args.batch_size, "eval_share": Settings().trainer.eval_share,

@@ -203,7 +203,7 @@ class SetfitSettings:
     runtime: str = "auto"  # auto (ONNX INT8 when exported, else torch) | torch | onnx-fp32 | onnx-int8
     batch_size: int = 16
     starter: bool = True  # serve the shipped starter model while nothing else has been promoted
-    head_prior: float = 1.0  # a head refit stays this close to the serving head (0: refit from scratch, forgetting it)
+    head_prior: float = 1.0  # a head refit stays this close to the starter's or the serving head (0: from scratch)
     export_onnx: bool = True  # a newly trained body is exported to INT8 ONNX before it can be promoted
 
     def validate(self) -> None:
@@ -238,7 +238,7 @@ class TrainerSettings:
     plateau_delta: float = 0.01  # "without gain": accuracy on the holdout's new labels up by no more than this
     retrain_on_drift: bool = True
     mode: str = "head"  # head: refit the head on the serving body (seconds); full: contrastive fine-tune (minutes)
-    new_share: float = 0.7  # of each training mix's weight; the rest goes to the replay buffer's examples
+    new_share: float = 0.7  # of a drift job's training weight; the rest goes to the replay buffer's examples
     replay_capacity: int = 2000
     eval_share: float = 0.2  # of labelled posts (by id): the evaluation holdout, never trained on
     gate_margin: float = 0.0  # promote when the candidate is no more than this much worse (accuracy) on both slices

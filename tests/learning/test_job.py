@@ -56,17 +56,17 @@ def test_a_candidate_that_forgets_is_not_promoted(trained: tuple[ModelRegistry, 
     assert len(ReplayBuffer(settings.store_path.with_name("replay.sqlite"), 2000)) == 60 - len(holdout)
     assert TrainerState(settings.store_path).get(RUNNING) is None and float(TrainerState(settings.store_path).get(LAST_TRAINED_AT) or 0) > 1000
 
-    # New labels that say the opposite of everything before: the candidate does well on them and badly on the
-    # earlier holdout labels (it forgot), so the serving model stays.
-    store.add(label_rows(["$ADA", "$XRP", "$LINK", "$DOT"], flip=True, at=2000.0))
+    # New labels that say the opposite of everything before, about the same coins and more: learning them, the
+    # candidate does badly on the earlier holdout labels (it forgot), so the serving model stays.
+    store.add(label_rows(["$BTC", "$ETH", "$SOL", "$DOGE", "$ADA", "$XRP", "$LINK", "$DOT"], flip=True, at=2000.0))
     second = run_training_job(settings, "labels")
     assert not second.promoted and registry.serving() == first.candidate
     assert "earlier" in second.why and second.metrics["earlier_examples"] == len(holdout)
     decision = registry.decision(second.candidate or "") or {}
     assert (decision["promoted"], decision["why"]) == (False, second.why)
-    assert [o.promoted for o in second.outcomes] == [False]
+    assert [o.promoted for o in second.outcomes if o.trainer == "setfit"] == [False]
     assert second.metrics["earlier_accuracy"] < second.metrics["earlier_accuracy_serving"]
-    assert second.metrics["replay_labels"] > 0  # the 70/30 mix drew on the replay buffer
+    assert second.metrics["replay_labels"] > 0  # the mix drew on the replay buffer
 
 
 @pytest.mark.slow

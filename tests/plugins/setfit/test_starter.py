@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import orjson
 
 from bizstream.learning.dataset import Split
@@ -16,7 +17,9 @@ from bizstream.learning.registry import ModelMetadata, ModelRegistry
 from bizstream.records import Post, Sentiment
 from bizstream.testing import check_analyzer
 from bizstream_plugins.setfit.analyzer import SetfitAnalyzer
+from bizstream_plugins.setfit.model import Head
 from bizstream_plugins.setfit.starter import HEAD_FILE, INFO_FILE, VERSION, install_starter
+from bizstream_plugins.setfit.training import refit_head
 from tests.conftest import ROOT, child_env, separable
 
 
@@ -73,3 +76,31 @@ def test_train_setfit_fast_works_from_the_starter_right_after_labels_import(tmp_
     assert refit.kind == "head" and refit.parent == VERSION
     # The gate compares it with the starter on the holdout: better there, so it serves (no --promote needed).
     assert f"promoted {refit.version}: it serves now" in out and registry.serving() == refit.version
+
+
+def test_head_refits_stay_held_near_the_starter_so_labels_count_once(tmp_path: Path) -> None:
+    registry = ModelRegistry(tmp_path / "registry")
+    install_starter(registry)
+    texts, labels = separable()
+    split = Split(texts, labels, [], [])
+    first = refit_head(registry, split, parent=VERSION)
+    # A second job on the same labels (the replay buffer hands every job all of them again) learns nothing new: held
+    # near its parent instead of the starter, it counted them twice and drifted further from the starter.
+    second = refit_head(registry, split, parent=first.version)
+    head = {m.version: Head.load(registry.version_dir(m.version) / "head.safetensors") for m in (first, second)}
+    np.testing.assert_allclose(head[second.version].coef, head[first.version].coef, atol=1e-6)
+    # The starter's head travels with every refit of it, so pruning the starter (or a follower that never had it)
+    # changes nothing.
+    shutil.rmtree(registry.version_dir(VERSION))
+    third = refit_head(registry, split, parent=second.version)
+    np.testing.assert_allclose(Head.load(registry.version_dir(third.version) / "head.safetensors").coef,
+                               head[first.version].coef, atol=1e-6)  # fmt: skip
+
+
+def test_a_refit_after_a_full_fine_tune_is_held_near_its_parent(trained: tuple[ModelRegistry, ModelMetadata, Split],
+                                                                tmp_path: Path) -> None:  # fmt: skip
+    source, metadata, split = trained
+    registry = ModelRegistry(tmp_path / "registry")
+    shutil.copytree(source.root, registry.root, symlinks=True)
+    refit = refit_head(registry, split, parent=metadata.version)  # its head learned from these labels: no anchor
+    assert not (registry.version_dir(refit.version) / "anchor.safetensors").exists()
