@@ -67,33 +67,96 @@ def announce(settings: Settings, event: ModelEvent) -> None:
 
 async def publish_decision(settings: Settings, event: ModelEvent) -> ModelEvent:
     """The decision on the models topic, with the manifest of what serves after it (its files on the artifacts
-    topic first); returns the event as published."""
+    topic first); returns the event as published.
+
+    Another writer may decide at the same time (a trainer promoting while someone rolls back): each reads what the
+    latest decisions carry, so as to refer to a file already sent rather than send it again, and tombstones the files
+    no latest decision carries any more. So the tombstones are chosen from the decisions as they are once this one is
+    on the topic; and a file this decision refers to that another writer tombstoned meanwhile (it read the topic
+    before this decision was there) is sent again, with the decision, so compaction cannot leave it pointing at
+    nothing. What remains is a writer that reads the topic and sends its tombstones within the same few
+    milliseconds as this decision lands."""
     registry = registries(settings).get(event.analyzer)
     serving = registry.serving() if registry is not None else None
-    latest = await latest_events(settings)
-    known = {f["sha256"]: f["chunks"] for e in latest.values() for f in e.artifacts.get("files", [])}
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap_servers, acks="all", linger_ms=5,
                                 max_request_size=MAX_REQUEST_BYTES, max_batch_size=1024 * 1024)  # fmt: skip
     await start_client(producer, settings.kafka)
     try:
-        manifest: dict[str, Any] = {}
-        if registry is not None and serving is not None:
-            manifest = registry.manifest(serving)
-            for entry in manifest["files"]:
-                entry["chunks"] = known.get(entry["sha256"]) or await _send_file(producer, registry, entry)
-        published = dataclasses.replace(event, serving=serving, artifacts=manifest)
-        value = published.to_json()
-        await (await producer.send(topics.MODELS, value, key=event.analyzer.encode(), headers=sign(settings.kafka.models_key, value)))
-        # What no latest decision carries any more is deleted from the compacted artifacts topic (a tombstone per
-        # chunk), or the topic would keep every body ever trained. A version that serves again is sent again.
-        latest[event.analyzer] = published
-        live = {f["sha256"] for e in latest.values() for f in e.artifacts.get("files", [])}
-        stale = {sha: chunks for sha, chunks in known.items() if sha not in live}
-        await asyncio.gather(*[await producer.send(topics.ARTIFACTS, None, key=f"{sha}:{i}".encode())
-                               for sha, chunks in stale.items() for i in range(len(chunks))])  # fmt: skip
-        return published
+        since = await _artifacts_ends(settings)
+        latest = await latest_events(settings)
+        known = {f["sha256"]: f["chunks"] for e in latest.values() for f in e.artifacts.get("files", [])}
+        for _ in range(3):
+            manifest: dict[str, Any] = {}
+            sent: dict[str, list[list[int]]] = {}
+            if registry is not None and serving is not None:
+                manifest = registry.manifest(serving)
+                for entry in manifest["files"]:
+                    if entry["sha256"] not in known:
+                        sent[entry["sha256"]] = await _send_file(producer, registry, entry)
+                    entry["chunks"] = known.get(entry["sha256"]) or sent[entry["sha256"]]
+            published = dataclasses.replace(event, serving=serving, artifacts=manifest)
+            value = published.to_json()
+            await (await producer.send(topics.MODELS, value, key=event.analyzer.encode(), headers=sign(settings.kafka.models_key, value)))
+            # What no latest decision carries any more is deleted from the compacted artifacts topic (a tombstone per
+            # chunk), or the topic would keep every body ever trained. A version that serves again is sent again.
+            now = await latest_events(settings)
+            live = {f["sha256"] for e in now.values() for f in e.artifacts.get("files", [])}
+            stale = {sha: chunks for sha, chunks in {**known, **sent}.items() if sha not in live}
+            await asyncio.gather(*[await producer.send(topics.ARTIFACTS, None, key=f"{sha}:{i}".encode())
+                                   for sha, chunks in stale.items() for i in range(len(chunks))])  # fmt: skip
+            ours = now.get(event.analyzer)
+            still_latest = ours is not None and (ours.version, ours.serving, ours.artifacts) == (published.version, serving, manifest)
+            referred = {f["sha256"] for f in manifest.get("files", [])} - set(sent)
+            gone = referred & await _tombstoned(settings, since) if still_latest and referred else set()
+            if not gone:
+                return published
+            log.warning("%s: another writer deleted %d file(s) the decision about %s refers to; sending them again",
+                        event.analyzer, len(gone), event.version)  # fmt: skip
+            since = await _artifacts_ends(settings)
+            known = {sha: chunks for sha, chunks in known.items() if sha not in gone}
+        raise BrokerError(f"the files of {serving} kept being deleted by other writers while {event.version} was announced")
     finally:
         await producer.stop()
+
+
+async def _artifacts_ends(settings: Settings) -> dict[TopicPartition, int]:
+    """Where each partition of the artifacts topic ends now."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka.bootstrap_servers, group_id=None, enable_auto_commit=False)
+    await start_client(consumer, settings.kafka)
+    try:
+        partitions = consumer.partitions_for_topic(topics.ARTIFACTS) or set()
+        if not partitions:
+            await consumer._client.force_metadata_update()
+            partitions = consumer.partitions_for_topic(topics.ARTIFACTS) or set()
+        ends: dict[TopicPartition, int] = await consumer.end_offsets([TopicPartition(topics.ARTIFACTS, p) for p in sorted(partitions)])
+        return ends
+    finally:
+        await consumer.stop()
+
+
+async def _tombstoned(settings: Settings, since: Mapping[TopicPartition, int]) -> set[str]:
+    """The files (by SHA-256) with a chunk tombstoned on the artifacts topic after ``since``."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka.bootstrap_servers, group_id=None, enable_auto_commit=False,
+                                max_partition_fetch_bytes=2 * CHUNK_BYTES)  # fmt: skip
+    await start_client(consumer, settings.kafka)
+    try:
+        ends = await consumer.end_offsets(list(since))
+        todo = [tp for tp in since if ends[tp] > since[tp]]
+        if not todo:
+            return set()
+        consumer.assign(todo)
+        for tp in todo:
+            consumer.seek(tp, since[tp])
+        found: set[str] = set()
+        deadline = asyncio.get_running_loop().time() + 60
+        while any([await consumer.position(tp) < ends[tp] for tp in todo]):
+            if asyncio.get_running_loop().time() > deadline:
+                raise BrokerError(f"could not read {topics.ARTIFACTS} to its end within 60 s")
+            for records in (await consumer.getmany(timeout_ms=200)).values():
+                found |= {(r.key or b"").decode(errors="replace").split(":")[0] for r in records if r.value is None}
+        return found
+    finally:
+        await consumer.stop()
 
 
 async def _send_file(producer: AIOKafkaProducer, registry: ModelRegistry, entry: Mapping[str, Any]) -> list[list[int]]:

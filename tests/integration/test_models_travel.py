@@ -17,7 +17,7 @@ from bizstream.learning.dataset import Split
 from bizstream.learning.registry import ModelMetadata, ModelRegistry
 from bizstream.records import ModelEvent
 from bizstream.settings import Settings
-from bizstream.stream import topics
+from bizstream.stream import models, topics
 from bizstream.stream.models import publish_decision
 from bizstream.stream.signing import sign
 from bizstream_plugins.setfit.training import refit_head
@@ -161,3 +161,45 @@ async def upload(settings: Settings, registry: ModelRegistry, manifest: dict[str
             entry["chunks"] = chunks
     finally:
         await producer.stop()
+
+
+def test_a_file_another_writer_deletes_meanwhile_is_sent_again(
+    cluster: Cluster, trained: tuple[ModelRegistry, ModelMetadata, Split], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # fmt: skip
+    shared, first, split = trained
+    here, there = ModelRegistry(tmp_path / "here" / "setfit"), ModelRegistry(tmp_path / "there" / "setfit")
+    here.import_from(shared)
+    here.promote(first.version)
+    second = refit_head(here, split, parent=first.version)
+    there.import_from(here)
+    there.promote(second.version)
+    on_here = cluster.settings.replace(setfit={"registry": str(here.root)})
+    on_there = cluster.settings.replace(setfit={"registry": str(there.root)})
+    announce(on_here, first.version, "the first model")
+
+    # The race, made to happen: someone here re-announces the first version and reads what the latest decisions
+    # carry (the first version's head among them, so it will refer to it rather than send it); before it sends its
+    # decision, a trainer there promotes the second, and tombstones the first version's head, which no latest
+    # decision carries any more. Then the decision from here lands last.
+    real = models.latest_events
+    calls = []
+
+    async def interleaved(settings: Settings) -> dict[str, ModelEvent]:
+        found = await real(settings)
+        calls.append(settings)
+        if len(calls) == 1:
+            monkeypatch.setattr(models, "latest_events", real)
+            await publish_decision(on_there, ModelEvent("setfit", second.version, {}, "labels", True, "a head refit"))
+            monkeypatch.setattr(models, "latest_events", interleaved)
+        return found
+
+    monkeypatch.setattr(models, "latest_events", interleaved)
+    published = asyncio.run(publish_decision(on_here, ModelEvent("setfit", first.version, {}, "manual", True, "rolled back")))
+    assert published.serving == first.version
+
+    # What compaction keeps of each chunk is the key's last record: every chunk the decision names must be it.
+    last = {m.key: (m.partition, m.offset, m.value is None) for m in cluster.read(topics.ARTIFACTS, timeout_s=3)}
+    for entry in published.artifacts["files"]:
+        for i, (partition, offset) in enumerate(entry["chunks"]):
+            assert last[f"{entry['sha256']}:{i}".encode()] == (partition, offset, False), entry["path"]
+    assert models.catch_up(cluster.settings.replace(broker={"cache_dir": str(tmp_path / "elsewhere")})) == {"setfit": first.version}
