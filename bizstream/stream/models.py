@@ -113,7 +113,7 @@ async def publish_decision(settings: Settings, event: ModelEvent) -> ModelEvent:
             log.warning("%s: another writer deleted %d file(s) the decision about %s refers to; sending them again",
                         event.analyzer, len(gone), event.version)  # fmt: skip
             since = await _artifacts_ends(settings)
-            known = {sha: chunks for sha, chunks in known.items() if sha not in gone}
+            known = {**{sha: chunks for sha, chunks in known.items() if sha not in gone}, **sent}  # what it sent stays sent
         raise BrokerError(f"the files of {serving} kept being deleted by other writers while {event.version} was announced")
     finally:
         await producer.stop()
