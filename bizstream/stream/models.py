@@ -124,14 +124,19 @@ async def _artifacts_ends(settings: Settings) -> dict[TopicPartition, int]:
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka.bootstrap_servers, group_id=None, enable_auto_commit=False)
     await start_client(consumer, settings.kafka)
     try:
-        partitions = consumer.partitions_for_topic(topics.ARTIFACTS) or set()
-        if not partitions:
-            await consumer._client.force_metadata_update()
-            partitions = consumer.partitions_for_topic(topics.ARTIFACTS) or set()
-        ends: dict[TopicPartition, int] = await consumer.end_offsets([TopicPartition(topics.ARTIFACTS, p) for p in sorted(partitions)])
+        ends: dict[TopicPartition, int] = await consumer.end_offsets(await _partitions(consumer, topics.ARTIFACTS))
         return ends
     finally:
         await consumer.stop()
+
+
+async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
+    """Every partition of ``topic`` (none when it does not exist)."""
+    partitions = consumer.partitions_for_topic(topic) or set()
+    if not partitions:
+        await consumer._client.force_metadata_update()  # a topic created a moment ago
+        partitions = consumer.partitions_for_topic(topic) or set()
+    return [TopicPartition(topic, p) for p in sorted(partitions)]
 
 
 async def _tombstoned(settings: Settings, since: Mapping[TopicPartition, int]) -> set[str]:
@@ -182,11 +187,7 @@ async def _read_to_end(consumer: AIOKafkaConsumer, key: str, follow_s: float = 0
     its end; with ``follow_s``, whatever arrives within that long instead. With a ``key``, a decision not signed with
     it is refused: logged, and said in the Scores of the analyzer it names (``model_refused``)."""
     if not consumer.assignment():
-        partitions = consumer.partitions_for_topic(topics.MODELS) or set()
-        if not partitions:
-            await consumer._client.force_metadata_update()  # a topic created a moment ago
-            partitions = consumer.partitions_for_topic(topics.MODELS) or set()
-        consumer.assign([TopicPartition(topics.MODELS, p) for p in sorted(partitions)])
+        consumer.assign(await _partitions(consumer, topics.MODELS))
         await consumer.seek_to_beginning()
     ends = {} if follow_s else await consumer.end_offsets(list(consumer.assignment()))
     latest: dict[str, ModelEvent] = {}
