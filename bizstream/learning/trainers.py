@@ -129,10 +129,12 @@ class Earned:
 
 def gate(
     trainer: Trainer, candidate: str, serving: str | None, slices: Slices, margins: Mapping[str, float | Earned],
-    significance: float = SIGNIFICANCE,
+    significance: float = SIGNIFICANCE, decisive: str | None = None,
 ) -> tuple[dict[str, float], list[str]]:  # fmt: skip
     """Candidate and serving model on the same posts of every slice, and where the candidate is worse (see
-    :func:`compare`). An empty list: not worse anywhere."""
+    :func:`compare`). An empty list: not worse anywhere. Where a slice is too small for a test, any drop counts — on
+    the ``decisive`` slice (on every slice when None); the others, parts of it, count only a significant drop, so
+    that a few posts' noise does not block on its own."""
     metrics: dict[str, float] = {}
     worse: list[str] = []
     for name in sorted(slices, key=lambda n: isinstance(margins.get(n), Earned)):  # the evidence an Earned needs first
@@ -145,7 +147,7 @@ def gate(
             withheld = "" if gained else f"; it may lose up to {margin.margin} here only when more accurate on the {margin.evidence} labels"
             margin = margin.margin if gained else margin.otherwise
         found, why = compare(name, _right(trainer, candidate, texts, labels), _right(trainer, serving, texts, labels),
-                             margin, significance)  # fmt: skip
+                             margin, significance, MIN_EXAMPLES if decisive in (None, name) else 0)  # fmt: skip
         metrics.update(found)
         worse += [why + withheld] if why else []
     return metrics, worse
@@ -189,14 +191,15 @@ def _sign_test(k: int, n: int) -> float:
 
 def train_candidate(
     settings: Settings, trainer: Trainer, split: Split, slices: Slices, margins: Mapping[str, float | Earned],
-    promotion: Promotion = "gate",
+    promotion: Promotion = "gate", decisive: str | None = None,
 ) -> Outcome:  # fmt: skip
-    """Train a candidate, track it (MLflow, when on), gate it, and promote it as ``promotion`` says."""
+    """Train a candidate, track it (MLflow, when on), gate it (``decisive``: see :func:`gate`), and promote it as
+    ``promotion`` says."""
     trainer.load()
     serving = trainer.registry.serving()
     candidate = trainer.train(split, serving)
     run_id = log_training(settings, trainer.registry, candidate)
-    metrics, worse = gate(trainer, candidate.version, serving, slices, margins) if promotion == "gate" else ({}, [])
+    metrics, worse = gate(trainer, candidate.version, serving, slices, margins, decisive=decisive) if promotion == "gate" else ({}, [])
     promoted, why = {
         "gate": (not worse, "worse on " + "; ".join(worse) if worse else "not worse than the serving model"),
         "always": (True, "promoted on request"),

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from bizstream.analyzer import Prediction
+from bizstream.learning.dataset import in_holdout
 from bizstream.learning.fusion import (
     FIXED,
     ServedFusion,
@@ -106,6 +107,8 @@ def test_the_incumbent_stays_without_evidence_and_goes_with_it() -> None:
     posts, labels = labelled_posts(12, seed=3)
     assert fit_fusion(results_for([good, fair], posts), labels, ["good", "fair"], incumbent="fair").what == "alone:fair"
     assert fit_fusion(results_for([good, fair], posts), labels, ["good", "fair"], incumbent="good").what == "alone:good"
+    # A pooled fusion that serves is an incumbent too: the choice does not flip back and forth from job to job.
+    assert fit_fusion(results_for([good, fair], posts), labels, ["good", "fair"], incumbent="pool").what == "pool"
     # 300 posts can: the better one (alone or pooled) replaces a weak incumbent.
     posts, labels = labelled_posts(300, seed=4)
     assert fit_fusion(results_for([good, fair], posts), labels, ["good", "fair"], incumbent="fair").what != "alone:fair"
@@ -195,7 +198,10 @@ def test_the_job_fits_gates_and_promotes_a_fusion(settings: Settings) -> None:
     store_labels(settings, posts, labels)
     second = train_fusion(settings, pipeline)
     assert not isinstance(second, str) and second.serving_before == first.candidate.version
-    assert first.candidate.version in second.why
+    # Compared where neither was fitted: the serving fusion only on the held-back labels that came after it.
+    since = [p for p in posts if in_holdout(p.id, 0.5)]
+    assert second.gate["holdout_examples"] == len(since) > 0 and second.gate["holdout_examples"] < second.candidate.metrics["eval_examples"]
+    assert f"on {len(since)} held-back posts labelled since {first.candidate.version}" in second.why
     pipeline.close()
 
 

@@ -51,7 +51,7 @@ def test_a_candidate_that_forgets_is_not_promoted(trained: tuple[ModelRegistry, 
     first = run_training_job(settings, "labels")
     assert first.promoted and registry.serving() == first.candidate
     holdout = [r for r in store.rows() if in_holdout(r.post_id, settings.trainer.eval_share)]
-    assert 0 < len(holdout) < 60 and first.metrics["recent_examples"] == len(holdout)
+    assert 0 < len(holdout) < 60 and first.metrics["recent_examples"] == first.metrics["holdout_examples"] == len(holdout)
     # Only what was trained on is remembered for replay: never the evaluation holdout.
     assert len(ReplayBuffer(settings.store_path.with_name("replay.sqlite"), 2000)) == 60 - len(holdout)
     assert TrainerState(settings.store_path).get(RUNNING) is None and float(TrainerState(settings.store_path).get(LAST_TRAINED_AT) or 0) > 1000
@@ -62,6 +62,8 @@ def test_a_candidate_that_forgets_is_not_promoted(trained: tuple[ModelRegistry, 
     second = run_training_job(settings, "labels")
     assert not second.promoted and registry.serving() == first.candidate
     assert "earlier" in second.why and second.metrics["earlier_examples"] == len(holdout)
+    # The whole holdout decides; its earlier part, where the candidate forgot, blocks on a significant drop.
+    assert second.metrics["holdout_examples"] == len(holdout) + second.metrics["recent_examples"] and "p=" in second.why
     decision = registry.decision(second.candidate or "") or {}
     assert (decision["promoted"], decision["why"]) == (False, second.why)
     assert [o.promoted for o in second.outcomes if o.trainer == "setfit"] == [False]

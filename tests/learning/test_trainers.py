@@ -85,6 +85,24 @@ def test_the_gate_promotes_what_is_not_worse_and_says_why(settings: Settings, tm
     assert lenient.promoted and "0.667 (lower, within the gate's margin)" in lenient.summary()
 
 
+def test_on_a_few_posts_of_the_holdout_only_a_significant_drop_blocks(settings: Settings, tmp_path: Path) -> None:
+    # A label job's recent holdout posts are 10-odd: with any drop there counting, 10 of 30 head refits were rejected
+    # on noise (bench/loop.py). The whole holdout decides; a part of it blocks only on a significant drop.
+    parrot = Parrot(tmp_path / "registry")
+    train_candidate(settings, parrot, SPLIT, SLICES, {"recent": 0.0})  # the bullish parrot serves
+    parrot.next_says = "bearish"
+    recent = (["r"] * 4, ["bullish"] * 3 + ["bearish"])  # 1/4 against 3/4 on 4 posts: p=0.31
+    slices = {"recent": recent, "holdout": (["h"] * 40, ["bullish"] * 20 + ["bearish"] * 20)}  # level on all 40
+    margins = {"recent": 0.0, "holdout": 0.0}
+    assert not train_candidate(settings, parrot, SPLIT, slices, margins).promoted  # every slice decisive: noise blocks
+    passed = train_candidate(settings, parrot, SPLIT, slices, margins, decisive="holdout")
+    assert passed.promoted and passed.gate["recent_p_worse"] > 0.3, passed.why
+    parrot.registry.promote(passed.serving_before or "")  # the bullish parrot again
+    plain = {"recent": (["r"] * 6, ["bullish"] * 6), "holdout": slices["holdout"]}  # 0/6 against 6/6: p=0.016
+    blocked = train_candidate(settings, parrot, SPLIT, plain, margins, decisive="holdout")
+    assert not blocked.promoted and blocked.why == "worse on recent 0.000 < serving 1.000 - margin 0.0 on 6 posts (p=0.0156)"
+
+
 @pytest.mark.parametrize(("policy", "promoted_first", "promoted_second"),
                          [("always", True, True), ("never", False, False)])  # fmt: skip
 def test_promotion_policies(settings: Settings, tmp_path: Path, policy: str, promoted_first: bool, promoted_second: bool) -> None:
