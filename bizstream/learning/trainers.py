@@ -174,6 +174,14 @@ def compare(
     return metrics, None
 
 
+def _same_model(registry: ModelRegistry, candidate: ModelMetadata, serving: str) -> bool:
+    """Whether the candidate serves exactly what ``serving`` does: the same body and the same payload, byte for byte."""
+    if registry.metadata(serving).body_id != candidate.body_id:
+        return False
+    ours, theirs = (registry.version_dir(v) / registry.payload for v in (candidate.version, serving))
+    return ours.is_file() and theirs.is_file() and ours.read_bytes() == theirs.read_bytes()
+
+
 def _right(trainer: Trainer, version: str | None, texts: Sequence[str], labels: Sequence[str]) -> np.ndarray:
     """Per post: whether this version's most probable class is the label (all False when there is no model)."""
     probabilities = trainer.predict_proba(version, texts)
@@ -199,6 +207,11 @@ def train_candidate(
     serving = trainer.registry.serving()
     candidate = trainer.train(split, serving)
     run_id = log_training(settings, trainer.registry, candidate)
+    if promotion == "gate" and serving is not None and _same_model(trainer.registry, candidate, serving):
+        # `train setfit --fast` twice on the same labels: the same head again, not a new version to announce.
+        why = f"identical to {serving}, which serves: the same labels gave the same model, nothing to promote"
+        trainer.registry.record_decision(candidate.version, False, why, {})
+        return Outcome(trainer.name, candidate, serving, False, why, {}, run_id)
     metrics, worse = gate(trainer, candidate.version, serving, slices, margins, decisive=decisive) if promotion == "gate" else ({}, [])
     promoted, why = {
         "gate": (not worse, "worse on " + "; ".join(worse) if worse else "not worse than the serving model"),

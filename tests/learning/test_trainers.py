@@ -103,6 +103,16 @@ def test_on_a_few_posts_of_the_holdout_only_a_significant_drop_blocks(settings: 
     assert not blocked.promoted and blocked.why == "worse on recent 0.000 < serving 1.000 - margin 0.0 on 6 posts (p=0.0156)"
 
 
+def test_the_same_model_again_is_not_promoted_as_a_new_version(settings: Settings, tmp_path: Path) -> None:
+    parrot = Parrot(tmp_path / "registry")
+    first = train_candidate(settings, parrot, SPLIT, SLICES, {"recent": 0.0})
+    again = train_candidate(settings, parrot, SPLIT, SLICES, {"recent": 0.0})  # bullish again: byte for byte the same
+    assert not again.promoted and parrot.registry.serving() == first.candidate.version
+    assert again.why == f"identical to {first.candidate.version}, which serves: the same labels gave the same model, nothing to promote"
+    assert (parrot.registry.decision(again.candidate.version) or {})["promoted"] is False
+    assert not again.event("manual").promoted
+
+
 @pytest.mark.parametrize(("policy", "promoted_first", "promoted_second"),
                          [("always", True, True), ("never", False, False)])  # fmt: skip
 def test_promotion_policies(settings: Settings, tmp_path: Path, policy: str, promoted_first: bool, promoted_second: bool) -> None:
