@@ -74,15 +74,17 @@ async def publish_decision(settings: Settings, event: ModelEvent) -> ModelEvent:
     no latest decision carries any more. So the tombstones are chosen from the decisions as they are once this one is
     on the topic; and a file this decision refers to that another writer tombstoned meanwhile (it read the topic
     before this decision was there) is sent again, with the decision, so compaction cannot leave it pointing at
-    nothing. What remains is a writer that reads the topic and sends its tombstones within the same few
-    milliseconds as this decision lands."""
+    nothing. The files of a decision another writer sent meanwhile, which this one supersedes, are tombstoned here
+    too (that writer saw its decision still latest and kept them). What remains is a writer that reads the topic and
+    sends its tombstones within the same few milliseconds as this decision lands."""
     registry = registries(settings).get(event.analyzer)
     serving = registry.serving() if registry is not None else None
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap_servers, acks="all", linger_ms=5,
                                 max_request_size=MAX_REQUEST_BYTES, max_batch_size=1024 * 1024)  # fmt: skip
     await start_client(producer, settings.kafka)
     try:
-        since = await _artifacts_ends(settings)
+        since = await _ends(settings, topics.ARTIFACTS)
+        decided = await _ends(settings, topics.MODELS)
         latest = await latest_events(settings)
         known = {f["sha256"]: f["chunks"] for e in latest.values() for f in e.artifacts.get("files", [])}
         for _ in range(3):
@@ -101,7 +103,11 @@ async def publish_decision(settings: Settings, event: ModelEvent) -> ModelEvent:
             # chunk), or the topic would keep every body ever trained. A version that serves again is sent again.
             now = await latest_events(settings)
             live = {f["sha256"] for e in now.values() for f in e.artifacts.get("files", [])}
-            stale = {sha: chunks for sha, chunks in {**known, **sent}.items() if sha not in live}
+            # A decision another writer sent after this one read the topic, and that this one superseded before that
+            # writer looked again, carries files no one else will tombstone: read them from the topic too.
+            meanwhile = {f["sha256"]: f["chunks"] for e in await _decided_since(settings, decided)
+                         for f in e.artifacts.get("files", [])}  # fmt: skip
+            stale = {sha: chunks for sha, chunks in {**meanwhile, **known, **sent}.items() if sha not in live}
             await asyncio.gather(*[await producer.send(topics.ARTIFACTS, None, key=f"{sha}:{i}".encode())
                                    for sha, chunks in stale.items() for i in range(len(chunks))])  # fmt: skip
             ours = now.get(event.analyzer)
@@ -112,20 +118,37 @@ async def publish_decision(settings: Settings, event: ModelEvent) -> ModelEvent:
                 return published
             log.warning("%s: another writer deleted %d file(s) the decision about %s refers to; sending them again",
                         event.analyzer, len(gone), event.version)  # fmt: skip
-            since = await _artifacts_ends(settings)
+            since = await _ends(settings, topics.ARTIFACTS)
             known = {**{sha: chunks for sha, chunks in known.items() if sha not in gone}, **sent}  # what it sent stays sent
         raise BrokerError(f"the files of {serving} kept being deleted by other writers while {event.version} was announced")
     finally:
         await producer.stop()
 
 
-async def _artifacts_ends(settings: Settings) -> dict[TopicPartition, int]:
-    """Where each partition of the artifacts topic ends now."""
+async def _ends(settings: Settings, topic: str) -> dict[TopicPartition, int]:
+    """Where each partition of ``topic`` ends now."""
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka.bootstrap_servers, group_id=None, enable_auto_commit=False)
     await start_client(consumer, settings.kafka)
     try:
-        ends: dict[TopicPartition, int] = await consumer.end_offsets(await _partitions(consumer, topics.ARTIFACTS))
+        ends: dict[TopicPartition, int] = await consumer.end_offsets(await _partitions(consumer, topic))
         return ends
+    finally:
+        await consumer.stop()
+
+
+async def _decided_since(settings: Settings, since: Mapping[TopicPartition, int]) -> list[ModelEvent]:
+    """Every decision on the models topic after ``since`` that followers would accept, superseded ones included."""
+    if not since:
+        return []
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka.bootstrap_servers, group_id=None, enable_auto_commit=False)
+    await start_client(consumer, settings.kafka)
+    try:
+        consumer.assign(list(since))
+        for tp, offset in since.items():
+            consumer.seek(tp, offset)
+        seen: list[ModelEvent] = []
+        await _read_to_end(consumer, settings.kafka.models_key, seen=seen)
+        return seen
     finally:
         await consumer.stop()
 
@@ -182,10 +205,13 @@ async def latest_events(settings: Settings) -> dict[str, ModelEvent]:
         await consumer.stop()
 
 
-async def _read_to_end(consumer: AIOKafkaConsumer, key: str, follow_s: float = 0.0) -> dict[str, ModelEvent]:
+async def _read_to_end(
+    consumer: AIOKafkaConsumer, key: str, follow_s: float = 0.0, seen: list[ModelEvent] | None = None
+) -> dict[str, ModelEvent]:
     """The latest decision per analyzer from where ``consumer`` is on the models topic (all of it, the first time) to
-    its end; with ``follow_s``, whatever arrives within that long instead. With a ``key``, a decision not signed with
-    it is refused: logged, and said in the Scores of the analyzer it names (``model_refused``)."""
+    its end (every one, in order, appended to ``seen``); with ``follow_s``, whatever arrives within that long instead.
+    With a ``key``, a decision not signed with it is refused: logged, and said in the Scores of the analyzer it names
+    (``model_refused``)."""
     if not consumer.assignment():
         consumer.assign(await _partitions(consumer, topics.MODELS))
         await consumer.seek_to_beginning()
@@ -206,6 +232,8 @@ async def _read_to_end(consumer: AIOKafkaConsumer, key: str, follow_s: float = 0
                               event.serving, topics.MODELS, record.offset)  # fmt: skip
                     continue
                 latest[event.analyzer] = event
+                if seen is not None:
+                    seen.append(event)
         if follow_s or all([await consumer.position(tp) >= end for tp, end in ends.items()]):
             return latest
 

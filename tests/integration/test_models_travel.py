@@ -203,3 +203,48 @@ def test_a_file_another_writer_deletes_meanwhile_is_sent_again(
         for i, (partition, offset) in enumerate(entry["chunks"]):
             assert last[f"{entry['sha256']}:{i}".encode()] == (partition, offset, False), entry["path"]
     assert models.catch_up(cluster.settings.replace(broker={"cache_dir": str(tmp_path / "elsewhere")})) == {"setfit": first.version}
+
+
+def test_a_decision_superseded_before_its_writer_looked_again_leaves_no_files_behind(
+    cluster: Cluster, trained: tuple[ModelRegistry, ModelMetadata, Split], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # fmt: skip
+    shared, first, split = trained
+    here, there = ModelRegistry(tmp_path / "here" / "setfit"), ModelRegistry(tmp_path / "there" / "setfit")
+    for registry in (here, there):
+        registry.import_from(shared)
+        registry.promote(first.version)
+    on_here = cluster.settings.replace(setfit={"registry": str(here.root)})
+    on_there = cluster.settings.replace(setfit={"registry": str(there.root)})
+    announce(on_there, first.version, "the first model")
+    second = refit_head(there, split, parent=first.version)
+    there.promote(second.version)
+    fewer = Split(split.train_texts[:-6], split.train_labels[:-6], split.test_texts, split.test_labels)
+    third = refit_head(here, fewer, parent=first.version)
+    here.promote(third.version)
+
+    # The race, made to happen: a trainer there reads what the latest decisions carry; meanwhile a writer here
+    # announces a third version with a head of its own, and finds it still the latest when it looks again; then the
+    # decision from there lands and supersedes it. No latest decision carries the third version's head any more:
+    # its chunks must get tombstones, or the compacted topic keeps them for ever.
+    real = models.latest_events
+    calls = []
+
+    async def interleaved(settings: Settings) -> dict[str, ModelEvent]:
+        found = await real(settings)
+        calls.append(settings)
+        if len(calls) == 1:
+            monkeypatch.setattr(models, "latest_events", real)
+            await publish_decision(on_here, ModelEvent("setfit", third.version, {}, "labels", True, "a head refit here"))
+            monkeypatch.setattr(models, "latest_events", interleaved)
+        return found
+
+    monkeypatch.setattr(models, "latest_events", interleaved)
+    published = asyncio.run(publish_decision(on_there, ModelEvent("setfit", second.version, {}, "labels", True, "a head refit there")))
+    assert published.serving == second.version and len(calls) >= 2
+
+    only_third = {f["sha256"] for f in here.manifest(third.version)["files"]} - {f["sha256"] for f in published.artifacts["files"]}
+    assert only_third  # its head, at least
+    last = {m.key: m.value is None for m in cluster.read(topics.ARTIFACTS, timeout_s=3)}
+    chunks = {key: gone for key, gone in last.items() if (key or b"").decode().split(":")[0] in only_third}
+    assert chunks and all(chunks.values()), chunks
+    assert models.catch_up(cluster.settings.replace(broker={"cache_dir": str(tmp_path / "elsewhere")})) == {"setfit": second.version}
