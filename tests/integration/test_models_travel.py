@@ -7,7 +7,9 @@ import asyncio
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -30,6 +32,25 @@ KEY = "a-shared-secret-of-the-cluster"
 
 def announce(settings: Settings, version: str, why: str) -> ModelEvent:
     return asyncio.run(publish_decision(settings, ModelEvent("setfit", version, {}, "manual", True, why)))
+
+
+def interleave(monkeypatch: pytest.MonkeyPatch, meanwhile: Coroutine[Any, Any, ModelEvent]) -> Callable[[], int]:
+    """Make a race happen: the next publish_decision runs ``meanwhile`` (another writer's whole decision) right after
+    its first read of the latest decisions. Returns how many reads it made so far."""
+    real = models.latest_events
+    calls = []
+
+    async def interleaved(settings: Settings) -> dict[str, ModelEvent]:
+        found = await real(settings)
+        calls.append(settings)
+        if len(calls) == 1:
+            monkeypatch.setattr(models, "latest_events", real)
+            await meanwhile
+            monkeypatch.setattr(models, "latest_events", interleaved)
+        return found
+
+    monkeypatch.setattr(models, "latest_events", interleaved)
+    return lambda: len(calls)
 
 
 def setfit_versions(cluster: Cluster, ids: set[str]) -> dict[str, tuple[str, dict[str, object] | None]]:
@@ -181,19 +202,7 @@ def test_a_file_another_writer_deletes_meanwhile_is_sent_again(
     # carry (the first version's head among them, so it will refer to it rather than send it); before it sends its
     # decision, a trainer there promotes the second, and tombstones the first version's head, which no latest
     # decision carries any more. Then the decision from here lands last.
-    real = models.latest_events
-    calls = []
-
-    async def interleaved(settings: Settings) -> dict[str, ModelEvent]:
-        found = await real(settings)
-        calls.append(settings)
-        if len(calls) == 1:
-            monkeypatch.setattr(models, "latest_events", real)
-            await publish_decision(on_there, ModelEvent("setfit", second.version, {}, "labels", True, "a head refit"))
-            monkeypatch.setattr(models, "latest_events", interleaved)
-        return found
-
-    monkeypatch.setattr(models, "latest_events", interleaved)
+    interleave(monkeypatch, publish_decision(on_there, ModelEvent("setfit", second.version, {}, "labels", True, "a head refit")))
     published = asyncio.run(publish_decision(on_here, ModelEvent("setfit", first.version, {}, "manual", True, "rolled back")))
     assert published.serving == first.version
 
@@ -226,21 +235,9 @@ def test_a_decision_superseded_before_its_writer_looked_again_leaves_no_files_be
     # announces a third version with a head of its own, and finds it still the latest when it looks again; then the
     # decision from there lands and supersedes it. No latest decision carries the third version's head any more:
     # its chunks must get tombstones, or the compacted topic keeps them for ever.
-    real = models.latest_events
-    calls = []
-
-    async def interleaved(settings: Settings) -> dict[str, ModelEvent]:
-        found = await real(settings)
-        calls.append(settings)
-        if len(calls) == 1:
-            monkeypatch.setattr(models, "latest_events", real)
-            await publish_decision(on_here, ModelEvent("setfit", third.version, {}, "labels", True, "a head refit here"))
-            monkeypatch.setattr(models, "latest_events", interleaved)
-        return found
-
-    monkeypatch.setattr(models, "latest_events", interleaved)
+    calls = interleave(monkeypatch, publish_decision(on_here, ModelEvent("setfit", third.version, {}, "labels", True, "a head refit here")))
     published = asyncio.run(publish_decision(on_there, ModelEvent("setfit", second.version, {}, "labels", True, "a head refit there")))
-    assert published.serving == second.version and len(calls) >= 2
+    assert published.serving == second.version and calls() == 2
 
     only_third = {f["sha256"] for f in here.manifest(third.version)["files"]} - {f["sha256"] for f in published.artifacts["files"]}
     assert only_third  # its head, at least
