@@ -410,7 +410,7 @@ def train_fusion(settings: Settings, pipeline: Pipeline | None = None) -> Outcom
         return f"the fixed weights keep fusing: {exc}"
     # Compared where neither was fitted: the candidate out-of-fold, the serving fusion on the labels that came after
     # it (on the ones it was fitted on it looks better than it is — its temperature was chosen on them — and it kept
-    # 4 of 10 fresher fits from serving: bench/loop.py, finance tweets, 3 seeds). Those are few, so there only a
+    # 7 of 21 fresher fits from serving: bench/loop.py, finance tweets, starter, 3 seeds). Those are few, so only a
     # significant drop counts; the fixed weights were fitted on nothing and are compared on every post.
     unseen = np.ones(len(labels), dtype=bool)
     if serving is not None:
