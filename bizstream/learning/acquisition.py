@@ -19,7 +19,8 @@ embedding; 0.619), information density (entropy times the mean similarity to the
 most central instead of the most uncertain post of each cluster (0.618), batches of 10 (0.616); for every strategy
 alike, the head's C from 0.3 to 10 (at 0.3 hybrid 0.620, random at 800 0.634; 1 is the default), embeddings
 centred on the pool's mean (0.605) or whitened by its covariance (shrunk towards the identity by 0.05 to 0.5:
-0.492 to 0.564, random at 800 0.593 to 0.628), and label spreading over a 10-nearest-neighbour graph of the pool (0.486);
+0.492 to 0.564, random at 800 0.593 to 0.628), and label spreading over a 10-nearest-neighbour graph of the pool
+(0.486);
 templated examples ("This sentence is bearish.", SetFit's zero-shot trick) in every training set (0.621 and 0.617 at
 weights 1 and 5, but random at 800 rises to 0.641 and 0.646), VADER's scores as extra features (0.621; random
 0.645), class weights from the pool's class prior instead of the labelled set's (0.575 with the true prior: hybrid's
