@@ -398,13 +398,14 @@ def train_fusion(settings: Settings, pipeline: Pipeline | None = None) -> Outcom
     finally:
         if own:
             pipeline.close()
+    meta = registry.metadata(serving) if serving is not None else None
     try:
         # What serves stays unless another choice is better on evidence: starting each job from the analyzer the
         # configured weights trust most, the choice flipped between it and the pool from job to job, and accuracy with
         # it by up to 3 points (bench/loop.py, finance tweets).
-        kind = registry.metadata(serving).kind if serving is not None else ""
-        incumbent = kind.removeprefix("alone:") if kind == "pool" or kind.removeprefix("alone:") in analyzers else None
-        incumbent = incumbent or max(analyzers, key=settings.fusion.weight_of)  # what the configured weights trust most
+        serves = meta.kind.removeprefix("alone:") if meta is not None else ""
+        trusted = max(analyzers, key=settings.fusion.weight_of)  # what the configured weights trust most
+        incumbent = serves if serves == "pool" or serves in analyzers else trusted
         fitted = fit_fusion(results, labels, analyzers, registry.new_version_id(), settings.setfit.seed, incumbent=incumbent)
     except ValueError as exc:
         return f"the fixed weights keep fusing: {exc}"
@@ -413,10 +414,9 @@ def train_fusion(settings: Settings, pipeline: Pipeline | None = None) -> Outcom
     # 7 of 21 fresher fits from serving: bench/loop.py, finance tweets, starter, 3 seeds). Those are few, so only a
     # significant drop counts; the fixed weights were fitted on nothing and are compared on every post.
     unseen = np.ones(len(labels), dtype=bool)
-    if serving is not None:
+    if serving is not None and meta is not None:
         current = load_fusion(registry, serving)
         baseline = current.predict_proba(current.features(results))
-        meta = registry.metadata(serving)
         unseen = np.array(labeled_at) > float(meta.params.get("fitted_up_to", meta.created_at))
         if not unseen.any():  # new models, no new labels: the serving one on its own labels, a bar set high
             unseen[:] = True

@@ -101,13 +101,14 @@ async def publish_decision(settings: Settings, event: ModelEvent) -> ModelEvent:
             await (await producer.send(topics.MODELS, value, key=event.analyzer.encode(), headers=sign(settings.kafka.models_key, value)))
             # What no latest decision carries any more is deleted from the compacted artifacts topic (a tombstone per
             # chunk), or the topic would keep every body ever trained. A version that serves again is sent again.
-            now = await latest_events(settings)
+            # The decisions since this writer first read the topic, in order, this one among them: on top of what it
+            # read, the latest ones now. One another writer sent meanwhile and this one superseded before that writer
+            # looked again carries files no one else will tombstone.
+            meanwhile = await _decided_since(settings, decided)
+            now = {**latest, **{e.analyzer: e for e in meanwhile}}
             live = {f["sha256"] for e in now.values() for f in e.artifacts.get("files", [])}
-            # A decision another writer sent after this one read the topic, and that this one superseded before that
-            # writer looked again, carries files no one else will tombstone: read them from the topic too.
-            meanwhile = {f["sha256"]: f["chunks"] for e in await _decided_since(settings, decided)
-                         for f in e.artifacts.get("files", [])}  # fmt: skip
-            stale = {sha: chunks for sha, chunks in {**meanwhile, **known, **sent}.items() if sha not in live}
+            carried = {f["sha256"]: f["chunks"] for e in meanwhile for f in e.artifacts.get("files", [])}
+            stale = {sha: chunks for sha, chunks in {**carried, **known, **sent}.items() if sha not in live}
             await asyncio.gather(*[await producer.send(topics.ARTIFACTS, None, key=f"{sha}:{i}".encode())
                                    for sha, chunks in stale.items() for i in range(len(chunks))])  # fmt: skip
             ours = now.get(event.analyzer)
