@@ -141,12 +141,14 @@ def _train_and_gate(
         # After drift, part of what earlier labels say is exactly what changed, so the candidate may drop further
         # there — when it has gained on the recent labels, evidence that it learned what changed.
         margins["earlier"], decisive = Earned("recent", t.drift_replay_margin, t.gate_margin), None
-    else:
+    elif earlier_eval:
         # The stream being what it was, the whole holdout decides; on its parts only a significant drop blocks. With
         # any drop on the 10-odd recent holdout posts counting, 10 of 30 head refits were rejected on noise
         # (bench/loop.py, finance tweets, 3 seeds), and what served lagged behind the labels.
         slices["holdout"] = (eval_texts + slices["earlier"][0], eval_labels + slices["earlier"][1])
         margins["holdout"] = t.gate_margin
+    else:  # the first labels: the recent ones are the whole holdout (not reported twice)
+        decisive = "recent"
     outcome = train_candidate(settings, setfit, split, slices, margins, decisive=decisive)
     outcomes = [outcome]
     if t.cryptobert and "cryptobert" in trainers:  # the same mix, unweighted, gated on the same slices
