@@ -37,10 +37,9 @@ positive posts, 10/10/10 or 12/6/12; 0.613 and 0.621); for every strategy alike,
 128 principal components of the pool (0.595, 0.618 and 0.615; random at 800 0.613, 0.625 and 0.630: closer only by
 being worse), and linear discriminant analysis with a shrunk covariance as the learner instead of the logistic
 regression (5 seeds; hybrid 0.614 and 0.600 with even and with the labels' class priors, random at 800 0.631 and
-0.640). What limits
-macro-F1 is the learner, a linear head on a frozen body: trained on all 9,540 pool labels it reaches 0.691, and on
-67 random labels of each class 0.588. A larger frozen body lifts every strategy and keeps the gap: on
-all-mpnet-base-v2's embeddings hybrid's 200 give 0.709 and random's 800 0.732 (all 9,540: 0.768).
+0.640). What limits macro-F1 is the learner, a linear head on a frozen body: trained on all 9,540 pool labels it
+reaches 0.691, and on 67 random labels of each class 0.588. A larger frozen body lifts every strategy and keeps the
+gap: on all-mpnet-base-v2's embeddings hybrid's 200 give 0.709 and random's 800 0.732 (all 9,540: 0.768).
 Fine-tuning the body on the chosen labels (``--fine-tune-seeds``) widens the gap: hybrid's 200 0.606, random's 800
 0.700.
 
