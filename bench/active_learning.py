@@ -2,7 +2,7 @@
 acquisition, with a simulated oracle that labels whatever each strategy asks for.
 
     .venv/bin/python bench/active_learning.py --data ../shared/data/twitter_financial_news.csv [--seeds 10]
-        [--strategies hybrid entropy random hybrid_stale] [--fine-tune-seeds 3]
+        [--strategies hybrid entropy random hybrid_stale] [--fine-tune-seeds 3] [--body FOLDER]
 
 The model is the one the fast path trains: a logistic-regression head on frozen all-MiniLM-L6-v2 embeddings
 (bizstream_plugins.setfit.model.Head). Labels are asked for in batches of 50 (one labeler session; the head is refit
@@ -15,7 +15,8 @@ strategy and seed, their means, the area under each mean accuracy curve (over lo
 
 --fine-tune-seeds N asks whether the slow path changes the answer: for the first N seeds, the labels hybrid chose by
 200 and random's by 200 and 800 each train a fresh body the way the trainer's full fine-tune does (SetFit, the
-setfit.profile settings), and that model is scored on the same held-out part ("fine_tuned" in the JSON).
+setfit.profile settings), and that model is scored on the same held-out part ("fine_tuned" in the JSON). --body
+measures the same on another local sentence-transformers body's embeddings (as ``BIZSTREAM_SETFIT__BODY`` would serve).
 """
 
 from __future__ import annotations
@@ -116,11 +117,13 @@ def main() -> None:
                              "on 2 cores with the 'cpu' profile")  # fmt: skip
     parser.add_argument("--strategies", nargs="+", default=["hybrid", "entropy", "random"],
                         choices=["hybrid", "entropy", "random", "hybrid_stale"])  # fmt: skip
+    parser.add_argument("--body", type=Path, help="a local sentence-transformers folder (default: the packaged all-MiniLM-L6-v2)")
     args = parser.parse_args()
     if not {"hybrid", "random"} <= set(args.strategies):
         parser.error("--strategies must include hybrid and random (the target compares them)")
     train, test = read(args.data, seed=42)
-    encoder = TorchEncoder(default_body())
+    body = args.body or default_body()
+    encoder = TorchEncoder(body)
     x = encoder.encode([t for t, _ in train])
     x_test = encoder.encode([t for t, _ in test])
     y, y_test = [label for _, label in train], [label for _, label in test]
@@ -134,7 +137,7 @@ def main() -> None:
             print(orjson.dumps({"strategy": strategy, "seed": seed, "curve": points}).decode(), file=sys.stderr)
             for budget in FINE_TUNED_AT.get(strategy, ()) if seed < args.fine_tune_seeds else ():
                 texts, labels = [train[i][0] for i in chosen[budget]], [y[i] for i in chosen[budget]]
-                fine_tuned[strategy].append({"seed": seed, **fine_tuned_point(texts, labels, test, seed)})
+                fine_tuned[strategy].append({"seed": seed, **fine_tuned_point(texts, labels, test, seed, body)})
                 print(orjson.dumps({"strategy": strategy, "fine_tuned": fine_tuned[strategy][-1]}).decode(), file=sys.stderr)
 
     mean = {s: [{"labels": b, "accuracy": round(statistics.mean(r[k]["accuracy"] for r in rs), 4),
@@ -155,7 +158,7 @@ def main() -> None:
 
     print(orjson.dumps({
         "benchmark": "active_learning", "data": args.data.name, "pool": len(train), "test": len(test),
-        "seeds": args.seeds, "model": "logistic-regression head on frozen all-MiniLM-L6-v2",
+        "seeds": args.seeds, "model": f"logistic-regression head on frozen {args.body.name if args.body else 'all-MiniLM-L6-v2'}",
         "mean": mean, "auc_accuracy_log2_budget": {s: auc(m) for s, m in mean.items()},
         "hybrid_at_200": hybrid_200, "random_at_800": random_800,
         "random_labels_to_reach_hybrid_at_200": {m: random_needs(m) for m in ("accuracy", "macro_f1")},
@@ -165,11 +168,13 @@ def main() -> None:
     }, option=orjson.OPT_INDENT_2).decode())  # fmt: skip
 
 
-def fine_tuned_point(texts: list[str], labels: list[str], test: list[tuple[str, str]], seed: int) -> dict[str, float]:
+def fine_tuned_point(
+    texts: list[str], labels: list[str], test: list[tuple[str, str]], seed: int, body: str | Path
+) -> dict[str, float]:  # fmt: skip
     """The slow path on the same labels: a fresh body fine-tuned contrastively as the trainer's full path does, a head
     fitted on its embeddings, scored on the held-out part."""
     profile = PROFILES[Settings().setfit.profile]
-    encoder = TorchEncoder(default_body())
+    encoder = TorchEncoder(body)
     started = time.perf_counter()
     fine_tune(encoder, texts, [SENTIMENTS.index(label) for label in labels], profile.batch_size,
               profile.num_epochs, profile.num_iterations, seed)  # fmt: skip
