@@ -40,6 +40,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from accuracy import read  # noqa: E402
 from sklearn.metrics import accuracy_score, f1_score  # noqa: E402
 
+from bizstream.errors import AnalyzerUnavailable  # noqa: E402
 from bizstream.learning.acquisition import (  # noqa: E402
     cold_start_acquisition,
     entropy_acquisition,
@@ -123,7 +124,10 @@ def main() -> None:
         parser.error("--strategies must include hybrid and random (the target compares them)")
     train, test = read(args.data, seed=42)
     body = args.body or default_body()
-    encoder = TorchEncoder(body)
+    try:
+        encoder = TorchEncoder(body)
+    except AnalyzerUnavailable as exc:
+        parser.error(str(exc))
     x = encoder.encode([t for t, _ in train])
     x_test = encoder.encode([t for t, _ in test])
     y, y_test = [label for _, label in train], [label for _, label in test]

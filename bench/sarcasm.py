@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sklearn.metrics import f1_score, precision_score, recall_score  # noqa: E402
 
+from bizstream.errors import AnalyzerUnavailable  # noqa: E402
 from bizstream.learning.embeddings import TorchEncoder, default_body  # noqa: E402
 from bizstream_plugins.sarcasm.model import SarcasmHead  # noqa: E402
 from bizstream_plugins.sarcasm.training import DEFAULT_BASE_RATE, train_from_csv  # noqa: E402
@@ -67,7 +68,10 @@ def main() -> None:
     train = [(r["text"], r["label"] == "sarcastic") for r in rows if r["split"] == "train"]
     test = [(r["text"], r["label"] == "sarcastic") for r in rows if r["split"] == "test"]
     body_name = args.body.name if args.body else "all-MiniLM-L6-v2"
-    encoder = TorchEncoder(args.body or default_body())
+    try:
+        encoder = TorchEncoder(args.body or default_body())
+    except AnalyzerUnavailable as exc:
+        parser.error(str(exc))
     started = time.perf_counter()
     x_train = encoder.encode([t for t, _ in train])
     x_test = encoder.encode([t for t, _ in test])

@@ -89,7 +89,7 @@ class TorchEncoder:
         try:
             model = SentenceTransformer(self.body, device=self.device, trust_remote_code=False, local_files_only=True,
                                         model_kwargs={"use_safetensors": True})  # fmt: skip
-        except OSError as exc:  # not a folder, not in the local cache, or no safetensors weights
+        except (OSError, ValueError) as exc:  # not a folder, not a model's folder, not in the cache, no safetensors
             if Path(self.body).exists():
                 raise AnalyzerUnavailable(f"the sentence body {self.body} cannot be loaded (safetensors weights only): "
                                           f"{str(exc).splitlines()[0]}") from None  # fmt: skip

@@ -52,6 +52,11 @@ def test_a_body_loads_only_from_local_safetensors(tmp_path: Path) -> None:
         TorchEncoder(pickled)
     with pytest.raises(AnalyzerUnavailable, match="must be a local folder"):
         TorchEncoder("sentence-transformers/no-such-model-here")
+    not_a_model = tmp_path / "not-a-model"  # a folder, but no model's: transformers raises ValueError, not OSError
+    not_a_model.mkdir()
+    (not_a_model / "config.json").write_text("{}")
+    with pytest.raises(AnalyzerUnavailable, match="cannot be loaded"):
+        TorchEncoder(not_a_model)
     assert TorchEncoder(default_body()).encode(["moon"]).shape == (1, 384)
 
 
