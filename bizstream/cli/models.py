@@ -12,7 +12,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from bizstream.cli.app import ConfigOption, app, load, out
+from bizstream.cli.app import ConfigOption, app, err, load, out
 from bizstream.errors import BizstreamError
 from bizstream.settings import Settings
 
@@ -67,8 +67,13 @@ def train_setfit(
     settings = settings.replace(trainer={"mode": "head" if fast else "full"})
     trainer = _trainer(settings, "setfit")
     trainer.load()  # the starter model, when it is on and nothing serves yet
-    if fast and trainer.registry.serving() is None:
+    serving = trainer.registry.serving()
+    if fast and serving is None:
         raise BizstreamError("the head-only refit needs a model to start from: turn setfit.starter on, or train a full model first (bizstream train setfit)")
+    if fast and serving is not None and settings.setfit.body and settings.setfit.body != trainer.registry.metadata(serving).body_source:
+        # The fast path keeps the serving body; a body set in the settings would otherwise be ignored without a word.
+        err.print(f"note: --fast refits the head on the body {serving} serves; setfit.body ({settings.setfit.body}) "
+                  "is what a full fine-tune (bizstream train setfit) starts from", markup=False, highlight=False)  # fmt: skip
     policies: dict[bool | None, Promotion] = {True: "always", False: "never", None: "gate"}
     _train(settings, trainer, policies[promote])
 

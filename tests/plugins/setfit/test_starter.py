@@ -67,7 +67,7 @@ def test_train_setfit_fast_works_from_the_starter_right_after_labels_import(tmp_
     def bizstream(*args: str) -> str:
         result = subprocess.run([sys.executable, "-m", "bizstream", *args], env=env, cwd=ROOT, capture_output=True, text=True)
         assert result.returncode == 0, result.stderr[-2000:]
-        return result.stdout
+        return result.stdout + result.stderr
 
     bizstream("labels", "import", str(labels_file))
     out = bizstream("train", "setfit", "--fast")
@@ -76,6 +76,9 @@ def test_train_setfit_fast_works_from_the_starter_right_after_labels_import(tmp_
     assert refit.kind == "head" and refit.parent == VERSION
     # The gate compares it with the starter on the holdout: better there, so it serves (no --promote needed).
     assert f"promoted {refit.version}: it serves now" in out and registry.serving() == refit.version
+    # A body set in the settings is what a full fine-tune starts from: --fast keeps the serving one, and says so.
+    env["BIZSTREAM_SETFIT__BODY"] = str(tmp_path / "a-larger-body")
+    assert f"--fast refits the head on the body {refit.version} serves; setfit.body" in bizstream("train", "setfit", "--fast")
 
 
 def test_head_refits_stay_held_near_the_starter_so_labels_count_once(tmp_path: Path) -> None:
