@@ -89,5 +89,6 @@ async def main() -> None:
 if __name__ == "__main__":
     import logging
 
-    logging.disable(logging.WARNING)  # the consumer's retries against the absent broker
+    logging.disable(logging.WARNING)  # the dashboard's retries against the absent broker (none, by design)
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # and aiokafka's "Unable connect" errors
     asyncio.run(main())
