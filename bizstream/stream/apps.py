@@ -16,7 +16,7 @@ from bizstream import metrics
 from bizstream.errors import InvalidRecord
 from bizstream.records import DeadLetter
 from bizstream.settings import Settings
-from bizstream.stream import outages, topics
+from bizstream.stream import leftovers, outages, topics
 from bizstream.stream.client import MAX_REQUEST_BYTES, TOPIC_CONFIGS, Message, accepts, read_recent
 
 log = logging.getLogger(__name__)
@@ -29,7 +29,7 @@ def new_app(
 ) -> tuple[faust.App, dict[str, faust.TopicT]]:
     """A faust app for consumer group ``app_id`` and its handles on every bizstream topic (raw bytes in and out),
     serving /metrics, /healthz and /readyz (bizstream.metrics; ``ready``: whatever else readiness needs)."""
-    datadir = settings.broker.cache_path / "faust" / f"{app_id}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    datadir = leftovers.claim(settings.broker.cache_path / "faust", app_id, f"-{uuid.uuid4().hex[:8]}")
     datadir.parent.mkdir(parents=True, exist_ok=True)
     app = faust.App(
         app_id,
@@ -55,7 +55,7 @@ def new_app(
         )  # fmt: skip
         for name in topics.ALL
     }
-    health = outages.install(settings.kafka, settings.broker.cache_path / "health" / f"{app_id}-{os.getpid()}.json")
+    health = outages.install(settings.kafka, outages.state_file(settings.broker.cache_path, app_id))
 
     watched = metrics.Health(app_id, settings.metrics.stall_s, ready_check=ready)
     sock = metrics.bind(settings.metrics.host, settings.metrics.port, f"{app_id}'s metrics (metrics.port)")

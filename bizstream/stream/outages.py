@@ -9,7 +9,8 @@ ERROR per attempt: ~95 lines a second on a quiet worker, thousands on a busy one
   exponential back-off and jitter (0.1 s doubling to 5 s), so no loop spins a core while the broker is down;
 - :class:`BrokerHealth` is the state: up, or down since when; :meth:`BrokerHealth.check`, called every second by the
   app's timer, probes the bootstrap servers once errors have gone quiet and logs the end of the outage with how long
-  it lasted. The state is also written to ``<cache>/health/<app>-<pid>.json`` for supervisors and dashboards.
+  it lasted. The state is also written to ``<cache>/health/<app>@<host>-<pid>.json`` for supervisors and dashboards (it
+  goes with its process: :mod:`bizstream.stream.leftovers`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from bizstream.settings import KafkaSettings
+from bizstream.stream import leftovers
 
 log = logging.getLogger(__name__)
 QUIET_S = 2.0  # no connection error for this long, and a bootstrap server accepts: the outage is over
@@ -75,6 +77,12 @@ class BrokerHealth:
         self.facts.update(facts)
         self._write()
 
+    def close(self) -> None:
+        """The process is leaving: its state file goes with it (for one that ends with os._exit, like the worker,
+        which skips what atexit would do)."""
+        if self.state_file is not None:
+            leftovers.remove(self.state_file)
+
     def _write(self, **extra: Any) -> None:
         if self.state_file is None:
             return
@@ -107,7 +115,8 @@ class OutageLog(logging.Filter):
 
 
 def install(kafka: KafkaSettings, state_file: Path | None) -> BrokerHealth:
-    """Health state, the filter on every aiokafka logger, and patient reconnection, for this process."""
+    """Health state (kept in ``state_file``: see :func:`state_file`), the filter on every aiokafka logger, and patient
+    reconnection, for this process."""
     health = BrokerHealth(kafka, state_file)
     quiet = OutageLog(health)
     import aiokafka.client  # noqa: F401  (its loggers must exist to get the filter)
@@ -118,6 +127,11 @@ def install(kafka: KafkaSettings, state_file: Path | None) -> BrokerHealth:
         logging.getLogger(name).addFilter(quiet)
     patient_connections()
     return health
+
+
+def state_file(cache: Path, app_id: str) -> Path:
+    """Where this process keeps its health state: ``<cache>/health/<app>@<host>-<pid>.json``, gone with it."""
+    return leftovers.claim(cache / "health", app_id, ".json")
 
 
 _patched = False

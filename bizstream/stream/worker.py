@@ -31,7 +31,6 @@ import functools
 import gc
 import logging
 import math
-import os
 import random
 import signal
 import socket
@@ -112,7 +111,7 @@ class Worker:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop)
-        broker = outages.install(self.settings.kafka, self.settings.broker.cache_path / "health" / f"{self.config.app_id}-{os.getpid()}.json")
+        broker = outages.install(self.settings.kafka, outages.state_file(self.settings.broker.cache_path, self.config.app_id))
         sock = metrics.bind(self.settings.metrics.host, self.settings.metrics.port, f"{self.config.app_id}'s metrics (metrics.port)")
         runner, port = await metrics.serve(self.health, sock)
         log.info("metrics and health on http://%s:%d (/metrics, /healthz, /readyz)", self.settings.metrics.host, port)
@@ -144,6 +143,7 @@ class Worker:
             await self.producer.stop()
             await runner.cleanup()
             self.executor.shutdown(wait=False)
+            broker.close()
 
     def stop(self) -> None:
         """Finish the batch in hand and leave."""

@@ -73,5 +73,5 @@ def test_an_outage_is_said_once_and_its_end_once(cluster: Cluster) -> None:
     time.sleep(1.5)  # a second announcement, were there one, would come within the next check
     after = log_file.read_bytes()[before:].decode(errors="replace")
     assert after.count("Kafka unreachable") == 1 and after.count("Kafka reachable again after") == 1, after[-3000:]
-    health = [orjson.loads(p.read_bytes()) for p in (cluster.workdir / "cache" / "health").glob("bizstream-worker-*.json")]
+    health = [orjson.loads(p.read_bytes()) for p in (cluster.workdir / "cache" / "health").glob("bizstream-worker@*.json")]
     assert len(health) == 1 and health[0]["kafka"] == "up" and health[0]["outages"] == 1 and health[0]["last_outage_s"] >= 10

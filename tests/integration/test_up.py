@@ -45,6 +45,10 @@ def test_up_starts_everything_and_stops_cleanly(tmp_path: Path) -> None:
         started = children(up.pid)
         agents = {c.cmdline()[3] for c in started if len(c.cmdline()) > 3}
         assert {"worker", "sink", "monitor", "trainer", "tickers", "dashboard"} <= agents
+        health, wanted = tmp_path / "cache" / "health", {f"bizstream-{a}" for a in ("worker", "sink", "monitor", "trainer", "tickers")}
+        while time.monotonic() < deadline and not {f.name.partition("@")[0] for f in health.glob("*.json")} >= wanted:
+            time.sleep(0.5)  # each agent writes its health file as it starts
+        assert {f.name.partition("@")[0] for f in health.glob("*.json")} >= wanted
         up.send_signal(signal.SIGINT)  # Ctrl-C
         out, err = up.communicate(timeout=120)
     finally:
@@ -56,4 +60,5 @@ def test_up_starts_everything_and_stops_cleanly(tmp_path: Path) -> None:
     assert f"dashboard: http://127.0.0.1:{port}" in out.decode()
     assert "stopped worker, sink, monitor, trainer, tickers, dashboard, Kafka" in err.decode()
     assert not [c for c in started if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]  # every agent stopped
+    assert not list(health.glob("*.json"))  # and took its health file with it
     assert not [p for p in psutil.process_iter(["cmdline"]) if str(tmp_path) in " ".join(p.info["cmdline"] or [])]  # and Kafka

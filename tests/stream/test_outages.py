@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bizstream.settings import KafkaSettings
-from bizstream.stream import outages
+from bizstream.stream import leftovers, outages
 
 
 def test_an_outage_is_one_line_and_its_end_another(
@@ -39,3 +39,39 @@ def test_an_outage_is_one_line_and_its_end_another(
         lasted = asyncio.run(health.check(accepts))
     assert lasted is not None and "Kafka reachable again after" in caplog.records[-1].getMessage()
     assert json.loads(state.read_text())["kafka"] == "up" and health.down_since is None
+
+
+
+def test_what_a_process_killed_outright_left_is_removed_and_nothing_else(tmp_path: Path) -> None:
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    host = socket.gethostname()
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True).stdout.strip()
+    stale_file, stale_folder = tmp_path / f"bizstream-worker@{host}-{gone}.json", tmp_path / f"bizstream-sink@{host}-{gone}-0123abcd"
+    kept = [
+        tmp_path / f"bizstream-sink@{host}-{os.getpid()}.json",  # a process that runs
+        tmp_path / f"bizstream-sink@another-host-{gone}.json",  # another container's: its processes are not ours to see
+        tmp_path / "notes.json",  # not a leftover
+    ]
+    stale_folder.mkdir()
+    (stale_folder / "v1").mkdir()
+    for path in (stale_file, *kept):
+        path.write_text("{}")
+    assert sorted(leftovers.remove_orphans(tmp_path)) == sorted([stale_file, stale_folder])
+    assert all(path.exists() for path in kept)
+
+
+def test_an_agents_state_file_goes_when_it_exits(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, pathlib; from bizstream.settings import KafkaSettings; from bizstream.stream import outages; "
+        "path = outages.state_file(pathlib.Path(sys.argv[1]), 'bizstream-worker'); outages.install(KafkaSettings(), path); "
+        "print(path.exists())"
+    )
+    ran = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=True)
+    assert ran.stdout.strip() == "True" and not list((tmp_path / "health").iterdir())
