@@ -43,16 +43,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-seq-length", type=int, default=128)
     args = parser.parse_args(argv)
 
-    store = LabelStore(Path(tempfile.mkdtemp(prefix="bizstream-train-")) / "labels.sqlite")
     report = read_label_file(args.labels)
-    store.add(report.rows)
     for line, message in report.errors:
         print(f"{args.labels}:{line}: {message}", file=sys.stderr)
     if (skipped := report.skipped()) is not None:
         print(skipped, file=sys.stderr)
+    with tempfile.TemporaryDirectory(prefix="bizstream-train-") as scratch:  # the split comes from a label store
+        store = LabelStore(Path(scratch) / "labels.sqlite")
+        store.add(report.rows)
+        split = Split.from_dataset(store.dataset(seed=args.seed))
+        store.close()
     registry = ModelRegistry(args.out)
     metadata = train_full(
-        registry, Split.from_dataset(store.dataset(seed=args.seed)), args.body or str(default_body()),
+        registry, split, args.body or str(default_body()),
         PROFILES[args.profile], seed=args.seed, max_seq_length=args.max_seq_length, device=args.device,
     )  # fmt: skip
     registry.promote(metadata.version)

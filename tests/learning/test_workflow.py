@@ -51,13 +51,15 @@ def test_train_elsewhere_import_refit_rollback(tmp_path: Path) -> None:
     assert len(exported.read_text().splitlines()) == len(texts)
 
     # "The GPU box": the standalone entry point, here on the CPU with the small profile.
-    remote = tmp_path / "remote-registry"
+    remote, scratch = tmp_path / "remote-registry", tmp_path / "tmp"
+    scratch.mkdir()
     result = subprocess.run(
         [sys.executable, "-m", "bizstream_plugins.setfit.standalone", "--labels", str(exported), "--out", str(remote),
          "--profile", "cpu", "--device", "cpu"],
-        env=env, cwd=ROOT, capture_output=True, text=True,
+        env={**env, "TMPDIR": str(scratch)}, cwd=ROOT, capture_output=True, text=True,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
+    assert not list(scratch.glob("bizstream-train-*"))  # its scratch label store is gone
     trained = json.loads(result.stdout.strip().splitlines()[-1])
     # How well it learns is test_training's business; here, that it trained and evaluated on the held-back 20%.
     assert trained["metrics"]["eval_examples"] == 6 and trained["metrics"]["accuracy"] > 1 / 3
