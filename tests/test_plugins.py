@@ -147,10 +147,14 @@ def test_builtins_are_found_through_entry_points_under_a_bizstream_owned_name(se
 
 def test_serving_the_defaults_imports_neither_torch_nor_transformers(tmp_path: Path) -> None:
     # Issue 13, item 8: a worker serving VADER + the INT8 starter held 1.2 GB, most of it torch, imported by CryptoBERT's
-    # and LLaVA's availability checks and by the starter's ONNX export. bench/memory.py has the figures.
+    # and LLaVA's availability checks and by the starter's ONNX export; then pytesseract's optional pandas import
+    # (~80 MiB) came with OCR. bench/memory.py has the figures. A meme is read here too, so the OCR path is covered.
     code = ("import sys; from bizstream.plugins import load_pipeline; from bizstream.settings import load_settings; "
+            "from bizstream.records import Post; from bizstream.settings import LimitSettings; "
             "p = load_pipeline(load_settings(None), report=lambda s: None); "
-            "print(sorted(a.name for a in p.analyzers), [m for m in ('torch', 'transformers') if m in sys.modules])")  # fmt: skip
+            "meme = next(line for line in open('data/sample_posts.jsonl', 'rb') if b'\"image\"' in line); "
+            "assert p.process([Post.from_json(meme, LimitSettings())]).scores[0].analyzers['ocr'].error is None; "
+            "print(sorted(a.name for a in p.analyzers), [m for m in ('torch', 'transformers', 'pandas') if m in sys.modules])")  # fmt: skip
     env = child_env(bare=True, BIZSTREAM_BROKER__CACHE_DIR=str(tmp_path / "cache"), HF_HUB_OFFLINE="1")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
     assert done.returncode == 0, done.stderr

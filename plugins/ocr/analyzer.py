@@ -27,7 +27,7 @@ from bizstream.errors import AnalyzerUnavailable, ConfigError, ImageRefused
 from bizstream.images import load_image
 from bizstream.records import Post
 from bizstream.settings import LimitSettings
-from bizstream_plugins.ocr.reader import DEFAULT_STEPS, STEPS, Reading, read
+from bizstream_plugins.ocr.reader import DEFAULT_STEPS, STEPS, Reading, read, tesseract
 
 log = logging.getLogger(__name__)
 OPTIONS = {"timeout_s", "steps", "lang", "workers"}
@@ -59,7 +59,7 @@ class OcrAnalyzer:
     def load(self) -> None:
         """Tesseract and its language data must be installed; unavailable, with what to install, otherwise."""
         try:
-            import pytesseract
+            pytesseract = tesseract()
         except ImportError as exc:
             raise AnalyzerUnavailable(f"pytesseract is not installed ({exc}); pip install pytesseract") from None
         if shutil.which(pytesseract.pytesseract.tesseract_cmd) is None:

@@ -15,9 +15,11 @@ on 2 cores):
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -59,10 +61,25 @@ def candidates(image: Image.Image, steps: Sequence[str] = DEFAULT_STEPS) -> list
     return out
 
 
+def tesseract() -> Any:  # pytesseract ships no type information
+    """pytesseract, imported without pandas. It imports pandas whenever pandas is installed (setfit's dependencies
+    install it), only to offer DataFrame output, which this plugin never asks for: that alone put ~80 MiB into every
+    worker serving the defaults (bench/memory.py). Where pandas is already imported, nothing changes."""
+    if "pytesseract" in sys.modules or "pandas" in sys.modules:
+        import pytesseract
+
+        return pytesseract
+    sys.modules["pandas"] = None  # type: ignore[assignment]  # `from pandas import ...` raises ModuleNotFoundError
+    try:
+        import pytesseract
+    finally:
+        del sys.modules["pandas"]
+    return pytesseract
+
+
 def read(image: Image.Image, timeout_s: float, steps: Sequence[str] = DEFAULT_STEPS, lang: str = "eng", psm: int = PSM) -> Reading:
     """The most confident reading of the candidates, within ``timeout_s`` for all of them (TimeoutError past it)."""
-    import pytesseract
-
+    pytesseract = tesseract()
     started = time.perf_counter()
     best = Reading("", 0.0, 0.0)
     for candidate in candidates(image, steps):
