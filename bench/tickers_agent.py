@@ -15,6 +15,7 @@ import asyncio
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import orjson
@@ -33,23 +34,38 @@ TICKERS = [f"T{i:02d}X" for i in range(100)]
 T0 = 1_800_000_000.0
 
 
-async def counted(settings: Settings, since: float) -> int:
-    """Posts in the latest version of each 1-minute window published since ``since``."""
+async def timed(settings: Settings, records: list[tuple[bytes, bytes]], topic: str, out: str, done: Callable[[bytes], bool]) -> float:
+    """Seconds from producing ``records`` to ``topic`` until a record of ``out``, read as it arrives, makes ``done``
+    true (a follower started before the first record is produced, so no poll interval is measured)."""
+
+    async def follow() -> float:
+        async for m in read(settings.kafka, out, None, 900.0):
+            if done(m.value):
+                return time.monotonic()
+        raise TimeoutError("the agents did not finish")
+
+    follower = asyncio.create_task(follow())
+    await asyncio.sleep(2)  # the follower has read what the topic held and waits for more
+    started = time.monotonic()
+    await publish(settings.kafka, topic, records)
+    return await follower - started
+
+
+def counter(n: int, since: float) -> Callable[[bytes], bool]:
+    """True once the latest 1-minute windows since ``since`` add up to ``n`` posts."""
     latest: dict[tuple[str, float], int] = {}
-    async for m in read(settings.kafka, topics.TICKERS, None, 2.0):
-        w = orjson.loads(m.value)
+    total = 0
+
+    def done(value: bytes) -> bool:
+        nonlocal total
+        w = orjson.loads(value)
         if w["kind"] == "tumbling" and w["window_s"] == 60 and w["start"] >= since:
-            latest[(w["ticker"], w["start"])] = int(w["posts"])
-    return sum(latest.values())
+            key = (w["ticker"], w["start"])
+            total += int(w["posts"]) - latest.get(key, 0)
+            latest[key] = int(w["posts"])
+        return total >= n
 
-
-async def wait_until(check, timeout_s: float = 900) -> float:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if await check():
-            return time.monotonic()
-        await asyncio.sleep(0.5)
-    raise TimeoutError("the agents did not finish")
+    return done
 
 
 def main() -> None:
@@ -65,27 +81,21 @@ def main() -> None:
                                                   "created_at": T0 + i * 0.01})) for i in range(n)]  # fmt: skip
         with worker(settings, work, "worker", **env):
             time.sleep(40 if args.setfit else 15)  # both agents up and assigned (the starter installs on first use)
-            started = time.monotonic()
-            asyncio.run(publish(settings.kafka, topics.POSTS, posts))
+            seen = [0]
 
-            async def scored() -> bool:
-                return sum([1 async for _ in read(settings.kafka, topics.SCORES, n, 2.0)]) >= n
+            def scored(value: bytes) -> bool:
+                seen[0] += 1
+                return seen[0] >= n
 
-            worker_done = asyncio.run(wait_until(scored))
-        worker_rate = n / (worker_done - started)
+            worker_seconds = asyncio.run(timed(settings, posts, topics.POSTS, topics.SCORES, scored))
+        worker_rate = n / worker_seconds
 
         base = T0 + 86_400  # phase 2's windows: a day later, apart from phase 1's
         scores = [(b"t", orjson.dumps({"post_id": f"q{i}", "thread_id": "t", "score": 0.5, "label": "bullish", "confidence": 0.8,
                                        "probabilities": {}, "analyzers": {}, "scored_at": base, "posted_at": base + i * 0.01,
                                        "tickers": [TICKERS[i % 100]]})) for i in range(n)]  # fmt: skip
-        started = time.monotonic()
-        asyncio.run(publish(settings.kafka, topics.SCORES, scores))
-
-        async def all_counted() -> bool:
-            return await counted(settings, base) >= n
-
-        tickers_done = asyncio.run(wait_until(all_counted))
-        tickers_rate = n / (tickers_done - started)
+        tickers_seconds = asyncio.run(timed(settings, scores, topics.SCORES, topics.TICKERS, counter(n, base)))
+        tickers_rate = n / tickers_seconds
     print(json.dumps({"posts": n, "worker": "vader + setfit" if args.setfit else "vader", "worker_posts_per_s": round(worker_rate, 1), "tickers_posts_per_s": round(tickers_rate, 1),
                       "tickers_over_worker": round(tickers_rate / worker_rate, 2)}, indent=2))  # fmt: skip
 
