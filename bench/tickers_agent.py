@@ -34,7 +34,9 @@ TICKERS = [f"T{i:02d}X" for i in range(100)]
 T0 = 1_800_000_000.0
 
 
-async def timed(settings: Settings, records: list[tuple[bytes, bytes]], topic: str, out: str, done: Callable[[bytes], bool]) -> float:
+async def timed(
+    settings: Settings, records: list[tuple[bytes, bytes]], topic: str, out: str, done: Callable[[bytes], bool]
+) -> float:  # fmt: skip
     """Seconds from producing ``records`` to ``topic`` until a record of ``out``, read as it arrives, makes ``done``
     true (a follower started before the first record is produced, so no poll interval is measured)."""
 

@@ -85,16 +85,21 @@ def mention_group(raw: bytes) -> list[Mapping[str, Any]]:
     if not 1 <= len(group) <= GROUP_MAX:
         raise InvalidRecord(f"a record holds 1 to {GROUP_MAX} mentions, not {len(group)}")
     for m in group:
-        try:
-            source = m.get("source") if isinstance(m, dict) else None
-            valid = (isinstance(m, dict) and isinstance(m["ticker"], str) and isinstance(m["post_id"], str) and m["label"] in {s.value for s in SENTIMENTS}
-                     and all(math.isfinite(float(m[k])) for k in ("at", "score", "confidence"))
-                     and (source is None or (isinstance(source, list) and len(source) == 2 and all(type(x) is int for x in source))))  # fmt: skip
-        except (KeyError, TypeError, ValueError):
-            valid = False
-        if not valid:
+        if not _is_mention(m):
             raise InvalidRecord(f"not a mention: {str(m)[:200]}")
     return group
+
+
+def _is_mention(m: Any) -> bool:
+    if not isinstance(m, dict):
+        return False
+    source = m.get("source")
+    try:
+        return (isinstance(m["ticker"], str) and isinstance(m["post_id"], str) and m["label"] in {s.value for s in SENTIMENTS}
+                and all(math.isfinite(float(m[k])) for k in ("at", "score", "confidence"))
+                and (source is None or (isinstance(source, list) and len(source) == 2 and all(type(x) is int for x in source))))
+    except (KeyError, TypeError, ValueError):
+        return False
 
 
 def window_start(at: float, size: int) -> int:
@@ -113,9 +118,10 @@ def count(bucket: Bucket | None, mention: Mapping[str, Any], offset: int) -> Buc
     among the bucket's RECENT_POSTS latest (scored twice)."""
     b: Bucket = bucket or {"n": 0, "sum": 0.0, "wsum": 0.0, "wconf": 0.0, "labels": {}, "sarc_sum": 0.0, "sarc_n": 0,
                            "top": None, "bottom": None, "offset": -1, "recent": []}  # fmt: skip
-    source = mention.get("source")
+    source = mention.get("source")  # [partition, offset] of its Score
     sources: dict[str, int] = b.setdefault("sources", {})  # partition of the scores topic -> last Score offset counted
-    if offset <= b["offset"] or mention["post_id"] in b["recent"] or (source is not None and source[1] <= sources.get(str(source[0]), -1)):
+    routed_again = source is not None and source[1] <= sources.get(str(source[0]), -1)
+    if offset <= b["offset"] or mention["post_id"] in b["recent"] or routed_again:
         return None
     if source is not None:
         sources[str(source[0])] = source[1]
@@ -247,11 +253,12 @@ def create_tickers_app(settings: Settings) -> faust.App:
         async for batch in cast(faust.Stream[bytes], stream).take_events(ROUTE_BATCH, within=0.2):
             grouped: dict[str, list[bytes]] = {}
             for event in batch:
-                source = (event.message.partition, event.message.offset)
-                for ticker, mention in await decode_or_dead_letter(event, functools.partial(mentions, source=source), deadletter) or []:
+                parse = functools.partial(mentions, source=(event.message.partition, event.message.offset))
+                for ticker, mention in await decode_or_dead_letter(event, parse, deadletter) or []:
                     grouped.setdefault(ticker, []).append(mention)
-            pending = [await events.send(key=ticker.encode(), value=b"[" + b",".join(group[i : i + GROUP_MAX]) + b"]", force=True)
-                       for ticker, group in grouped.items() for i in range(0, len(group), GROUP_MAX)]  # fmt: skip
+            records = [(ticker, b"[" + b",".join(group[i : i + GROUP_MAX]) + b"]") for ticker, group in grouped.items()
+                       for i in range(0, len(group), GROUP_MAX)]  # fmt: skip
+            pending = [await events.send(key=ticker.encode(), value=record, force=True) for ticker, record in records]
             await asyncio.gather(*pending)
 
     @app.agent(events, name="bizstream.tickers.aggregate")
