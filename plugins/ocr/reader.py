@@ -63,7 +63,7 @@ def candidates(image: Image.Image, steps: Sequence[str] = DEFAULT_STEPS) -> list
 
 def tesseract() -> Any:  # pytesseract ships no type information
     """pytesseract, imported without pandas. It imports pandas whenever pandas is installed (setfit's dependencies
-    install it), only to offer DataFrame output, which this plugin never asks for: that alone put ~80 MiB into every
+    install it), only to offer DataFrame output, which this plugin never asks for: that alone put ~65 MiB into every
     worker serving the defaults (bench/memory.py). Where pandas is already imported, nothing changes."""
     if "pytesseract" in sys.modules or "pandas" in sys.modules:
         import pytesseract
