@@ -112,11 +112,7 @@ class LabelSession:
         label = Label(post.post_id, rating, self.labeler, text=post.text)
         row = LabelRow(post.post_id, post.text, rating, self.labeler, post.thread_id, "human", label.labeled_at)
         with transaction(self.labels.db):  # the label and its outbox entry together, or neither
-            self.labels.db.execute(
-                "INSERT OR REPLACE INTO training_labels (post_id, text, rating, labeler, thread_id, source, labeled_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (row.post_id, row.text, row.rating, row.labeler, row.thread_id, row.source, row.labeled_at),
-            )
+            self.labels.write([row])
             self.labels.db.execute("INSERT INTO label_outbox (post_id, payload) VALUES (?, ?)", (post.post_id, label.to_json()))
         self.done.append(("label", self.queue.pop(0)))
         self.labelled += 1

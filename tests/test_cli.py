@@ -11,6 +11,7 @@ import typer
 from typer.testing import CliRunner
 
 from bizstream.cli import app
+from bizstream.store.labels import LabelStore
 from tests.conftest import NO_BROKER, ROOT, child_env
 
 runner = CliRunner()
@@ -150,8 +151,10 @@ def test_labels_import_says_how_many_are_new(tmp_path: Path, monkeypatch: pytest
     again = runner.invoke(app, ["labels", "import", str(labels)])
     assert "2 new, 0 already there" in first.output and "0 new, 2 already there" in again.output
     assert "the store holds 2 labels" in again.output
+    assert LabelStore(tmp_path / "db.sqlite").count_since(0) == 2  # and new to the trainer once
     exported = runner.invoke(app, ["labels", "export", "-"])  # to stdout, for a pipe
     assert sorted(orjson.loads(line)["text"] for line in exported.stdout.splitlines()) == ["moon soon", "rekt"]
+    assert not [line for line in exported.stdout.splitlines() if "arrival" in orjson.loads(line)]  # this store's own
 
 
 def test_the_sample_labels_import_cleanly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -63,7 +63,7 @@ def labels_export(
     rows = LabelStore(load(config).store_path).rows()
     with contextlib.nullcontext(sys.stdout.buffer) if str(file) == "-" else file.open("wb") as fh:
         for row in rows:
-            fh.write(orjson.dumps(asdict(row)) + b"\n")
+            fh.write(orjson.dumps({k: v for k, v in asdict(row).items() if k != "arrival"}) + b"\n")  # arrival: this store's
     err.print(f"wrote {len(rows)} labels to {'stdout' if str(file) == '-' else file}")
 
 

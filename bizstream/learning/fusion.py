@@ -256,9 +256,9 @@ def fusion_registry(root: Path) -> ModelRegistry:
 
 
 def save_fusion(registry: ModelRegistry, fusion: LearnedFusion, parent: str | None, metrics: dict[str, float],
-                fingerprint: str, kind: str = "pool", fitted_up_to: float | None = None) -> ModelMetadata:  # fmt: skip
+                fingerprint: str, kind: str = "pool", fitted_through: int | None = None) -> ModelMetadata:  # fmt: skip
     """Add a version (not promoted) holding the fusion (``kind``: pool, or alone:<analyzer>), its checksum in the
-    metadata, and when the newest label it was fitted on was given (``fitted_up_to``, for the next gate)."""
+    metadata, and the arrival number of the newest label it was fitted on (``fitted_through``, for the next gate)."""
     payload = fusion.to_json()
     staged = registry.staging()
     (staged / PAYLOAD).write_bytes(payload)
@@ -268,7 +268,7 @@ def save_fusion(registry: ModelRegistry, fusion: LearnedFusion, parent: str | No
         params={"weights": dict(zip(fusion.analyzers, fusion.weights.round(4).tolist(), strict=True)),
                 "temperature": fusion.temperature,
                 "sha256": hashlib.sha256(payload).hexdigest(),
-                **({} if fitted_up_to is None else {"fitted_up_to": fitted_up_to})},
+                **({} if fitted_through is None else {"fitted_through": fitted_through})},
     )  # fmt: skip
     registry.add_version(staged, metadata)
     return metadata
@@ -384,7 +384,7 @@ def train_fusion(settings: Settings, pipeline: Pipeline | None = None) -> Outcom
         # A job with no new labels (`train --now`, a drift event) would fit the same fusion again and promote a copy.
         return UpToDate(f"{serving} keeps fusing: it was fitted on these {len(held_back)} held-back labels with these models")
     try:
-        results, labels, labeled_at = [], [], []
+        results, labels, arrivals, labeled_at = [], [], [], []
         for i in range(0, len(held_back), 64):
             rows = held_back[i : i + 64]
             scored = pipeline.process([Post(id=r.post_id, text=r.text, thread_id=r.thread_id or r.post_id) for r in rows])
@@ -393,6 +393,7 @@ def train_fusion(settings: Settings, pipeline: Pipeline | None = None) -> Outcom
                 if r.post_id in by_id:
                     results.append(dict(by_id[r.post_id].analyzers))
                     labels.append(r.sentiment)
+                    arrivals.append(r.arrival)
                     labeled_at.append(r.labeled_at)
         analyzers = [a.name for a in pipeline.analyzers]
     finally:
@@ -417,7 +418,9 @@ def train_fusion(settings: Settings, pipeline: Pipeline | None = None) -> Outcom
     if serving is not None and meta is not None:
         current = load_fusion(registry, serving)
         baseline = current.predict_proba(current.features(results))
-        unseen = np.array(labeled_at) > float(meta.params.get("fitted_up_to", meta.created_at))
+        through = meta.params.get("fitted_through")  # a fusion saved before arrival numbers: by the labelers' clocks
+        unseen = (np.array(arrivals) > int(through) if through is not None
+                  else np.array(labeled_at) > float(meta.params.get("fitted_up_to", meta.created_at)))  # fmt: skip
         if not unseen.any():  # new models, no new labels: the serving one on its own labels, a bar set high
             unseen[:] = True
     else:
@@ -426,7 +429,7 @@ def train_fusion(settings: Settings, pipeline: Pipeline | None = None) -> Outcom
     gate, worse = fusion_gate(fitted.out_of_fold[unseen], baseline[unseen], [y for y, u in zip(labels, unseen, strict=True) if u],
                               settings.trainer.gate_margin, min_examples=None if serving is None else 0)  # fmt: skip
     metrics = {**describe(fitted, labels, baseline), "train_examples": float(len(labels))}
-    candidate = save_fusion(registry, fitted.fusion, serving, metrics, fingerprint, fitted.what, max(labeled_at))
+    candidate = save_fusion(registry, fitted.fusion, serving, metrics, fingerprint, fitted.what, max(arrivals))
     against = serving or "the fixed weights"
     chose = "every analyzer pooled" if fitted.what == "pool" else f"{fitted.what.removeprefix('alone:')} alone, calibrated"
     on = f"{int(unseen.sum())} held-back posts" + ("" if serving is None or unseen.all() else f" labelled since {serving}")

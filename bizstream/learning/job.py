@@ -34,8 +34,9 @@ from bizstream.store.trainer_state import RecentPosts, TrainerState
 
 log = logging.getLogger(__name__)
 RUNNING = "job_running"  # marker key: the reason of the job in progress
-LAST_TRAINED_AT = "last_trained_at"  # labels up to this time have been trained on
-LAST_FULL_AT = "last_full_at"  # labels up to this time have been in a full fine-tune of the body
+# Where the trainer is in the order labels reached its store (bizstream.store.labels: arrival numbers, not times).
+LAST_TRAINED = "last_trained_arrival"  # labels up to this arrival number have been trained on
+LAST_FULL = "last_full_arrival"  # labels up to this arrival number have been in a full fine-tune of the body
 HEAD_ACCURACIES = "head_accuracies"  # JSON list: each head refit's accuracy on the holdout's new labels, since the last full
 PRIMARY = "setfit"  # the model every job retrains; trainer.cryptobert adds CryptoBERT
 
@@ -89,7 +90,7 @@ def _train_and_gate(
 ) -> tuple[JobResult, list[Outcome]]:
     t = settings.trainer
     # A full fine-tune learns from every label since the last full one; a head refit from those since the last job.
-    since = float(state.get(LAST_FULL_AT if t.mode == "full" else LAST_TRAINED_AT, "0") or 0)
+    since = int(state.get(LAST_FULL if t.mode == "full" else LAST_TRAINED, "0") or 0)
     started_at = time.time()
     new = store.rows_since(since)
     if len(new) < 5 and reason == "drift":
@@ -158,14 +159,14 @@ def _train_and_gate(
         except AnalyzerUnavailable as exc:
             log.warning("cryptobert not retrained: %s", exc)
     # What was trained on is remembered in the replay buffer (never the holdout), and the clock moves on.
-    replay.add_many([Example(r.post_id, r.text, r.rating) for r in sorted(new_train, key=lambda r: r.labeled_at)])
+    replay.add_many([Example(r.post_id, r.text, r.rating) for r in sorted(new_train, key=lambda r: r.arrival)])
     replay.close()
-    trained_up_to = str(max(r.labeled_at for r in new))
+    trained_up_to = str(max(r.arrival for r in new))
     if outcome.candidate.kind == "full":
-        state.set(**{LAST_TRAINED_AT: trained_up_to, LAST_FULL_AT: trained_up_to, HEAD_ACCURACIES: "[]"})
+        state.set(**{LAST_TRAINED: trained_up_to, LAST_FULL: trained_up_to, HEAD_ACCURACIES: "[]"})
     else:  # for the plateau rule (bizstream.stream.trainer.due): does refitting the head still help?
         history = json.loads(state.get(HEAD_ACCURACIES, "[]") or "[]") + [outcome.gate.get("recent_accuracy", 0.0)]
-        state.set(**{LAST_TRAINED_AT: trained_up_to, HEAD_ACCURACIES: json.dumps(history[-20:])})
+        state.set(**{LAST_TRAINED: trained_up_to, HEAD_ACCURACIES: json.dumps(history[-20:])})
     metrics: dict[str, float] = {
         "new_labels": float(len(new_train)), "replay_labels": float(n_replay), "pseudo_labels": float(len(pseudo)),
         **outcome.gate,

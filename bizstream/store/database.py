@@ -39,6 +39,21 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TABLE label_outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, post_id TEXT NOT NULL, payload BLOB NOT NULL);
     CREATE TABLE labeler_skips (post_id TEXT NOT NULL, labeler TEXT NOT NULL, PRIMARY KEY (post_id, labeler));
     """,
+    # "New since the last training" is counted in the order labels reach the store, not by the time a labeler's
+    # clock gave them: a late label (imported, re-sent, or from a machine whose clock is behind) is new all the same.
+    # Rows already there are numbered by time, and the trainer's "trained up to <time>" becomes the same point in
+    # that order.
+    """
+    ALTER TABLE training_labels ADD COLUMN arrival INTEGER NOT NULL DEFAULT 0;
+    UPDATE training_labels SET arrival = numbered.n
+        FROM (SELECT rowid AS r, ROW_NUMBER() OVER (ORDER BY labeled_at, post_id, labeler) AS n FROM training_labels)
+        AS numbered WHERE training_labels.rowid = numbered.r;
+    CREATE INDEX training_labels_by_arrival ON training_labels (arrival);
+    UPDATE trainer_state SET key = 'last_trained_arrival', value = (SELECT CAST(COALESCE(MAX(arrival), 0) AS TEXT)
+        FROM training_labels WHERE labeled_at <= CAST(trainer_state.value AS REAL)) WHERE key = 'last_trained_at';
+    UPDATE trainer_state SET key = 'last_full_arrival', value = (SELECT CAST(COALESCE(MAX(arrival), 0) AS TEXT)
+        FROM training_labels WHERE labeled_at <= CAST(trainer_state.value AS REAL)) WHERE key = 'last_full_at';
+    """,
 )
 
 
@@ -57,7 +72,7 @@ def connect(path: Path) -> sqlite3.Connection:
     with transaction(db):
         (version,) = db.execute("PRAGMA user_version").fetchone()
         for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-            for statement in filter(str.strip, script.split(";")):  # DDL only: no ';' inside a statement
+            for statement in filter(str.strip, script.split(";")):  # no ';' inside a statement
                 db.execute(statement)
             db.execute(f"PRAGMA user_version = {number}")
     return db

@@ -23,12 +23,23 @@ class LabelRow:
     labeler: str
     thread_id: str | None = None
     source: str = "human"
-    labeled_at: float = field(default_factory=time.time)
+    labeled_at: float = field(default_factory=time.time)  # by the labeler's clock
+    arrival: int = 0  # its place in the order labels reached this store (1, 2, ...; 0 before it is stored)
 
     @property
     def sentiment(self) -> str:
         """bearish / neutral / bullish."""
         return Sentiment.from_rating(self.rating).value
+
+
+_UPSERT = """
+    INSERT INTO training_labels (post_id, text, rating, labeler, thread_id, source, labeled_at, arrival)
+    VALUES (?, ?, ?, ?, ?, ?, ?, (SELECT COALESCE(MAX(arrival), 0) + 1 FROM training_labels))
+    ON CONFLICT (post_id, labeler) DO UPDATE SET text = excluded.text, rating = excluded.rating,
+        thread_id = excluded.thread_id, source = excluded.source, labeled_at = excluded.labeled_at,
+        arrival = CASE WHEN (text, rating, source) IS (excluded.text, excluded.rating, excluded.source) THEN arrival
+                       ELSE excluded.arrival END
+"""
 
 
 class LabelStore:
@@ -43,15 +54,18 @@ class LabelStore:
         self.db.close()
 
     def add(self, rows: Iterable[LabelRow]) -> int:
-        """Insert or replace rows (one per post and labeler), all in one transaction; returns how many."""
+        """Insert or replace rows (one per post and labeler), all in one transaction; returns how many. A new row, or
+        one whose text, rating or source changed, takes the next arrival number (so it counts as new since the last
+        training); the same label stored again (a re-delivered message, a file imported twice) keeps its place."""
         rows = list(rows)
         with transaction(self.db):
-            self.db.executemany(
-                "INSERT OR REPLACE INTO training_labels (post_id, text, rating, labeler, thread_id, source, labeled_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [astuple(r) for r in rows],
-            )
+            self.write(rows)
         return len(rows)
+
+    def write(self, rows: Iterable[LabelRow]) -> None:
+        """What :meth:`add` does, inside the caller's transaction (the labeler writes a label and its outbox entry
+        together)."""
+        self.db.executemany(_UPSERT, [astuple(r)[:7] for r in rows])
 
     def retract(self, post_id: str, labeler: str, before: float) -> int:
         """Forget this labeler's label of a post given no later than ``before`` (a retraction's time); how many went."""
@@ -60,24 +74,24 @@ class LabelStore:
                                      (post_id, labeler, before))  # fmt: skip
         return cursor.rowcount
 
-    def rows(self, source: str | None = None) -> list[LabelRow]:
-        """Every row (of one source, if given), oldest first."""
-        query = "SELECT post_id, text, rating, labeler, thread_id, source, labeled_at FROM training_labels"
-        args: tuple[Any, ...] = ()
+    def rows(self, source: str | None = None, after: int = -1) -> list[LabelRow]:
+        """Every row (of one source, if given; that came after arrival number ``after``), in the order they came."""
+        query = "SELECT post_id, text, rating, labeler, thread_id, source, labeled_at, arrival FROM training_labels WHERE arrival > ?"
+        args: tuple[Any, ...] = (after,)
         if source is not None:
-            query += " WHERE source = ?"
-            args = (source,)
-        return [LabelRow(*r) for r in self.db.execute(query + " ORDER BY labeled_at, post_id", args)]
+            query += " AND source = ?"
+            args = (after, source)
+        return [LabelRow(*r) for r in self.db.execute(query + " ORDER BY arrival", args)]
 
-    def count_since(self, labeled_after: float) -> int:
-        """How many human labels were given after a time."""
-        query = "SELECT COUNT(*) FROM training_labels WHERE labeled_at > ? AND source = 'human'"
-        (n,) = self.db.execute(query, (labeled_after,)).fetchone()
+    def count_since(self, arrival: int) -> int:
+        """How many human labels came after arrival number ``arrival``."""
+        query = "SELECT COUNT(*) FROM training_labels WHERE arrival > ? AND source = 'human'"
+        (n,) = self.db.execute(query, (arrival,)).fetchone()
         return int(n)
 
-    def rows_since(self, labeled_after: float) -> list[LabelRow]:
-        """Human labels given after a time, oldest first."""
-        return [r for r in self.rows(source="human") if r.labeled_at > labeled_after]
+    def rows_since(self, arrival: int) -> list[LabelRow]:
+        """Human labels that came after arrival number ``arrival``, in the order they came."""
+        return self.rows(source="human", after=arrival)
 
     def count(self) -> int:
         """How many rows."""

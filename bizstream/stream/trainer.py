@@ -23,7 +23,7 @@ import faust
 
 from bizstream import metrics
 from bizstream.errors import InvalidRecord
-from bizstream.learning.job import HEAD_ACCURACIES, LAST_FULL_AT, LAST_TRAINED_AT, RUNNING
+from bizstream.learning.job import HEAD_ACCURACIES, LAST_FULL, LAST_TRAINED, RUNNING
 from bizstream.records import DriftEvent, Label, ModelEvent, Post
 from bizstream.settings import Settings
 from bizstream.store.labels import LabelRow, LabelStore
@@ -93,10 +93,10 @@ def due(settings: Settings, store: LabelStore, state: TrainerState) -> str | Non
     since the last full one); else trainer.mode when trainer.retrain_after have come since the last training; else
     None."""
     t = settings.trainer
-    since_full = store.count_since(float(state.get(LAST_FULL_AT, "0") or 0))
+    since_full = store.count_since(int(state.get(LAST_FULL, "0") or 0))
     if t.full_after and since_full >= t.full_after:
         return "full"
-    if store.count_since(float(state.get(LAST_TRAINED_AT, "0") or 0)) < t.retrain_after:
+    if store.count_since(int(state.get(LAST_TRAINED, "0") or 0)) < t.retrain_after:
         return None
     recent = json.loads(state.get(HEAD_ACCURACIES, "[]") or "[]")[-t.plateau_jobs :] if t.plateau_jobs else []
     if recent and len(recent) == t.plateau_jobs and max(recent[1:], default=recent[0]) <= recent[0] + t.plateau_delta and since_full >= t.retrain_after:
@@ -177,7 +177,7 @@ def create_trainer_app(settings: Settings) -> faust.App:
     def status() -> str | None:
         if not any(seen.values()):
             return None
-        waiting = store.count_since(float(state.get(LAST_TRAINED_AT, "0") or 0))
+        waiting = store.count_since(int(state.get(LAST_TRAINED, "0") or 0))
         return (f"{seen['stored']} labels received, {seen['textless']} without text passed over (image-only posts: "
                 f"nothing for a text model), {seen['retracted']} retracted"
                 + (f", {seen['unsigned']} dead-lettered as not signed with kafka.labels_key (is it set where they were labelled?)"

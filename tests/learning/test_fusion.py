@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Sequence
 
 import numpy as np
@@ -167,8 +168,9 @@ def test_the_pipeline_serves_the_learned_fusion_and_says_so() -> None:
         pipeline.close()
 
 
-def store_labels(settings: Settings, posts: Sequence[Post], labels: Sequence[str]) -> None:
-    LabelStore(settings.store_path).add([LabelRow(p.id, p.text, Sentiment(y).rating, "tester", p.thread_id) for p, y in zip(posts, labels, strict=True)])
+def store_labels(settings: Settings, posts: Sequence[Post], labels: Sequence[str], at: float | None = None) -> None:
+    LabelStore(settings.store_path).add([LabelRow(p.id, p.text, Sentiment(y).rating, "tester", p.thread_id, labeled_at=at or time.time())
+                                         for p, y in zip(posts, labels, strict=True)])  # fmt: skip
 
 
 def test_the_job_fits_gates_and_promotes_a_fusion(settings: Settings) -> None:
@@ -193,9 +195,10 @@ def test_the_job_fits_gates_and_promotes_a_fusion(settings: Settings) -> None:
     # Nothing new (no labels, the same models): no copy of it is fitted, promoted and announced.
     again = train_fusion(settings, pipeline)
     assert isinstance(again, UpToDate) and again.startswith(f"{first.candidate.version} keeps fusing")
-    # With new labels, the next one is compared with the one serving now, and says so.
+    # With new labels, the next one is compared with the one serving now, and says so; new as they came, whatever
+    # their labeler's clock said (these were given a year ago, somewhere else).
     posts, labels = labelled_posts(60, seed=5)
-    store_labels(settings, posts, labels)
+    store_labels(settings, posts, labels, at=time.time() - 365 * 86_400)
     second = train_fusion(settings, pipeline)
     assert not isinstance(second, str) and second.serving_before == first.candidate.version
     # Compared where neither was fitted: the serving fusion only on the held-back labels that came after it.

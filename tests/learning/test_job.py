@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bizstream.learning.dataset import Split, in_holdout
-from bizstream.learning.job import LAST_FULL_AT, LAST_TRAINED_AT, RUNNING, run_training_job
+from bizstream.learning.job import LAST_FULL, LAST_TRAINED, RUNNING, run_training_job
 from bizstream.learning.registry import ModelMetadata, ModelRegistry
 from bizstream.learning.replay import ReplayBuffer
 from bizstream.settings import Settings
@@ -55,7 +55,7 @@ def test_a_candidate_that_forgets_is_not_promoted(trained: tuple[ModelRegistry, 
     assert "holdout_examples" not in first.metrics  # with no earlier labels the recent ones are the whole holdout
     # Only what was trained on is remembered for replay: never the evaluation holdout.
     assert len(ReplayBuffer(settings.store_path.with_name("replay.sqlite"), 2000)) == 60 - len(holdout)
-    assert TrainerState(settings.store_path).get(RUNNING) is None and float(TrainerState(settings.store_path).get(LAST_TRAINED_AT) or 0) > 1000
+    assert TrainerState(settings.store_path).get(RUNNING) is None and TrainerState(settings.store_path).get(LAST_TRAINED) == "60"
 
     # New labels that say the opposite of everything before, about the same coins and more: learning them, the
     # candidate does badly on the earlier holdout labels (it forgot), so the serving model stays.
@@ -95,7 +95,7 @@ def test_a_killed_job_leaves_the_serving_model_and_resumes(trained: tuple[ModelR
     job.wait()
     assert registry.serving() == serving  # untouched
     assert TrainerState(settings.store_path).get(RUNNING) == "labels"  # the marker says a job must be resumed
-    assert TrainerState(settings.store_path).get(LAST_TRAINED_AT) is None
+    assert TrainerState(settings.store_path).get(LAST_TRAINED) is None
     result = run_training_job(settings.replace(trainer={"mode": "head"}), "labels")
     assert result.candidate is not None and TrainerState(settings.store_path).get(RUNNING) is None
 
@@ -116,9 +116,9 @@ def test_a_full_job_learns_from_every_label_since_the_last_full_one(trained: tup
     store, state = LabelStore(settings.store_path), TrainerState(settings.store_path)
     store.add(label_rows(["$BTC", "$ETH"], flip=False, at=1000.0))
     head = run_training_job(settings, "labels")  # a head refit: the clock of head jobs moves on
-    assert registry.metadata(head.candidate or "").kind == "head" and state.get(LAST_FULL_AT) is None
+    assert registry.metadata(head.candidate or "").kind == "head" and state.get(LAST_FULL) is None
     store.add(label_rows(["$SOL", "$DOGE"], flip=False, at=2000.0))
     full = run_training_job(settings.replace(trainer={"mode": "full"}), "labels")
     assert registry.metadata(full.candidate or "").kind == "full"
     assert full.metrics["new_labels"] > head.metrics["new_labels"]  # all four coins' labels, not only the last two
-    assert float(state.get(LAST_FULL_AT) or 0) > 2000
+    assert state.get(LAST_FULL) == str(max(r.arrival for r in store.rows(source="human")))
