@@ -384,7 +384,7 @@ def train_fusion(settings: Settings, pipeline: Pipeline | None = None) -> Outcom
         # A job with no new labels (`train --now`, a drift event) would fit the same fusion again and promote a copy.
         return UpToDate(f"{serving} keeps fusing: it was fitted on these {len(held_back)} held-back labels with these models")
     try:
-        results, labels, arrivals, labeled_at = [], [], [], []
+        results, labels, arrivals = [], [], []
         for i in range(0, len(held_back), 64):
             rows = held_back[i : i + 64]
             scored = pipeline.process([Post(id=r.post_id, text=r.text, thread_id=r.thread_id or r.post_id) for r in rows])
@@ -394,7 +394,6 @@ def train_fusion(settings: Settings, pipeline: Pipeline | None = None) -> Outcom
                     results.append(dict(by_id[r.post_id].analyzers))
                     labels.append(r.sentiment)
                     arrivals.append(r.arrival)
-                    labeled_at.append(r.labeled_at)
         analyzers = [a.name for a in pipeline.analyzers]
     finally:
         if own:
@@ -418,9 +417,8 @@ def train_fusion(settings: Settings, pipeline: Pipeline | None = None) -> Outcom
     if serving is not None and meta is not None:
         current = load_fusion(registry, serving)
         baseline = current.predict_proba(current.features(results))
-        through = meta.params.get("fitted_through")  # a fusion saved before arrival numbers: by the labelers' clocks
-        unseen = (np.array(arrivals) > int(through) if through is not None
-                  else np.array(labeled_at) > float(meta.params.get("fitted_up_to", meta.created_at)))  # fmt: skip
+        # A fusion saved before arrival numbers has none (0): it is compared on every held-back label, once.
+        unseen = np.array(arrivals) > int(meta.params.get("fitted_through", 0))
         if not unseen.any():  # new models, no new labels: the serving one on its own labels, a bar set high
             unseen[:] = True
     else:
